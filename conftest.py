@@ -1,0 +1,10 @@
+"""Root conftest: loads stackcheck's fixture plugins for the conformance suites."""
+
+pytest_plugins = ["fixtures.lab", "fixtures.hosts", "fixtures.etcd", "fixtures.labels"]
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The harness's own tests run with their own command (see README), never with the suites."""
+    if collection_path.name == "tests" and collection_path.parent == config.rootpath:
+        return True
+    return None

@@ -1,0 +1,97 @@
+"""The provisioner interface (think Molecule's driver base)."""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from stackcheck.lab import Host, Lab
+
+
+class ProvisionerError(RuntimeError):
+    """A provisioner could not do what was asked; the message is for an operator."""
+
+
+@dataclass
+class ProvisionConfig:
+    """What a provisioner is asked to build."""
+
+    run_id: str
+    state_dir: Path
+    inventory: Path | None = None
+    hosts: int = 3
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceResult:
+    host: str
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class Provisioner(ABC):
+    """Turns a config into a Lab, tears it down, and controls services for faults."""
+
+    name: ClassVar[str] = "base"
+
+    @abstractmethod
+    def create(self, config: ProvisionConfig) -> Lab:
+        """Build (or adopt) a lab. ``Lab.owned`` says whether destroy() must remove it."""
+
+    @abstractmethod
+    def destroy(self, lab: Lab) -> None:
+        """Remove what create() made for this lab; never anything else."""
+
+    def abort(self, config: ProvisionConfig) -> None:  # noqa: B027 - optional hook
+        """Remove whatever an interrupted create() left behind (default: nothing to do)."""
+
+    def status(self, lab: Lab) -> dict[str, dict[str, str]]:
+        """Per host, per service: a short state word. Default: ask each host over SSH."""
+        out: dict[str, dict[str, str]] = {}
+        for host in lab.hosts:
+            control = lab.control_for(host)
+            out[host.name] = {
+                service: ("active" if self.service(lab, host, service, "is_active").ok
+                          else "inactive")
+                for service in control.units
+            }
+        return out
+
+    def service(
+        self, lab: Lab, host: Host, service: str, action: str, timeout: float = 60
+    ) -> ServiceResult:
+        """Stop/start/restart/is_active a service (default: the inventory's command over SSH)."""
+        from stackcheck.ssh import host_connection
+
+        command = lab.control_for(host).command(action, service)
+        conn = host_connection(lab, host)
+        result = conn.run(f"timeout {int(timeout)} sh -c {shlex.quote(command)}")
+        return ServiceResult(host.name, command, result.rc, result.stdout, result.stderr)
+
+    def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
+        """Reboot a host and return once it is back (new boot id)."""
+        from stackcheck.ssh import host_connection, reconnect
+        from stackcheck.waits import wait_for
+
+        conn = host_connection(lab, host)
+        before = conn.file("/proc/sys/kernel/random/boot_id").content_string.strip()
+        conn.run(lab.control_for(host).reboot)
+
+        def new_boot_id() -> bool:
+            try:
+                now = reconnect(lab, host).file("/proc/sys/kernel/random/boot_id")
+                return now.content_string.strip() != before
+            except Exception:  # noqa: BLE001 - host is down while it reboots
+                return False
+
+        wait_for(new_boot_id, timeout=timeout, interval=2, what=f"{host.name} to reboot")

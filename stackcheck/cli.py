@@ -1,0 +1,160 @@
+"""The ``stackcheck`` command: manage a lab outside pytest, run the suites, report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from provisioners import ProvisionConfig, ProvisionerError, available, get_provisioner
+from stackcheck.lab import InventoryError, Lab, load_inventory
+
+console = Console(stderr=True)
+DEFAULT_LAB_DIR = Path(".stackcheck/lab")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]stackcheck:[/red] {message}")
+    sys.exit(2)
+
+
+def _parse_options(items: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+def _load_lab(lab_dir: Path, inventory: Path | None) -> Lab:
+    path = inventory or lab_dir / "inventory.yaml"
+    if not path.exists():
+        _fail(f"no lab inventory at {path}; start one with 'stackcheck lab up'")
+    return load_inventory(path)
+
+
+@click.group()
+@click.version_option(package_name="stackcheck")
+def main() -> None:
+    """stackcheck: prove a microservices lab works, layer by layer."""
+
+
+@main.group()
+def lab() -> None:
+    """Provision, inspect and tear down a lab outside pytest."""
+
+
+@lab.command("up")
+@click.option("--provisioner", "name", default="local", show_default=True,
+              type=click.Choice(available()))
+@click.option("--hosts", default=3, show_default=True, type=click.IntRange(1, 64))
+@click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
+@click.option("--inventory", type=Path, help="inventory file (existing provisioner)")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="provisioner-specific option, repeatable")
+def lab_up(name: str, hosts: int, lab_dir: Path, inventory: Path | None,
+           options: tuple[str, ...]) -> None:
+    """Provision a lab (a healthy running one is reused) and print its inventory path."""
+    config = ProvisionConfig(
+        run_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        state_dir=lab_dir.resolve(),
+        inventory=inventory,
+        hosts=hosts,
+        options=_parse_options(options),
+    )
+    provisioner = get_provisioner(name)
+    try:
+        created = provisioner.create(config)
+    except (ProvisionerError, InventoryError) as exc:
+        _fail(str(exc))
+    except BaseException:
+        provisioner.abort(config)
+        raise
+    verb = "created" if created.owned else "reused"
+    console.print(f"lab {created.name!r} {verb}: {len(created.hosts)} host(s)")
+    click.echo(str(lab_dir.resolve() / "inventory.yaml"))
+
+
+@lab.command("status")
+@click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
+@click.option("--inventory", type=Path, help="inventory of the lab (default: the local lab's)")
+def lab_status(lab_dir: Path, inventory: Path | None) -> None:
+    """Show each host and the state of its services."""
+    try:
+        current = _load_lab(lab_dir, inventory)
+        name = current.provisioner if inventory is None else "existing"
+        states = get_provisioner(name).status(current)
+    except (ProvisionerError, InventoryError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"lab {current.name} ({current.provisioner})")
+    table.add_column("host")
+    table.add_column("address")
+    table.add_column("roles")
+    table.add_column("services")
+    for host in current.hosts:
+        services = states.get(host.name, {})
+        shown = " ".join(
+            f"[{'green' if s == 'active' else 'red'}]{svc}:{s}[/]" for svc, s in services.items()
+        )
+        table.add_row(host.name, host.address, ",".join(host.roles), shown)
+    Console().print(table)
+    bad = [s for per_host in states.values() for s in per_host.values() if s != "active"]
+    sys.exit(1 if bad else 0)
+
+
+@lab.command("down")
+@click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
+def lab_down(lab_dir: Path) -> None:
+    """Tear down the lab recorded in LAB_DIR (works after a crash too)."""
+    started = time.monotonic()
+    inventory = lab_dir / "inventory.yaml"
+    try:
+        recorded = load_inventory(inventory) if inventory.exists() else None
+    except InventoryError:
+        recorded = None  # a broken inventory must not keep the state folder from cleanup
+    try:
+        if recorded is not None and recorded.provisioner not in ("local", "existing"):
+            get_provisioner(recorded.provisioner).destroy(recorded)
+        else:
+            config = ProvisionConfig(run_id="down", state_dir=lab_dir.resolve())
+            get_provisioner("local").abort(config)
+    except ProvisionerError as exc:
+        _fail(str(exc))
+    console.print(f"lab in {lab_dir} torn down in {time.monotonic() - started:.1f}s")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--inventory", type=Path, help="run against this existing lab")
+@click.option("--alluredir", type=Path, default=Path("allure-results"), show_default=True)
+@click.pass_context
+def run(ctx: click.Context, inventory: Path | None, alluredir: Path) -> None:
+    """Run the conformance suites: pytest -n auto with stackcheck's defaults.
+
+    Extra arguments are passed to pytest (e.g. -k etcd, -m 'not disruptive').
+    """
+    args = [sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
+            f"--alluredir={alluredir}"]
+    if inventory:
+        args.append(f"--inventory={inventory}")
+    args.extend(ctx.args)
+    console.print("$ " + " ".join(args[1:]))
+    os.execv(sys.executable, args)
+
+
+@main.command()
+def report() -> None:
+    """Render the Allure report and the regression summary (not built yet)."""
+    _fail("'stackcheck report' is not implemented yet; the raw Allure results are in "
+          "allure-results/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The Lab model: what a provisioner hands to the suites, and its YAML inventory.
+
+One inventory file describes one lab. Relative paths in it resolve against the
+folder of the inventory file. A malformed file raises :class:`InventoryError`
+with one line naming the file, the line, the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_FLANNEL_PREFIX = "/coreos.com/network"
+KNOWN_ROLES = frozenset({"etcd", "master", "node", "atomic", "docker", "flannel"})
+
+
+class InventoryError(ValueError):
+    """A malformed inventory; the message is meant for an operator, not a traceback."""
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = value.expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+def _must_exist(value: Path) -> Path:
+    if not value.exists():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+RelPath = Annotated[Path, AfterValidator(_resolve)]
+ExistingPath = Annotated[Path, AfterValidator(_resolve), AfterValidator(_must_exist)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SSHAccess(_Model):
+    """How to reach a host over SSH. Host keys are always checked against known_hosts."""
+
+    user: str = "root"
+    port: int = Field(22, ge=1, le=65535)
+    identity_file: ExistingPath | None = None
+    known_hosts: ExistingPath
+    connect_timeout: float = Field(10.0, gt=0)
+
+
+class ServiceControl(_Model):
+    """Shell command templates run on a host to control its services.
+
+    ``{unit}`` is replaced by the unit name of the service (see ``units``).
+    """
+
+    stop: str = "systemctl stop {unit}"
+    start: str = "systemctl start {unit}"
+    restart: str = "systemctl restart {unit}"
+    is_active: str = "systemctl is-active --quiet {unit}"
+    reboot: str = "systemctl reboot"
+    units: dict[str, str] = Field(
+        default_factory=lambda: {
+            "etcd": "etcd",
+            "docker": "docker",
+            "flannel": "flanneld",
+            "kubelet": "kubelet",
+            "sshd": "sshd",
+        }
+    )
+
+    def command(self, action: str, service: str) -> str:
+        if action not in {"stop", "start", "restart", "is_active", "reboot"}:
+            raise ValueError(f"unknown service action {action!r}")
+        unit = self.units.get(service, service)
+        return getattr(self, action).format(unit=unit)
+
+
+class Host(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    address: str
+    roles: list[str] = Field(default_factory=list)
+    ssh: SSHAccess | None = None
+    service_control: ServiceControl | None = None
+    ostree_sysroot: str = Field("/", description="where the host's ostree sysroot lives")
+
+    @field_validator("address")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"expected an IP address, got {value!r}") from None
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - KNOWN_ROLES)
+        if unknown:
+            raise ValueError(
+                f"unknown role(s) {', '.join(unknown)}; expected some of "
+                f"{', '.join(sorted(KNOWN_ROLES))}"
+            )
+        return value
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class EtcdAccess(_Model):
+    endpoints: list[str] = Field(min_length=1)
+    ca_file: ExistingPath | None = None
+    cert_file: ExistingPath | None = None
+    key_file: ExistingPath | None = None
+    prefix: str = "/"
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"expected http(s)://host:port, got {url!r}")
+        return value
+
+
+class KubernetesAccess(_Model):
+    kubeconfig: ExistingPath
+
+
+class FlannelConfig(_Model):
+    etcd_prefix: str = DEFAULT_FLANNEL_PREFIX
+
+
+class Lab(_Model):
+    """Everything the suites know about a lab."""
+
+    name: str = "lab"
+    provisioner: str = "existing"
+    run_id: str | None = None
+    owned: bool = Field(
+        False, description="True when this run created the lab and must destroy it"
+    )
+    state_dir: RelPath | None = None
+    ssh: SSHAccess
+    hosts: list[Host] = Field(min_length=1)
+    etcd: EtcdAccess | None = None
+    kubernetes: KubernetesAccess | None = None
+    flannel: FlannelConfig = Field(default_factory=FlannelConfig)
+    service_control: ServiceControl = Field(default_factory=ServiceControl)
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="facts for the report (versions, flannel kind)"
+    )
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> Lab:
+        names = [h.name for h in self.hosts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate host name(s): {', '.join(dupes)}")
+        return self
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(f"no host named {name!r} in lab {self.name!r}")
+
+    def hosts_with(self, role: str) -> list[Host]:
+        return [h for h in self.hosts if h.has_role(role)]
+
+    def ssh_for(self, host: Host) -> SSHAccess:
+        return host.ssh or self.ssh
+
+    def control_for(self, host: Host) -> ServiceControl:
+        return host.service_control or self.service_control
+
+    @property
+    def failure_tolerance(self) -> int:
+        """How many etcd members may fail with quorum kept."""
+        return max(0, (len(self.hosts_with("etcd")) - 1) // 2)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Lab:
+        return cls.model_validate_json(text)
+
+    def to_inventory_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_none=True, exclude={"owned"})
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+# --- loading an inventory file with precise error locations -------------------
+
+
+def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
+    """The deepest YAML node that still matches the error location ``loc``."""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            if child is None:
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key or node
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def load_inventory(path: str | Path) -> Lab:
+    """Read and validate an inventory file; raise InventoryError with file:line: field: why."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read inventory: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(f"{path}{line}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise InventoryError(f"{path}:1: expected a mapping of lab fields at the top level")
+    try:
+        return Lab.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        node = _node_at(root, loc)
+        line = node.start_mark.line + 1 if node is not None else 1
+        more = len(exc.errors()) - 1
+        tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+        raise InventoryError(
+            f"{path}:{line}: {_field_path(loc)}: {_describe(first)}{tail}"
+        ) from None
+
+
+def write_inventory(lab: Lab, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(lab.to_inventory_yaml())
+    return path
