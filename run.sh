@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# stackcheck's two entry points; each installs what it needs first.
+#   ./run.sh conformance [pytest args]  full conformance run against the local lab (Allure results)
+#   ./run.sh selftest [pytest args]     the harness's own tests
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEBIAN_PACKAGES=(python3-venv iproute2 procps kmod e2fsprogs openssh-server openssh-client
+                 etcd-server etcd-client ostree docker.io tini busybox-static)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+install_debian_packages() {
+    local missing=()
+    for pkg in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "stackcheck: missing Debian packages (run as root or install them): ${missing[*]}" >&2
+        exit 2
+    fi
+    say "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_venv() {
+    local stamp=.venv/.stackcheck-installed want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
+    say "virtualenv .venv and PyPI packages"
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,openstack]'
+    echo "$want" > "$stamp"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    conformance)
+        install_debian_packages
+        install_venv
+        say "conformance run against the local lab (Allure results in allure-results/)"
+        exec .venv/bin/python -m pytest -n auto --dist loadgroup --alluredir=allure-results \
+            --clean-alluredir "$@"
+        ;;
+    selftest)
+        install_debian_packages
+        install_venv
+        say "stackcheck's own tests"
+        exec .venv/bin/python -m pytest -c tests/pytest.ini -n auto --dist loadfile "$@"
+        ;;
+    *)
+        echo "usage: ./run.sh conformance|selftest [pytest args]" >&2
+        exit 2
+        ;;
+esac
