@@ -1,6 +1,12 @@
 """Root conftest: loads stackcheck's fixture plugins for the conformance suites."""
 
-pytest_plugins = ["fixtures.lab", "fixtures.hosts", "fixtures.etcd", "fixtures.labels"]
+pytest_plugins = [
+    "fixtures.lab",
+    "fixtures.hosts",
+    "fixtures.etcd",
+    "fixtures.faults",
+    "fixtures.labels",
+]
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -1,0 +1,16 @@
+"""Fixtures of the etcd suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackcheck.lab import Lab
+from suites.etcd.cluster import Member, members
+
+
+@pytest.fixture(scope="session")
+def cluster(lab: Lab) -> list[Member]:
+    """The etcd members of the lab (skips the layer when the lab has none)."""
+    if lab.etcd is None:
+        pytest.skip("the lab has no etcd endpoints in its inventory")
+    return members(lab)
