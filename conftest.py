@@ -5,6 +5,8 @@ pytest_plugins = [
     "fixtures.hosts",
     "fixtures.etcd",
     "fixtures.faults",
+    "fixtures.flannel",
+    "fixtures.pods",
     "fixtures.labels",
 ]
 

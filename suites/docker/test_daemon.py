@@ -1,15 +1,42 @@
-"""Docker: the daemon answers on every docker host."""
+"""Docker: the daemon answers, and its bridge sits inside the host's flannel lease."""
+
+import ipaddress
 
 import allure
 import pytest
 
+from stackcheck.lab import Host
+from suites.flannel.model import ip_json, read_subnet_env
 
-@allure.feature("daemon")
+pytestmark = [pytest.mark.role("docker"), allure.feature("daemon")]
+
+
 @allure.id("docker-daemon-answers")
-@pytest.mark.role("docker")
-def test_daemon_answers(lab_host, host) -> None:
+def test_daemon_answers(lab_host: Host, host) -> None:
     result = host.run("docker info --format '{{.ServerVersion}}'")
     assert result.rc == 0 and result.stdout.strip(), (
         f"{lab_host.name}: expected the Docker daemon to answer 'docker info'; "
         f"saw exit {result.rc}: {result.stderr.strip()[:300]}"
+    )
+
+
+@allure.id("docker-bridge-in-flannel-lease")
+def test_bridge_is_inside_the_flannel_lease(lab_host: Host, host, lease_of) -> None:
+    if not lab_host.has_role("flannel"):
+        pytest.skip(f"{lab_host.name} has no flannel role")
+    lease = lease_of(lab_host)
+    links = [link for link in ip_json(host, "addr show")
+             if link.get("ifname") in ("docker0", "cni0", "cbr0")]
+    assert links, f"{lab_host.name}: expected a docker0 (or CNI) bridge; found none"
+    bridge = links[0]
+    addresses = [ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}")
+                 for a in bridge.get("addr_info", []) if a.get("family") == "inet"]
+    inside = [a for a in addresses if a.ip in lease.subnet]
+    assert inside, (
+        f"{lab_host.name}: {bridge['ifname']} has {[str(a) for a in addresses]}, expected an "
+        f"address inside the host's lease {lease.subnet}"
+    )
+    mtu = read_subnet_env(host).get("FLANNEL_MTU")
+    assert mtu and int(bridge["mtu"]) <= int(mtu), (
+        f"{lab_host.name}: {bridge['ifname']} MTU {bridge['mtu']}, expected the flannel MTU {mtu}"
     )
