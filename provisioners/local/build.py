@@ -1,0 +1,240 @@
+"""Bring-up of a local lab, step by step, recording everything in the state file first."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from provisioners.base import ProvisionerError
+from provisioners.local import (
+    control,
+    docker,
+    etcd,
+    holder,
+    network,
+    ostree,
+    overlay,
+    pki,
+    sshd,
+    state,
+)
+from provisioners.local.layout import FLANNEL_NETWORK, OS_NAME, Layout
+from provisioners.local.progress import Progress
+from stackcheck.lab import EtcdAccess, FlannelConfig, Host, Lab, ServiceControl, SSHAccess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ETCD_TIMEOUT = 30
+SSH_TIMEOUT = 15
+DOCKER_TIMEOUT = 60
+
+
+def _wait(what: str, check, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise ProvisionerError(f"{what} not ready after {timeout:g}s")
+        time.sleep(0.05)
+
+
+def _sshd_version() -> str:
+    out = subprocess.run(["/usr/sbin/sshd", "-V"], capture_output=True, text=True)
+    text = (out.stderr or out.stdout).strip()
+    return text.split(",")[0] if text else "unknown"
+
+
+def control_templates(layout: Layout, host: str | None) -> ServiceControl:
+    """Templates that run the control CLI on a host (over SSH) for the existing provisioner."""
+    target = host or '"$(hostname)"'
+    base = (f"env PYTHONPATH={REPO_ROOT} {sys.executable} -m provisioners.local.control "
+            f"--state-dir {layout.state_dir} --host {target}")
+    units = {"etcd": "etcd", "docker": "docker", "sshd": "sshd", "flannel": "flannel"}
+    return ServiceControl(
+        stop=f"{base} stop {{unit}}",
+        start=f"{base} start {{unit}}",
+        restart=f"{base} restart {{unit}}",
+        is_active=f"{base} is_active {{unit}}",
+        reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",
+        units=units,
+    )
+
+
+def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> Lab:
+    """The Lab model of a built lab."""
+    docker_ok = data.get("docker_available", True)
+    ostree_ok = data.get("ostree_available", True)
+    hosts = []
+    for h in layout.hosts:
+        roles = ["etcd"] if h.etcd else []
+        if h.index == 1:
+            roles.append("master")
+        roles.append("node")
+        if ostree_ok:
+            roles.append("atomic")
+        if docker_ok:
+            roles.append("docker")
+        roles.append("flannel")
+        extra = {}
+        if ostree_ok and "ostree_sysroot" in Host.model_fields:
+            extra["ostree_sysroot"] = str(ostree.sysroot(h))
+        hosts.append(Host(name=h.name, address=h.address, roles=roles,
+                          service_control=control_templates(layout, h.name), **extra))
+    files = pki.tls_files(layout)
+    return Lab(
+        name=layout.name,
+        provisioner="local",
+        run_id=layout.run_id,
+        owned=True,
+        state_dir=layout.state_dir,
+        ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
+                      known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
+        hosts=hosts,
+        etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
+                        cert_file=files["cert"], key_file=files["key"]),
+        flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
+        service_control=control_templates(layout, None),
+        environment=environment,
+    )
+
+
+def _record_dirs(layout: Layout) -> None:
+    sd = layout.state_dir
+    for d in (layout.state_dir / "hosts", layout.pki_dir, layout.ssh_dir, layout.images_dir,
+              layout.state_dir / "locks"):
+        state.add_resource(sd, "dir", str(d))
+
+
+def build(layout: Layout, progress: Progress) -> Lab:
+    """Build the whole lab; the caller tears it down if this raises."""
+    sd = layout.state_dir
+    hosts = layout.hosts
+    env: dict[str, str] = {
+        "hosts": str(len(hosts)),
+        "subnet": str(layout.subnet),
+        "gateway": layout.gateway,
+        "kernel": platform.release(),
+        "flannel": overlay.kind(),
+        "flannel_network": FLANNEL_NETWORK,
+        "local_state_dir": str(sd),
+    }
+    with state.edit(sd) as st:
+        st["hosts"] = {
+            h.name: {"dir": str(h.dir), "netns": h.netns, "address": h.address,
+                     "etcd": h.etcd, "flannel_subnet": h.flannel_subnet}
+            for h in hosts
+        }
+        st["flannel"] = "flanneld" if overlay.flanneld() else "plumbing"
+    _record_dirs(layout)
+    real_flannel = overlay.flanneld() is not None
+    with ThreadPoolExecutor(max_workers=max(4, 2 * len(hosts))) as pool:
+        with progress.step("preflight, keys and certificates"):
+            network.preflight(layout)
+            pki.make_tls(layout)
+            pki.make_ssh(layout)
+            for h in hosts:
+                sshd.prepare(layout, h)
+                docker.prepare(layout, h)
+        versions = {
+            "etcd_version": pool.submit(etcd.version),
+            "docker_version": pool.submit(docker.version),
+            "ostree_version": pool.submit(ostree.version),
+            "sshd_version": pool.submit(_sshd_version),
+        }
+        busybox_tar = pool.submit(docker.build_busybox_tar, layout)
+        with progress.step(f"network ({len(hosts)} host namespaces on {layout.subnet})"):
+            network.create(layout)
+        with progress.step("host namespaces (hostname, private /run)"):
+            for h in hosts:
+                holder.start(layout, h)
+            for h in hosts:
+                holder.wait_ready(layout, h)
+        data = state.read(sd) or {}
+        with progress.step("start sshd, etcd, dockerd; ostree sysroots"):
+            for h in hosts:
+                control.launch(layout, data, h, "sshd")
+            for h in layout.etcd_hosts:
+                control.launch(layout, data, h, "etcd")
+            macs: dict[str, str] = {}
+            if not real_flannel:
+                macs = {h.name: overlay.create_vtep(h) for h in hosts}
+                for h in hosts:
+                    overlay.program_routes(h, [(p, macs[p.name]) for p in hosts])
+                for h in hosts:
+                    control.launch(layout, data, h, "docker")
+            trees: dict[str, Future[dict[str, str]]] = {
+                h.name: pool.submit(ostree.create, layout, h) for h in hosts
+            }
+        with progress.step(f"etcd cluster healthy ({len(layout.etcd_hosts)} members, TLS)"):
+            for h in layout.etcd_hosts:
+                control.wait_ready(layout, h, "etcd", ETCD_TIMEOUT)
+            _wait("etcd cluster", lambda: etcd.healthy(layout), ETCD_TIMEOUT)
+        with progress.step(f"overlay ({env['flannel']})"):
+            if real_flannel:
+                overlay.write_config(layout)
+                for h in hosts:
+                    control.launch(layout, data, h, "flannel")
+                for h in hosts:
+                    bip = overlay.read_subnet(h)
+                    with state.edit(sd) as st:
+                        st["hosts"][h.name]["bip"] = bip
+                data = state.read(sd) or {}
+                for h in hosts:
+                    control.launch(layout, data, h, "docker")
+            else:
+                overlay.write_model(layout, macs)
+        with progress.step("sshd answering on every host"):
+            for h in hosts:
+                control.wait_ready(layout, h, "sshd", SSH_TIMEOUT)
+        with progress.step("ostree sysroots deployed"):
+            try:
+                for name, fut in trees.items():
+                    info = fut.result()
+                    env[f"ostree_sysroot.{name}"] = info["sysroot"]
+                    env[f"ostree_booted_file.{name}"] = str(layout.host(name).dir
+                                                            / "booted-deployment")
+                env["ostree"] = "available"
+                env["ostree_os"] = OS_NAME
+                env["ostree_branch"] = ostree.BRANCH
+            except ProvisionerError as exc:
+                env["ostree"] = f"unavailable: {exc}"
+                with state.edit(sd) as st:
+                    st["ostree_available"] = False
+                progress.note(f"ostree unavailable: {exc}")
+        with progress.step("docker daemons and busybox image"):
+            try:
+                for h in hosts:
+                    control.wait_ready(layout, h, "docker", DOCKER_TIMEOUT)
+                busybox_tar.result()
+                list(pool.map(lambda h: docker.import_busybox(layout, h), hosts))
+                env["docker"] = "available"
+                env["docker_image"] = docker.IMAGE
+                for h in hosts:
+                    env[f"docker_socket.{h.name}"] = str(h.docker_socket)
+            except ProvisionerError as exc:
+                _docker_unavailable(layout, str(exc), progress)
+                env["docker"] = f"unavailable: {exc}"
+        for key, fut in versions.items():
+            env[key] = fut.result()
+    data = state.read(sd) or {}
+    lab = make_lab(layout, data, env)
+    from stackcheck.lab import write_inventory
+
+    write_inventory(lab, layout.inventory)
+    with state.edit(sd) as st:
+        st["status"] = "ready"
+        st["environment"] = env
+        st["ready_at"] = time.time()
+        st["pid"] = os.getpid()
+    return lab
+
+
+def _docker_unavailable(layout: Layout, reason: str, progress: Progress) -> None:
+    progress.note(f"docker unavailable: {reason}")
+    for h in layout.hosts:
+        control.act(layout.state_dir, h.name, "docker", "stop", timeout=10)
+    with state.edit(layout.state_dir) as st:
+        st["docker_available"] = False

@@ -1,0 +1,223 @@
+"""Start, stop, restart and query a host's services, in-process; also a CLI for use over SSH.
+
+Services: ``sshd`` (every host), ``etcd`` (etcd hosts), ``docker`` (when available),
+``flannel`` (only with a real flanneld). A service runs inside its host's namespaces
+(``nsenter -t <holder>``) in its own cgroup, started with the same command as at bring-up.
+Stop = SIGTERM to the recorded PID, SIGKILL after a bound (then, except for sshd, whatever is
+left in the service's cgroup). Safe from several processes at once (per-service file lock,
+state updates under the state lock).
+
+CLI: ``python -m provisioners.local.control --state-dir DIR --host h1 stop etcd``
+(actions: start, stop, restart, is_active, reboot); exit status 0 = done/active,
+3 = inactive, 1 = failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from provisioners.base import ProvisionerError, ServiceResult
+from provisioners.local import cgroups, docker, etcd, holder, ostree, overlay, sshd, state
+from provisioners.local.layout import HostPlan, Layout
+from provisioners.local.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
+
+ACTIONS = ("start", "stop", "restart", "is_active")
+START_ORDER = ("sshd", "etcd", "flannel", "docker")
+#: services whose leftovers (children) are killed with them; sshd keeps its sessions
+KILL_GROUP = {"etcd", "flannel", "docker"}
+
+
+def layout_of(state_dir: Path, data: state.State | None = None) -> tuple[Layout, state.State]:
+    """The layout and state of the lab recorded in ``state_dir``."""
+    data = data if data is not None else state.read(state_dir)
+    if not data:
+        raise ProvisionerError(f"no local lab recorded in {state_dir}")
+    cfg = data["config"]
+    layout = Layout.from_options(Path(data["state_dir"]), data["run_id"], cfg["hosts"], cfg)
+    return layout, data
+
+
+def services_of(data: state.State, host: HostPlan) -> list[str]:
+    """The services this host runs, in start order."""
+    out = ["sshd"]
+    if host.etcd:
+        out.append("etcd")
+    if data.get("flannel") == "flanneld":
+        out.append("flannel")
+    if data.get("docker_available", True):
+        out.append("docker")
+    return [s for s in START_ORDER if s in out]
+
+
+def command(layout: Layout, data: state.State, host: HostPlan, service: str) -> list[str]:
+    """The daemon's argv (without the nsenter prefix)."""
+    if service == "sshd":
+        return sshd.argv(layout, host)
+    if service == "etcd":
+        return etcd.argv(layout, host)
+    if service == "docker":
+        bip = data.get("hosts", {}).get(host.name, {}).get("bip")
+        return docker.argv(layout, host, bip)
+    if service == "flannel":
+        return overlay.argv(layout, host)
+    raise ProvisionerError(f"unknown service {service!r}")
+
+
+def ready(layout: Layout, host: HostPlan, service: str) -> bool:
+    mod = {"sshd": sshd, "etcd": etcd, "docker": docker, "flannel": overlay}[service]
+    return mod.ready(layout, host)
+
+
+def _lock(layout: Layout, host: str, service: str) -> FileLock:
+    d = layout.state_dir / "locks"
+    d.mkdir(exist_ok=True)
+    return FileLock(str(d / f"{host}-{service}.lock"), timeout=120)
+
+
+def _record(data: state.State, host: str, service: str) -> dict | None:
+    return data.get("processes", {}).get(f"{host}/{service}")
+
+
+def is_active(layout: Layout, host: str, service: str) -> bool:
+    rec = _record(state.read(layout.state_dir) or {}, host, service)
+    return bool(rec) and alive(rec["pid"], rec["start"])
+
+
+def launch(layout: Layout, data: state.State, host: HostPlan, service: str) -> int:
+    """Spawn the service (no wait); record and return its PID."""
+    argv = holder.enter(holder.holder_pid(data, host.name)) + command(layout, data, host, service)
+    cg = cgroups.service_cgroup(layout.name, host.name, service)
+    pid, start_ = spawn(argv, log=host.dir / "logs" / f"{service}.log", env=layout.env,
+                        cgroup=cg)
+    state.set_process(layout.state_dir, f"{host.name}/{service}",
+                      {"host": host.name, "service": service, "pid": pid, "start": start_})
+    return pid
+
+
+def wait_ready(layout: Layout, host: HostPlan, service: str, timeout: float) -> None:
+    """Wait until the service answers; raise with its log tail if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while not ready(layout, host, service):
+        if not is_active(layout, host.name, service):
+            tail = log_tail(host.dir / "logs" / f"{service}.log")
+            raise ProvisionerError(f"{host.name}: {service} exited: {tail}")
+        if time.monotonic() > deadline:
+            tail = log_tail(host.dir / "logs" / f"{service}.log", 2)
+            raise ProvisionerError(f"{host.name}: {service} not ready in {timeout:g}s: {tail}")
+        time.sleep(0.05)
+
+
+def _kill_group(layout: Layout, host: str, service: str) -> None:
+    names = [service, "containers"] if service == "docker" else [service]
+    root = cgroups.tracking_root()
+    if root is None:
+        return
+    dirs = [root / cgroups.lab_group(layout.name) / host / n for n in names]
+    signal_pids(set().union(*(cgroups.pids_in(d) for d in dirs)), signal.SIGKILL)
+    wait_gone(lambda: any(cgroups.pids_in(d) for d in dirs), 5)
+
+
+def _stop(layout: Layout, host: HostPlan, service: str, timeout: float,
+          whole_group: bool = False) -> None:
+    rec = _record(state.read(layout.state_dir) or {}, host.name, service)
+    if rec and not stop(rec["pid"], rec["start"], timeout=timeout):
+        raise ProvisionerError(f"{host.name}: {service} (pid {rec['pid']}) did not stop")
+    if whole_group or service in KILL_GROUP:
+        _kill_group(layout, host.name, service)
+    state.set_process(layout.state_dir, f"{host.name}/{service}", None)
+
+
+def act(state_dir: Path, host_name: str, service: str, action: str,
+        timeout: float = 60) -> ServiceResult:
+    """Do ``action`` on ``service`` of ``host_name``; never raises for service failures."""
+    desc = f"local: {action} {service} on {host_name}"
+    try:
+        layout, data = layout_of(Path(state_dir))
+        host = layout.host(host_name)
+        if service not in services_of(data, host):
+            return ServiceResult(host_name, desc, 1, "", f"{host_name} runs no {service}")
+        if action == "is_active":
+            active = is_active(layout, host_name, service)
+            return ServiceResult(host_name, desc, 0 if active else 3,
+                                 "active\n" if active else "inactive\n", "")
+        if action not in ACTIONS:
+            raise ProvisionerError(f"unknown action {action!r}; expected one of {ACTIONS}")
+        with _lock(layout, host_name, service):
+            if action in ("stop", "restart"):
+                _stop(layout, host, service, timeout=min(timeout, 15))
+            if action in ("start", "restart") and not is_active(layout, host_name, service):
+                launch(layout, state.read(layout.state_dir) or data, host, service)
+            if action in ("start", "restart"):
+                wait_ready(layout, host, service, timeout)
+        return ServiceResult(host_name, desc, 0, f"{service} {action} done\n", "")
+    except (ProvisionerError, OSError) as exc:
+        return ServiceResult(host_name, desc, 1, "", str(exc))
+
+
+def reboot(state_dir: Path, host_name: str, timeout: float = 120) -> None:
+    """Stop every service of the host, boot the default ostree deployment, start them again."""
+    layout, data = layout_of(Path(state_dir))
+    host = layout.host(host_name)
+    services = services_of(data, host)
+    for service in reversed(services):
+        with _lock(layout, host_name, service):
+            _stop(layout, host, service, timeout=10, whole_group=True)
+    if (ostree.sysroot(host) / "ostree").is_dir():
+        ostree.make_default_booted(host)
+    for service in services:
+        with _lock(layout, host_name, service):
+            if not is_active(layout, host_name, service):
+                launch(layout, state.read(layout.state_dir) or data, host, service)
+    for service in services:
+        wait_ready(layout, host, service, timeout)
+
+
+def _detach(state_dir: Path, host: str) -> None:
+    """Leave the SSH session's cgroup and session, so a reboot that kills sshd spares us."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.setsid()
+    with contextlib.suppress(OSError, ProvisionerError):
+        layout, _ = layout_of(state_dir)
+        cg = cgroups.service_cgroup(layout.name, host, "control")
+        if cg is not None:
+            (cg / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m provisioners.local.control",
+                                     description="control services of a local stackcheck lab")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("action", choices=[*ACTIONS, "reboot"])
+    parser.add_argument("service", nargs="?")
+    args = parser.parse_args(argv)
+    if args.action == "reboot":
+        # survive the end of the SSH session that asked for it
+        _detach(args.state_dir, args.host)
+        try:
+            reboot(args.state_dir, args.host, args.timeout)
+        except ProvisionerError as exc:
+            with contextlib.suppress(OSError):
+                print(f"reboot {args.host}: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if not args.service:
+        parser.error("a service is needed (sshd, etcd, docker, flannel)")
+    result = act(args.state_dir, args.host, args.service, args.action, args.timeout)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr + ("\n" if result.stderr else ""))
+    return result.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

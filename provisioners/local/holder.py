@@ -1,0 +1,87 @@
+"""The per-host holder: a long-lived process owning the host's mount and UTS namespaces.
+
+``nsenter --net=/run/netns/<ns> unshare --mount --uts --propagation private`` then, inside:
+set the hostname, lazily unmount the copied ``nsfs`` mounts (they would pin other labs'
+namespaces), bind ``<hostdir>/run`` on ``/run`` and sleep. sshd, etcd and dockerd join it
+with ``nsenter -t <holder> -m -u -n``, so every host has its own ``/run`` (``/run/sshd``,
+``/run/flannel/subnet.env``, ``/run/docker.sock``), hostname and network.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from provisioners.base import ProvisionerError
+from provisioners.local import cgroups, state
+from provisioners.local.layout import HostPlan, Layout
+from provisioners.local.proc import alive, log_tail, spawn
+
+READY = ".holder-ready"
+
+_SCRIPT = f"""set -e
+hostname "$1"
+for m in $(findmnt -rn -t nsfs -o TARGET | sort -r); do umount -l "$m" 2>/dev/null || true; done
+mount --bind "$2" /run
+mkdir -p /run/sshd /run/flannel /run/lock
+chmod 0755 /run/sshd
+touch /run/{READY}
+exec sleep infinity
+"""
+
+#: per-host directories bind-mounted inside the host: host path (under hostdir) -> mount point
+BINDS = {"run": "/run"}
+
+
+def argv(layout: Layout, host: HostPlan) -> list[str]:
+    return [
+        "nsenter", f"--net=/run/netns/{host.netns}", "--",
+        "unshare", "--mount", "--uts", "--propagation", "private", "--",
+        "/bin/sh", "-c", _SCRIPT, "holder", host.name, str(host.run_dir),
+    ]
+
+
+def start(layout: Layout, host: HostPlan) -> None:
+    """Start the holder of ``host`` (no wait); record its PID."""
+    host.run_dir.mkdir(parents=True, exist_ok=True)
+    (host.run_dir / READY).unlink(missing_ok=True)
+    cg = cgroups.service_cgroup(layout.name, host.name, "holder")
+    pid, start_ = spawn(argv(layout, host), log=host.dir / "logs" / "holder.log",
+                        env=layout.env, cgroup=cg)
+    state.set_process(layout.state_dir, f"{host.name}/holder",
+                      {"host": host.name, "service": "holder", "pid": pid, "start": start_})
+
+
+def wait_ready(layout: Layout, host: HostPlan, timeout: float = 10) -> None:
+    """Wait until the holder has set up its mounts and sleeps."""
+    rec = (state.read(layout.state_dir) or {}).get("processes", {}).get(f"{host.name}/holder")
+    if not rec:
+        raise ProvisionerError(f"{host.name}: no holder recorded")
+    deadline = time.monotonic() + timeout
+    while not (host.run_dir / READY).exists():
+        if not alive(rec["pid"], rec["start"]):
+            tail = log_tail(host.dir / "logs" / "holder.log")
+            raise ProvisionerError(f"{host.name}: namespace holder exited: {tail}")
+        if time.monotonic() > deadline:
+            raise ProvisionerError(f"{host.name}: namespace holder not ready in {timeout:g}s")
+        time.sleep(0.02)
+
+
+def holder_pid(data: dict, host: str) -> int:
+    rec = data.get("processes", {}).get(f"{host}/holder")
+    if not rec or not alive(rec["pid"], rec["start"]):
+        raise ProvisionerError(f"{host}: its namespace holder is not running (lab broken?)")
+    return int(rec["pid"])
+
+
+def enter(pid: int) -> list[str]:
+    """The nsenter prefix to run a command inside the host of holder ``pid``."""
+    return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--"]
+
+
+def hostdir_path(host: HostPlan, inside: str) -> Path:
+    """Where a path seen inside the host (under a bind mount) lives on the machine."""
+    for sub, mnt in BINDS.items():
+        if inside == mnt or inside.startswith(mnt + "/"):
+            return host.dir / sub / inside[len(mnt) :].lstrip("/")
+    return Path(inside)

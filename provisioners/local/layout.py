@@ -1,0 +1,151 @@
+"""Names, addresses and paths of a local lab, derived from its options alone.
+
+Everything else (bring-up, control, teardown) works from a :class:`Layout`, rebuilt
+from the options recorded in the state file, so a crash leaves enough to clean up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioners.base import ProvisionerError
+
+DEFAULT_SUBNET = "10.213.0.0/24"
+DEFAULT_NAME = "lab"
+FLANNEL_NETWORK = "10.244.0.0/16"
+FLANNEL_MTU = 1450
+VXLAN_PORT = 8472
+OS_NAME = "stackcheck"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One host: its netns, address, directory, flannel subnet, and etcd membership."""
+
+    name: str
+    index: int
+    netns: str
+    address: str
+    dir: Path
+    etcd: bool
+
+    @property
+    def flannel_subnet(self) -> str:
+        """The host's /24 of the overlay, e.g. ``10.244.1.0/24``."""
+        return f"10.244.{self.index}.0/24"
+
+    @property
+    def bridge_ip(self) -> str:
+        return f"10.244.{self.index}.1"
+
+    @property
+    def run_dir(self) -> Path:
+        """Bind-mounted on /run inside the host."""
+        return self.dir / "run"
+
+    @property
+    def docker_socket(self) -> Path:
+        return self.run_dir / "docker.sock"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The whole lab plan."""
+
+    name: str
+    run_id: str
+    state_dir: Path
+    subnet: ipaddress.IPv4Network
+    host_count: int
+
+    @classmethod
+    def from_options(
+        cls, state_dir: Path, run_id: str, hosts: int, options: dict[str, Any]
+    ) -> Layout:
+        name = str(options.get("name", DEFAULT_NAME))
+        if not _NAME_RE.match(name):
+            raise ProvisionerError(f"lab name {name!r}: use 1-20 of a-z, 0-9 and '-'")
+        try:
+            subnet = ipaddress.IPv4Network(str(options.get("subnet", DEFAULT_SUBNET)))
+        except ValueError as exc:
+            raise ProvisionerError(f"option subnet: {exc}") from None
+        if not subnet.is_private:
+            raise ProvisionerError(f"option subnet {subnet}: must be a private range")
+        if not 1 <= hosts <= min(200, subnet.num_addresses - 12):
+            raise ProvisionerError(f"{hosts} hosts do not fit the lab (1..200, subnet {subnet})")
+        return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts)
+
+    def options(self) -> dict[str, Any]:
+        return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count}
+
+    @property
+    def prefix(self) -> int:
+        return self.subnet.prefixlen
+
+    @property
+    def gateway(self) -> str:
+        """The root namespace's address on the lab subnet."""
+        return str(self.subnet.network_address + 1)
+
+    @property
+    def underlay(self) -> str:
+        return f"sc-{self.name}-u"
+
+    @property
+    def root_link(self) -> str:
+        """The root-namespace end of the veth into the underlay bridge (<= 15 chars)."""
+        if len(self.name) <= 12:
+            return f"sc-{self.name}"
+        return "sc-" + hashlib.sha1(self.name.encode()).hexdigest()[:10]
+
+    @property
+    def hosts(self) -> list[HostPlan]:
+        etcd_count = 3 if self.host_count >= 3 else 1
+        return [
+            HostPlan(
+                name=f"h{i}",
+                index=i,
+                netns=f"sc-{self.name}-h{i}",
+                address=str(self.subnet.network_address + 10 + i),
+                dir=self.state_dir / "hosts" / f"h{i}",
+                etcd=i <= etcd_count,
+            )
+            for i in range(1, self.host_count + 1)
+        ]
+
+    def host(self, name: str) -> HostPlan:
+        for plan in self.hosts:
+            if plan.name == name:
+                return plan
+        raise ProvisionerError(f"no host {name!r} in local lab {self.name!r}")
+
+    @property
+    def etcd_hosts(self) -> list[HostPlan]:
+        return [h for h in self.hosts if h.etcd]
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.state_dir / "ssh"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
+    def inventory(self) -> Path:
+        return self.state_dir / "inventory.yaml"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment marking every lab process, so leaks can be traced to a run."""
+        return {"STACKCHECK_LAB": self.name, "STACKCHECK_RUN_ID": self.run_id}

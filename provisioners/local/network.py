@@ -1,0 +1,138 @@
+"""Hosts as network namespaces on a bridge in a lab-owned underlay namespace.
+
+Root namespace changes are limited to ONE veth (``sc-<lab>``) with the gateway address
+on the lab subnet: its connected route is the only route added. No default route,
+firewall or DNS is touched, and hosts get no default route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+from provisioners.base import ProvisionerError
+from provisioners.local import state
+from provisioners.local.layout import Layout
+from provisioners.local.proc import run
+
+NETNS_DIR = Path("/run/netns")
+
+
+def is_mountpoint(path: Path) -> bool:
+    """True if ``path`` is a mount point in this mount namespace (bind mounts too)."""
+    target = str(path)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4 and fields[4] == target:
+            return True
+    return False
+
+
+def netns_list() -> set[str]:
+    """Names of all named network namespaces on the machine."""
+    out = run(["ip", "-j", "netns", "list"], check=False).stdout.strip()
+    try:
+        return {entry["name"] for entry in json.loads(out or "[]")}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def root_links() -> set[str]:
+    """Interface names in the root namespace."""
+    out = run(["ip", "-j", "link", "show"]).stdout
+    return {link["ifname"] for link in json.loads(out or "[]")}
+
+
+def preflight(layout: Layout) -> None:
+    """Refuse to build if names are taken or the subnet overlaps a route of this machine."""
+    taken = netns_list() & ({layout.underlay} | {h.netns for h in layout.hosts})
+    if taken:
+        raise ProvisionerError(
+            f"network namespace(s) {', '.join(sorted(taken))} already exist and are not "
+            f"recorded in {layout.state_dir}: another lab named {layout.name!r} runs here? "
+            "(pick another name with option name=...)"
+        )
+    if layout.root_link in root_links():
+        raise ProvisionerError(f"interface {layout.root_link} already exists in the root netns")
+    routes = json.loads(run(["ip", "-j", "route", "show", "table", "all"]).stdout or "[]")
+    for route in routes:
+        dst = route.get("dst", "")
+        if dst in ("default", "") or ":" in dst or route.get("table") == "local":
+            continue
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.overlaps(layout.subnet):
+            raise ProvisionerError(
+                f"subnet {layout.subnet} overlaps route {dst} of this machine "
+                "(pick another with option subnet=...)"
+            )
+
+
+def create(layout: Layout) -> None:
+    """Create the underlay, every host namespace and the veths; record each first."""
+    sd = layout.state_dir
+    if not is_mountpoint(NETNS_DIR):
+        state.add_resource(sd, "netns_dir", str(NETNS_DIR))
+    u = layout.underlay
+    state.add_resource(sd, "netns", u)
+    run(["ip", "netns", "add", u])
+    run(["ip", "-n", u, "link", "set", "lo", "up"])
+    run(["ip", "-n", u, "link", "add", "br0", "type", "bridge"])
+    run(["ip", "-n", u, "link", "set", "br0", "up"])
+    for host in layout.hosts:
+        state.add_resource(sd, "netns", host.netns, host=host.name)
+        run(["ip", "netns", "add", host.netns])
+        batch = "\n".join([
+            f"link add {host.name} type veth peer name eth0 netns {host.netns}",
+            f"link set {host.name} master br0",
+            f"link set {host.name} up",
+        ])
+        run(["ip", "-n", u, "-batch", "-"], input=batch + "\n")
+        batch = "\n".join([
+            "link set lo up",
+            f"addr add {host.address}/{layout.prefix} dev eth0",
+            "link set eth0 up",
+        ])
+        run(["ip", "-n", host.netns, "-batch", "-"], input=batch + "\n")
+        run(["ip", "netns", "exec", host.netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    link = layout.root_link
+    state.add_resource(sd, "link", link)
+    run(["ip", "link", "add", link, "type", "veth", "peer", "name", "up0", "netns", u])
+    run(["ip", "-n", u, "link", "set", "up0", "master", "br0"])
+    run(["ip", "-n", u, "link", "set", "up0", "up"])
+    run(["ip", "addr", "add", f"{layout.gateway}/{layout.prefix}", "dev", link])
+    run(["ip", "link", "set", link, "up"])
+
+
+def delete_link(name: str) -> None:
+    if name in root_links():
+        run(["ip", "link", "del", name], check=False)
+
+
+def delete_netns(name: str) -> None:
+    if name in netns_list():
+        run(["ip", "netns", "del", name], check=False)
+
+
+def netns_pids(name: str) -> set[int]:
+    """PIDs of processes inside a named network namespace."""
+    if name not in netns_list():
+        return set()
+    out = run(["ip", "netns", "pids", name], check=False).stdout
+    return {int(x) for x in out.split() if x.isdigit()}
+
+
+def cleanup_netns_dir() -> None:
+    """Unmount /run/netns if the lab made it a mount point and no namespace is left."""
+    if NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir()) and os.path.ismount(NETNS_DIR):
+        run(["umount", str(NETNS_DIR)], check=False)
+        while os.path.ismount(NETNS_DIR):
+            if run(["umount", str(NETNS_DIR)], check=False).returncode != 0:
+                break
+        with contextlib.suppress(OSError):
+            NETNS_DIR.rmdir()

@@ -1,0 +1,141 @@
+"""The flannel overlay: real flanneld when on PATH, else flannel's data model and plumbing.
+
+Without flanneld the lab does what flanneld's vxlan backend does: writes the network
+config and one lease per host (24 h etcd lease) under ``/coreos.com/network``, creates
+``flannel.1`` in each host, programs neighbours, FDB entries and routes to every other
+host's subnet, and writes the host's ``/run/flannel/subnet.env``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+from provisioners.base import ProvisionerError
+from provisioners.local import etcd
+from provisioners.local.layout import (
+    FLANNEL_MTU,
+    FLANNEL_NETWORK,
+    VXLAN_PORT,
+    HostPlan,
+    Layout,
+)
+from provisioners.local.pki import tls_files
+from provisioners.local.proc import run
+
+PREFIX = "/coreos.com/network"
+LEASE_TTL = 24 * 3600
+NETWORK_CONFIG = {
+    "Network": FLANNEL_NETWORK,
+    "SubnetLen": 24,
+    "Backend": {"Type": "vxlan", "VNI": 1, "Port": VXLAN_PORT},
+}
+PLUMBING = "stackcheck plumbing (no flanneld on PATH)"
+
+
+def flanneld() -> str | None:
+    return shutil.which("flanneld")
+
+
+def kind() -> str:
+    return "flanneld" if flanneld() else PLUMBING
+
+
+def subnet_env(host: HostPlan) -> str:
+    return (
+        f"FLANNEL_NETWORK={FLANNEL_NETWORK}\n"
+        f"FLANNEL_SUBNET={host.bridge_ip}/24\n"
+        f"FLANNEL_MTU={FLANNEL_MTU}\n"
+        "FLANNEL_IPMASQ=false\n"
+    )
+
+
+def create_vtep(host: HostPlan) -> str:
+    """Create flannel.1 in the host and write its subnet.env; return its MAC."""
+    ns = host.netns
+    batch = "\n".join([
+        f"link add flannel.1 type vxlan id 1 local {host.address} dev eth0 "
+        f"dstport {VXLAN_PORT} nolearning",
+        f"link set flannel.1 mtu {FLANNEL_MTU}",
+        f"addr add 10.244.{host.index}.0/32 dev flannel.1",
+        "link set flannel.1 up",
+    ])
+    run(["ip", "-n", ns, "-batch", "-"], input=batch + "\n")
+    out = json.loads(run(["ip", "-n", ns, "-j", "link", "show", "flannel.1"]).stdout)
+    env_dir = host.run_dir / "flannel"
+    env_dir.mkdir(parents=True, exist_ok=True)
+    (env_dir / "subnet.env").write_text(subnet_env(host))
+    return str(out[0]["address"])
+
+
+def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]]) -> None:
+    """Neighbour, FDB and route entries on ``host`` for every other host's subnet."""
+    ip_lines, fdb_lines = [], []
+    for peer, mac in peers:
+        if peer.name == host.name:
+            continue
+        gw = f"10.244.{peer.index}.0"
+        ip_lines.append(f"neigh replace {gw} lladdr {mac} dev flannel.1 nud permanent")
+        ip_lines.append(f"route replace {peer.flannel_subnet} via {gw} dev flannel.1 onlink")
+        fdb_lines.append(f"fdb replace {mac} dev flannel.1 dst {peer.address} self permanent")
+    if ip_lines:
+        run(["ip", "-n", host.netns, "-batch", "-"], input="\n".join(ip_lines) + "\n")
+        run(["bridge", "-n", host.netns, "-batch", "-"], input="\n".join(fdb_lines) + "\n")
+
+
+def write_model(layout: Layout, macs: dict[str, str]) -> None:
+    """Write flannel's network config and one lease per host into etcd."""
+    cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
+    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG))
+    lease = cli.lease(ttl=LEASE_TTL)
+    for host in layout.hosts:
+        value = {
+            "PublicIP": host.address,
+            "BackendType": "vxlan",
+            "BackendData": {"VtepMAC": macs[host.name]},
+        }
+        key = f"{PREFIX}/subnets/10.244.{host.index}.0-24"
+        cli.put(key, json.dumps(value, separators=(",", ":")), lease=lease)
+
+
+def write_config(layout: Layout) -> None:
+    """Only the network config (what an operator writes before starting flanneld)."""
+    cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
+    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG))
+
+
+def argv(layout: Layout, host: HostPlan) -> list[str]:
+    """flanneld's command line, when the real one is used."""
+    exe = flanneld()
+    if exe is None:
+        raise ProvisionerError("flanneld is not on PATH")
+    files = tls_files(layout)
+    return [
+        exe,
+        f"--etcd-endpoints={','.join(etcd.endpoints(layout))}",
+        f"--etcd-cafile={files['ca']}",
+        f"--etcd-certfile={files['cert']}",
+        f"--etcd-keyfile={files['key']}",
+        f"--etcd-prefix={PREFIX}",
+        "--iface=eth0",
+        "--ip-masq=false",
+        "--subnet-file=/run/flannel/subnet.env",
+    ]
+
+
+def ready(layout: Layout, host: HostPlan) -> bool:
+    return (host.run_dir / "flannel" / "subnet.env").exists()
+
+
+def read_subnet(host: HostPlan, timeout: float = 30) -> str:
+    """FLANNEL_SUBNET from the host's subnet.env (waiting for real flanneld to write it)."""
+    path = host.run_dir / "flannel" / "subnet.env"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.startswith("FLANNEL_SUBNET="):
+                    return line.split("=", 1)[1].strip()
+        time.sleep(0.1)
+    raise ProvisionerError(f"{host.name}: flanneld wrote no {path} in {timeout:g}s")

@@ -1,0 +1,127 @@
+"""LocalProvisioner: a real small lab on this machine, reachable like a remote one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from filelock import FileLock
+
+from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
+from provisioners.local import control, etcd, network, packages, state
+from provisioners.local.build import build
+from provisioners.local.layout import Layout
+from provisioners.local.proc import alive
+from provisioners.local.progress import Progress
+from provisioners.local.teardown import destroy_state_dir
+from stackcheck.lab import Host, InventoryError, Lab, load_inventory
+
+CREATE_LOCK = "create.lock"
+
+
+def healthy(state_dir: Path) -> bool:
+    """True if the lab recorded in ``state_dir`` is ready and fully running."""
+    data = state.read(state_dir)
+    if not data or data.get("status") != "ready":
+        return False
+    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
+        return False
+    names = {r["name"] for r in state.resources(data, "netns")}
+    if not names <= network.netns_list():
+        return False
+    layout, _ = control.layout_of(state_dir, data)
+    return etcd.healthy(layout)
+
+
+class LocalProvisioner(Provisioner):
+    """Hosts are network namespaces on one machine running real sshd, etcd, dockerd, ostree."""
+
+    name = "local"
+
+    def create(self, config: ProvisionConfig) -> Lab:
+        if os.geteuid() != 0:
+            raise ProvisionerError("the local provisioner needs root (namespaces, mounts)")
+        sd = Path(config.state_dir).resolve()
+        layout = Layout.from_options(sd, config.run_id, config.hosts, dict(config.options))
+        packages.ensure()
+        created = not sd.exists()
+        sd.mkdir(parents=True, exist_ok=True)
+        progress = Progress(f"local lab {layout.name}")
+        with FileLock(str(sd / CREATE_LOCK), timeout=600):
+            old = state.read(sd)
+            if old is not None:
+                if old.get("config") == layout.options() and healthy(sd):
+                    try:
+                        lab = load_inventory(layout.inventory)
+                    except InventoryError:
+                        lab = None
+                    if lab is not None:
+                        lab.owned = False
+                        progress.summary(f"reusing the running lab ({len(lab.hosts)} hosts)")
+                        return lab
+                progress.note("a stale or different lab is recorded here: tearing it down")
+                problems = destroy_state_dir(sd, keep=(CREATE_LOCK,))
+                if problems:
+                    raise ProvisionerError(f"could not remove the old lab: {'; '.join(problems)}")
+            state.new(sd, layout.run_id, layout.name, layout.options())
+            with state.edit(sd) as st:
+                st["created_state_dir"] = created
+            try:
+                lab = build(layout, progress)
+            except BaseException as exc:
+                progress.note(f"bring-up failed, tearing down: {exc}")
+                if not config.options.get("keep_on_failure"):
+                    destroy_state_dir(sd, keep=(CREATE_LOCK,))
+                if isinstance(exc, ProvisionerError):
+                    raise
+                if isinstance(exc, Exception):
+                    raise ProvisionerError(f"local lab bring-up failed: {exc!r}") from exc
+                raise
+        progress.summary(f"{len(lab.hosts)} hosts up")
+        return lab
+
+    def destroy(self, lab: Lab) -> None:
+        if lab.state_dir is None:
+            raise ProvisionerError("this lab has no state_dir: nothing to destroy")
+        _close_ssh(lab)
+        progress = Progress(f"local lab {lab.name}")
+        problems = destroy_state_dir(lab.state_dir)
+        if problems:
+            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
+        progress.summary("destroyed")
+
+    def status(self, lab: Lab) -> dict[str, dict[str, str]]:
+        layout, data = control.layout_of(self._sd(lab))
+        return {
+            h.name: {
+                s: "active" if control.is_active(layout, h.name, s) else "inactive"
+                for s in control.services_of(data, h)
+            }
+            for h in layout.hosts
+        }
+
+    def service(
+        self, lab: Lab, host: Host, service: str, action: str, timeout: float = 60
+    ) -> ServiceResult:
+        result = control.act(self._sd(lab), host.name, service, action, timeout)
+        if service == "sshd" and action in ("stop", "restart"):
+            _close_ssh(lab, host)
+        return result
+
+    def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
+        _close_ssh(lab, host)
+        control.reboot(self._sd(lab), host.name, timeout)
+        _close_ssh(lab, host)
+
+    @staticmethod
+    def _sd(lab: Lab) -> Path:
+        if lab.state_dir is None:
+            raise ProvisionerError("this lab has no state_dir")
+        return Path(lab.state_dir)
+
+
+def _close_ssh(lab: Lab, host: Host | None = None) -> None:
+    from stackcheck import ssh
+
+    for h in [host] if host else lab.hosts:
+        ssh.close(lab, h)
