@@ -1,0 +1,192 @@
+"""The suites pass on a healthy local lab and fail, saying why, on each injected fault.
+
+One real local lab (3 hosts) serves the module; each fault is injected, the relevant
+suite is run against the lab's inventory in a separate pytest process, and the fault
+is reverted whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provisioners import ProvisionConfig, get_provisioner
+from stackcheck.etcd import client_for
+from stackcheck.lab import Lab
+from stackcheck.ssh import close_all, host_connection
+
+REPO = Path(__file__).resolve().parent.parent
+PREFIX = "/coreos.com/network"
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs root"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    provisioner = get_provisioner("local")
+    config = ProvisionConfig(
+        run_id="faults", state_dir=tmp_path_factory.mktemp("faultlab") / "lab", hosts=3,
+        options={"subnet": "10.213.7.0/24", "name": "flt"},
+    )
+    try:
+        built = provisioner.create(config)
+        yield built
+    finally:
+        close_all()
+        provisioner.abort(config)
+
+
+def run_suite(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run suites against the lab's inventory in a fresh pytest process."""
+    assert lab.state_dir is not None
+    inventory = Path(lab.state_dir) / "inventory.yaml"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", f"--inventory={inventory}", "-p", "no:cacheprovider",
+         "-q", "-rfE", "--tb=line", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def sh(lab: Lab, host: str, command: str) -> str:
+    result = host_connection(lab, lab.host(host)).run(command)
+    assert result.rc == 0, f"{host}: {command}: {result.stderr}"
+    return result.stdout
+
+
+def etcd_kv(lab: Lab):
+    assert lab.etcd is not None
+    return client_for(lab.etcd, lab.etcd.endpoints[0])
+
+
+def lease_key(lab: Lab, host: str) -> tuple[str, dict]:
+    address = lab.host(host).address
+    for value, meta in etcd_kv(lab).get_prefix(f"{PREFIX}/subnets/"):
+        data = json.loads(value)
+        if data.get("PublicIP") == address:
+            key = meta["key"].decode() if isinstance(meta["key"], bytes) else meta["key"]
+            return key, data
+    raise LookupError(f"no lease for {host}")
+
+
+@contextlib.contextmanager
+def etcd_value(lab: Lab, key: str, value: str | None) -> Iterator[None]:
+    """Set (or delete, with None) an etcd key for the duration, then restore it."""
+    client = etcd_kv(lab)
+    before = client.get(key)
+    try:
+        client.put(key, value) if value is not None else client.delete(key)
+        yield
+    finally:
+        client.put(key, before[0].decode()) if before else client.delete(key)
+
+
+def subnet_of(lab: Lab, host: str) -> str:
+    key, _ = lease_key(lab, host)
+    return key.rsplit("/", 1)[-1].replace("-", "/")
+
+
+def test_suites_pass_on_a_healthy_lab(lab: Lab) -> None:
+    result = run_suite(lab, "-n", "2", "--dist", "loadgroup", "suites")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+
+
+def test_deleted_route_is_caught(lab: Lab) -> None:
+    subnet = subnet_of(lab, "h2")
+    gateway = subnet.split("/")[0]
+    sh(lab, "h1", f"ip route del {subnet} dev flannel.1")
+    try:
+        result = run_suite(lab, "suites/flannel/test_host_plumbing.py")
+    finally:
+        sh(lab, "h1", f"ip route replace {subnet} via {gateway} dev flannel.1 onlink")
+    assert result.returncode == 1
+    assert f"h1: peer h2: expected route {subnet} via {gateway} dev flannel.1 onlink" in (
+        result.stdout)
+
+
+def test_wrong_fdb_mac_is_caught(lab: Lab) -> None:
+    _, lease = lease_key(lab, "h2")
+    mac, dst = lease["BackendData"]["VtepMAC"], lease["PublicIP"]
+    sh(lab, "h1", f"bridge fdb del {mac} dev flannel.1 dst {dst} self")
+    sh(lab, "h1", f"bridge fdb append 02:00:00:00:be:ef dev flannel.1 dst {dst} self permanent")
+    try:
+        result = run_suite(lab, "suites/flannel")
+    finally:
+        sh(lab, "h1", f"bridge fdb del 02:00:00:00:be:ef dev flannel.1 dst {dst} self")
+        sh(lab, "h1", f"bridge fdb replace {mac} dev flannel.1 dst {dst} self permanent")
+    assert result.returncode == 1
+    assert f"h1: peer h2: expected FDB entry {mac.lower()} dst {dst}" in result.stdout
+    assert "h1->h2" in result.stdout, "the ping matrix names the failing pair"
+
+
+def test_overlapping_lease_is_caught(lab: Lab) -> None:
+    subnet = subnet_of(lab, "h2")
+    overlapping = subnet.split("/")[0].rsplit(".", 1)[0] + ".128-25"
+    key = f"{PREFIX}/subnets/{overlapping}"
+    value = json.dumps({"PublicIP": lab.host("h2").address, "BackendType": "vxlan",
+                        "BackendData": {"VtepMAC": "02:00:00:00:00:01"}})
+    with etcd_value(lab, key, value):
+        result = run_suite(lab, "suites/flannel/test_data_model.py")
+    assert result.returncode == 1
+    assert "expected disjoint leases; these overlap" in result.stdout
+    assert overlapping in result.stdout
+
+
+def test_wrong_vni_is_caught(lab: Lab) -> None:
+    config = json.loads(etcd_kv(lab).get(f"{PREFIX}/config")[0])
+    config["Backend"]["VNI"] = 7
+    with etcd_value(lab, f"{PREFIX}/config", json.dumps(config)):
+        result = run_suite(lab, "suites/flannel/test_host_plumbing.py")
+    assert result.returncode == 1
+    assert "flannel.1 differs: {'id': '1 (expected 7)'}" in result.stdout
+
+
+def test_lease_with_wrong_public_ip_is_caught(lab: Lab) -> None:
+    key, lease = lease_key(lab, "h2")
+    lease["PublicIP"] = "10.213.7.99"
+    with etcd_value(lab, key, json.dumps(lease)):
+        result = run_suite(lab, "suites/flannel/test_data_model.py")
+    assert result.returncode == 1
+    assert "expected a lease for every flannel host; none for ['h2']" in result.stdout
+    assert "leases of hosts not in the inventory" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("iptables") is None, reason="iptables is not installed")
+def test_blocked_vxlan_port_shows_in_the_ping_matrix(lab: Lab) -> None:
+    rule = f"INPUT -p udp --dport 8472 -s {lab.host('h1').address} -j DROP"
+    sh(lab, "h2", f"iptables -I {rule}")
+    try:
+        result = run_suite(lab, "suites/flannel/test_datapath.py::"
+                                "test_every_pod_pings_every_other_pod")
+    finally:
+        sh(lab, "h2", f"iptables -D {rule}")
+    assert result.returncode == 1
+    failed = result.stdout.split("failed: ", 1)[-1].splitlines()[0]
+    assert set(failed.split(", ")) == {"h1->h2", "h2->h1"}, result.stdout[-2000:]
+
+
+def test_stopped_majority_is_caught(lab: Lab) -> None:
+    provisioner = get_provisioner("local")
+    stopped = [lab.host("h1"), lab.host("h2")]
+    for host in stopped:
+        assert provisioner.service(lab, host, "etcd", "stop").ok
+    try:
+        result = run_suite(lab, "suites/etcd/test_health.py::test_every_endpoint_is_healthy")
+    finally:
+        for host in stopped:
+            provisioner.service(lab, host, "etcd", "start")
+    assert result.returncode == 1
+    assert "expected every endpoint healthy with a leader" in result.stdout
+    assert lab.etcd is not None
+    assert lab.etcd.endpoints[0] in result.stdout
