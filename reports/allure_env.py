@@ -1,0 +1,91 @@
+"""The files Allure reads beside the results: environment, categories, executor."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from reports.categories import categories_json
+from stackcheck.lab import Lab
+
+
+def environment(lab: Lab | None, run_id: str) -> dict[str, str]:
+    """The run's facts: provisioner, host count, run id and every ``lab.environment`` key."""
+    facts = {"run.id": run_id}
+    if lab is not None:
+        facts |= {
+            "lab.name": lab.name,
+            "lab.provisioner": lab.provisioner,
+            "lab.hosts": str(len(lab.hosts)),
+            "lab.host.names": ",".join(h.name for h in lab.hosts),
+        }
+        facts |= {str(k): str(v) for k, v in sorted(lab.environment.items())}
+    return facts
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
+
+
+def write_environment(alluredir: Path, facts: Mapping[str, str]) -> Path:
+    path = alluredir / "environment.properties"
+    lines = [f"{_escape(k).replace(' ', '_')}={_escape(v)}" for k, v in facts.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_environment(alluredir: Path) -> dict[str, str]:
+    path = alluredir / "environment.properties"
+    if not path.exists():
+        return {}
+    facts = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith(("#", "!")):
+            unescape = {"\\n": "\n", "\\=": "=", "\\:": ":", "\\\\": "\\"}
+            for old, new in unescape.items():
+                value = value.replace(old, new)
+            facts[key.strip()] = value
+    return facts
+
+
+def write_categories(alluredir: Path) -> Path:
+    path = alluredir / "categories.json"
+    path.write_text(json.dumps(categories_json(), indent=2) + "\n")
+    return path
+
+
+def executor(env: Mapping[str, str] = os.environ) -> dict[str, object] | None:
+    """Allure's executor.json from the CI's variables; None outside CI."""
+    if env.get("GITHUB_ACTIONS"):
+        url = f"{env.get('GITHUB_SERVER_URL')}/{env.get('GITHUB_REPOSITORY')}"
+        return {"name": "GitHub Actions", "type": "github",
+                "buildName": f"{env.get('GITHUB_WORKFLOW', '')} "
+                              f"#{env.get('GITHUB_RUN_NUMBER', '')}",
+                "buildUrl": f"{url}/actions/runs/{env.get('GITHUB_RUN_ID')}",
+                "buildOrder": int(env.get("GITHUB_RUN_NUMBER", "0") or 0)}
+    if env.get("GITLAB_CI"):
+        return {"name": "GitLab CI", "type": "gitlab",
+                "buildName": f"{env.get('CI_JOB_NAME', '')} #{env.get('CI_PIPELINE_IID', '')}",
+                "buildUrl": env.get("CI_JOB_URL"), "reportUrl": env.get("CI_PIPELINE_URL"),
+                "buildOrder": int(env.get("CI_PIPELINE_IID", "0") or 0)}
+    if env.get("JENKINS_URL"):
+        return {"name": "Jenkins", "type": "jenkins",
+                "buildName": f"{env.get('JOB_NAME', '')} #{env.get('BUILD_NUMBER', '')}",
+                "buildUrl": env.get("BUILD_URL"),
+                "buildOrder": int(env.get("BUILD_NUMBER", "0") or 0)}
+    if env.get("CI"):
+        return {"name": env.get("CI_NAME", "CI"), "type": "ci",
+                "buildName": env.get("CI_BUILD_ID", "")}
+    return None
+
+
+def write_executor(alluredir: Path, env: Mapping[str, str] = os.environ) -> Path | None:
+    info = executor(env)
+    if info is None:
+        return None
+    path = alluredir / "executor.json"
+    path.write_text(json.dumps({k: v for k, v in info.items() if v is not None}, indent=2) + "\n")
+    return path

@@ -1,0 +1,45 @@
+"""Failure categories, shared by Allure's ``categories.json`` and the regression summary.
+
+Allure marks an AssertionError (a check that found the lab wrong) as ``failed`` and any
+other exception as ``broken``; a broken test whose exception is about reaching the lab
+is "lab unreachable / preflight", any other broken test is a "harness error".
+"""
+
+from __future__ import annotations
+
+import re
+
+LAB_DEFECT = "lab defect"
+UNREACHABLE = "lab unreachable / preflight"
+HARNESS_ERROR = "harness error"
+
+UNREACHABLE_PATTERN = (
+    r"paramiko|SSHException|NoValidConnectionsError|AuthenticationException"
+    r"|socket\.|gaierror|ConnectionError|ConnectionRefused|ConnectionReset|ConnectTimeout"
+    r"|TimeoutError|WaitTimeout|TimeoutExpired|timed out|No route to host"
+    r"|Network is unreachable|ProvisionerError|EOFError"
+)
+
+
+def categories_json() -> list[dict[str, object]]:
+    """Allure categories; the first matching one wins."""
+    return [
+        {
+            "name": UNREACHABLE,
+            "matchedStatuses": ["broken"],
+            "messageRegex": f"(?s).*({UNREACHABLE_PATTERN}).*",
+        },
+        {"name": LAB_DEFECT, "matchedStatuses": ["failed"]},
+        {"name": HARNESS_ERROR, "matchedStatuses": ["broken"]},
+    ]
+
+
+def classify(status: str, message: str | None) -> str | None:
+    """The category of a result with Allure ``status`` and exception ``message``."""
+    if status == "failed":
+        return LAB_DEFECT
+    if status == "broken":
+        if re.search(UNREACHABLE_PATTERN, message or ""):
+            return UNREACHABLE
+        return HARNESS_ERROR
+    return None

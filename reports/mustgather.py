@@ -1,0 +1,82 @@
+"""On a failed check, a small redacted bundle of what the involved hosts looked like.
+
+Every command runs under ``timeout 5`` over the shared SSH connection; the whole bundle
+is bounded in time (``BUDGET`` seconds) and size (``MAX_CHARS`` per command); nothing
+here ever raises into the run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from reports.redact import redact
+from stackcheck.lab import Host, Lab
+
+BUDGET = 30.0
+COMMAND_TIMEOUT = 5
+MAX_CHARS = 4000
+MAX_HOSTS = 5
+
+_LOGS = (
+    "for f in /var/log/etcd*.log /var/log/docker*.log /var/log/flannel*.log "
+    "/var/log/kube*.log /var/log/messages; do "
+    '[ -f "$f" ] && echo "== $f" && tail -n 50 "$f"; done; true'
+)
+
+
+def commands(host: Host) -> list[tuple[str, str]]:
+    """(title, shell command) pairs gathered from ``host``."""
+    return [
+        ("ip addr", "ip addr"),
+        ("ip route", "ip route"),
+        ("bridge fdb", "bridge fdb show"),
+        ("service logs", _LOGS),
+        ("ostree status", f"ostree admin status --sysroot={shlex.quote(host.ostree_sysroot)}"),
+    ]
+
+
+def _default_connect(lab: Lab, host: Host) -> Any:
+    from stackcheck.ssh import host_connection
+
+    return host_connection(lab, host)
+
+
+#: How a host is reached; harness tests replace it with a fake.
+connect: Callable[[Lab, Host], Any] = _default_connect
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_CHARS:
+        return text
+    return f"[... {len(text) - MAX_CHARS} chars cut ...]\n" + text[-MAX_CHARS:]
+
+
+def gather_host(lab: Lab, host: Host, deadline: float) -> str:
+    """The bundle of one host as text, redacted; errors become lines of the bundle."""
+    parts = [f"# must-gather {host.name} ({host.address})"]
+    try:
+        conn = connect(lab, host)
+    except Exception as exc:  # noqa: BLE001 - a bundle must never fail the run
+        return redact("\n".join([*parts, f"cannot connect: {type(exc).__name__}: {exc}"]))
+    for title, command in commands(host):
+        if time.monotonic() > deadline:
+            parts.append(f"## {title}\n(skipped: must-gather time budget of {BUDGET:g}s used)")
+            continue
+        wrapped = f"timeout {COMMAND_TIMEOUT} sh -c {shlex.quote(command)}"
+        try:
+            result = conn.run(wrapped)
+            out = (result.stdout or "") + (result.stderr or "")
+            status = "" if result.rc == 0 else f" (exit {result.rc})"
+            parts.append(f"## {title}{status}\n{_clip(out.rstrip())}")
+        except Exception as exc:  # noqa: BLE001 - a bundle must never fail the run
+            parts.append(f"## {title}\nfailed: {type(exc).__name__}: {exc}")
+    return redact("\n\n".join(parts) + "\n")
+
+
+def gather(lab: Lab, hosts: Sequence[Host]) -> dict[str, str]:
+    """Bundles of up to ``MAX_HOSTS`` hosts, by host name, within ``BUDGET`` seconds."""
+    deadline = time.monotonic() + BUDGET
+    return {h.name: gather_host(lab, h, deadline) for h in list(hosts)[:MAX_HOSTS]}
