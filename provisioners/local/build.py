@@ -193,6 +193,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
             try:
                 for name, fut in trees.items():
                     info = fut.result()
+                    with state.edit(sd) as st:
+                        st["hosts"][name]["ostree"] = info
                     env[f"ostree_sysroot.{name}"] = info["sysroot"]
                     env[f"ostree_booted_file.{name}"] = str(layout.host(name).dir
                                                             / "booted-deployment")

@@ -2,9 +2,11 @@
 
 ``nsenter --net=/run/netns/<ns> unshare --mount --uts --propagation private`` then, inside:
 set the hostname, lazily unmount the copied ``nsfs`` mounts (they would pin other labs'
-namespaces), bind ``<hostdir>/run`` on ``/run`` and sleep. sshd, etcd and dockerd join it
-with ``nsenter -t <holder> -m -u -n``, so every host has its own ``/run`` (``/run/sshd``,
-``/run/flannel/subnet.env``, ``/run/docker.sock``), hostname and network.
+namespaces), bind ``<hostdir>/run`` on ``/run``, mount the host's own sysfs on ``/sys``
+(``/sys/class/net`` shows the host's links; the cgroup mounts are carried over) and sleep.
+sshd, etcd and dockerd join it with ``nsenter -t <holder> -m -u -n``, so every host has its
+own ``/run`` (``/run/sshd``, ``/run/flannel/subnet.env``, ``/run/docker.sock``), hostname,
+``/sys`` and network.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ _SCRIPT = f"""set -e
 hostname "$1"
 for m in $(findmnt -rn -t nsfs -o TARGET | sort -r); do umount -l "$m" 2>/dev/null || true; done
 mount --bind "$2" /run
+mount -t sysfs sysfs "$3"
+mount --rbind /sys/fs/cgroup "$3/fs/cgroup"
+umount -l /sys
+mount --move "$3" /sys
 mkdir -p /run/sshd /run/flannel /run/lock
 chmod 0755 /run/sshd
 touch /run/{READY}
@@ -38,12 +44,14 @@ def argv(layout: Layout, host: HostPlan) -> list[str]:
         "nsenter", f"--net=/run/netns/{host.netns}", "--",
         "unshare", "--mount", "--uts", "--propagation", "private", "--",
         "/bin/sh", "-c", _SCRIPT, "holder", host.name, str(host.run_dir),
+        str(host.dir / "sys"),
     ]
 
 
 def start(layout: Layout, host: HostPlan) -> None:
     """Start the holder of ``host`` (no wait); record its PID."""
     host.run_dir.mkdir(parents=True, exist_ok=True)
+    (host.dir / "sys").mkdir(exist_ok=True)
     (host.run_dir / READY).unlink(missing_ok=True)
     cg = cgroups.service_cgroup(layout.name, host.name, "holder")
     pid, start_ = spawn(argv(layout, host), log=host.dir / "logs" / "holder.log",
