@@ -14,7 +14,7 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from reports.store import RunRecord, TestOutcome
+from reports.store import CheckOutcome, RunRecord
 
 
 @dataclass
@@ -43,7 +43,7 @@ def _when(run: RunRecord) -> str:
     return dt.datetime.fromtimestamp(run.start).strftime("%Y-%m-%d %H:%M")
 
 
-def _entry(test: TestOutcome, **extra: object) -> dict:
+def _entry(test: CheckOutcome, **extra: object) -> dict:
     return {"key": test.key, "name": test.name, "nodeid": test.nodeid,
             "category": test.category, "message": test.message, **extra}
 
@@ -102,7 +102,7 @@ def compare(current: RunRecord, previous: list[RunRecord], *,
     return summary
 
 
-def _slower(test: TestOutcome, previous: list[RunRecord], ratio: float,
+def _slower(test: CheckOutcome, previous: list[RunRecord], ratio: float,
             min_slowdown: float) -> list[dict]:
     found = []
     before = [r.tests[test.key] for r in previous if test.key in r.tests]

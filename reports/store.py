@@ -21,7 +21,7 @@ DEFAULT_HISTORY = Path(".stackcheck/history")
 
 
 @dataclass
-class TestOutcome:
+class CheckOutcome:
     key: str
     name: str
     status: str  # passed, failed, broken, skipped, waived
@@ -46,7 +46,7 @@ class RunRecord:
     start: float
     end: float
     environment: dict[str, str] = field(default_factory=dict)
-    tests: dict[str, TestOutcome] = field(default_factory=dict)
+    tests: dict[str, CheckOutcome] = field(default_factory=dict)
     expired_waivers: list[str] = field(default_factory=list)
     junitxml: str | None = None
 
@@ -56,7 +56,7 @@ class RunRecord:
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
         data = json.loads(text)
-        data["tests"] = {k: TestOutcome(**v) for k, v in data["tests"].items()}
+        data["tests"] = {k: CheckOutcome(**v) for k, v in data["tests"].items()}
         return cls(**data)
 
 
@@ -83,7 +83,7 @@ def _measurements(result: dict) -> dict[str, float]:
     return found
 
 
-def _outcome(attempts: list[dict]) -> TestOutcome:
+def _outcome(attempts: list[dict]) -> CheckOutcome:
     attempts = sorted(attempts, key=lambda r: r.get("stop", 0))
     final = attempts[-1]
     status = final.get("status", "unknown")
@@ -96,7 +96,7 @@ def _outcome(attempts: list[dict]) -> TestOutcome:
     )
     ids = _labels(final, "as_id")
     nodeids = _labels(final, "nodeid")
-    return TestOutcome(
+    return CheckOutcome(
         key=_key(final),
         name=final.get("name", "?"),
         status=status,
