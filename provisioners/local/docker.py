@@ -17,9 +17,9 @@ import tarfile
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import cgroups
+from provisioners.local import cgroups, state
 from provisioners.local.layout import FLANNEL_MTU, HostPlan, Layout
-from provisioners.local.proc import run
+from provisioners.local.proc import alive, run
 
 IMAGE = "stackcheck/busybox:latest"
 ALIASES = ["busybox:latest"]
@@ -65,8 +65,17 @@ def ping(sock: Path, timeout: float = 1) -> bool:
     return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0] + b" "
 
 
+def socket_path(layout: Layout, host: HostPlan) -> Path:
+    """A short path to the host's docker socket, through its holder's root (sun_path <= 108)."""
+    data = state.read(layout.state_dir) or {}
+    rec = data.get("processes", {}).get(f"{host.name}/holder")
+    if rec and alive(rec["pid"], rec["start"]):
+        return Path(f"/proc/{rec['pid']}/root/run/docker.sock")
+    return host.docker_socket
+
+
 def ready(layout: Layout, host: HostPlan) -> bool:
-    return ping(host.docker_socket)
+    return ping(socket_path(layout, host))
 
 
 def client() -> str:
@@ -76,10 +85,10 @@ def client() -> str:
     return exe
 
 
-def docker(host: HostPlan, *args: str, timeout: float = 60, check: bool = True,
+def docker(layout: Layout, host: HostPlan, *args: str, timeout: float = 60, check: bool = True,
            input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the docker CLI against the host's daemon (through its socket file)."""
-    return run([client(), "-H", f"unix://{host.docker_socket}", *args],
+    return run([client(), "-H", f"unix://{socket_path(layout, host)}", *args],
                timeout=timeout, check=check, input=input)
 
 
@@ -121,9 +130,9 @@ def build_busybox_tar(layout: Layout) -> Path:
 
 def import_busybox(layout: Layout, host: HostPlan) -> None:
     tar = build_busybox_tar(layout)
-    docker(host, "import", "--change", 'CMD ["sh"]', str(tar), IMAGE, timeout=120)
+    docker(layout, host, "import", "--change", 'CMD ["sh"]', str(tar), IMAGE, timeout=120)
     for alias in ALIASES:
-        docker(host, "tag", IMAGE, alias)
+        docker(layout, host, "tag", IMAGE, alias)
 
 
 def version() -> str:

@@ -58,6 +58,12 @@ def start(layout: Layout, host: HostPlan) -> None:
                         env=layout.env, cgroup=cg)
     state.set_process(layout.state_dir, f"{host.name}/holder",
                       {"host": host.name, "service": "holder", "pid": pid, "start": start_})
+    for sub, mnt in BINDS.items():
+        # informational: private to the host's mount namespace, gone with the holder
+        state.add_resource(layout.state_dir, "private_mount", mnt, host=host.name,
+                           source=str(host.dir / sub))
+    state.add_resource(layout.state_dir, "private_mount", "/sys", host=host.name,
+                       source="sysfs (host netns)")
 
 
 def wait_ready(layout: Layout, host: HostPlan, timeout: float = 10) -> None:

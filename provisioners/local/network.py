@@ -81,12 +81,14 @@ def create(layout: Layout) -> None:
     u = layout.underlay
     state.add_resource(sd, "netns", u)
     run(["ip", "netns", "add", u])
+    _record_inode(sd, u)
     run(["ip", "-n", u, "link", "set", "lo", "up"])
     run(["ip", "-n", u, "link", "add", "br0", "type", "bridge"])
     run(["ip", "-n", u, "link", "set", "br0", "up"])
     for host in layout.hosts:
         state.add_resource(sd, "netns", host.netns, host=host.name)
         run(["ip", "netns", "add", host.netns])
+        _record_inode(sd, host.netns)
         batch = "\n".join([
             f"link add {host.name} type veth peer name eth0 netns {host.netns}",
             f"link set {host.name} master br0",
@@ -107,6 +109,21 @@ def create(layout: Layout) -> None:
     run(["ip", "-n", u, "link", "set", "up0", "up"])
     run(["ip", "addr", "add", f"{layout.gateway}/{layout.prefix}", "dev", link])
     run(["ip", "link", "set", link, "up"])
+
+
+def netns_inode(name: str) -> int | None:
+    """The identity (nsfs inode) of a named netns, or None if it does not exist."""
+    try:
+        return os.stat(NETNS_DIR / name).st_ino
+    except OSError:
+        return None
+
+
+def _record_inode(state_dir: Path, name: str) -> None:
+    with state.edit(state_dir) as st:
+        for rec in st.get("resources", []):
+            if rec.get("kind") == "netns" and rec.get("name") == name:
+                rec["inode"] = netns_inode(name)
 
 
 def delete_link(name: str) -> None:

@@ -70,7 +70,8 @@ class LocalProvisioner(Provisioner):
                 lab = build(layout, progress)
             except BaseException as exc:
                 progress.note(f"bring-up failed, tearing down: {exc}")
-                if not config.options.get("keep_on_failure"):
+                keep = str(config.options.get("keep_on_failure", "")).lower()
+                if keep not in ("1", "true", "yes", "on"):
                     destroy_state_dir(sd, keep=(CREATE_LOCK,))
                 if isinstance(exc, ProvisionerError):
                     raise

@@ -37,6 +37,16 @@ def _lab_pids(data: state.State) -> set[int]:
     return {p for p in pids if p != me and start_time(p) is not None}
 
 
+def _foreign_netns(data: state.State) -> set[str]:
+    """Recorded namespace names that exist now but are not the namespaces we made."""
+    out = set()
+    for rec in state.resources(data, "netns"):
+        now = network.netns_inode(rec["name"])
+        if now is not None and rec.get("inode") is not None and now != rec["inode"]:
+            out.add(rec["name"])
+    return out
+
+
 def kill_all(data: state.State, timeout: float = 10) -> set[int]:
     """SIGKILL every lab process until none is left (bounded); return survivors."""
     deadline = time.monotonic() + timeout
@@ -69,17 +79,8 @@ def _unmount(target: str) -> None:
         subprocess.run(["umount", "-l", target], capture_output=True)
 
 
-def destroy_state_dir(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list[str]:
-    """Tear down the lab recorded in ``state_dir``; return problems left (empty = clean).
-
-    ``keep`` names lab files in ``state_dir`` not to delete (e.g. a lock file held).
-    """
-    state_dir = Path(state_dir)
-    data = state.read(state_dir)
-    if data is None:
-        return []
-    with state.edit(state_dir) as st:
-        st["status"] = "destroying"
+def _remove_kernel_objects(data: state.State) -> list[str]:
+    """Processes, links, namespaces, mounts and cgroups of the lab; return problems."""
     problems: list[str] = []
     survivors = kill_all(data)
     if survivors:
@@ -96,17 +97,40 @@ def destroy_state_dir(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list
             problems.append(f"cgroups left: {left}")
     if state.resources(data, "netns_dir"):
         network.cleanup_netns_dir()
-    host_dirs = [Path(h["dir"]) for h in data.get("hosts", {}).values() if h.get("dir")]
-    for d in host_dirs:
-        _rmtree(d)
-    for rec in reversed(state.resources(data, "dir")):
-        _rmtree(Path(rec["name"]))
     leftover_links = {r["name"] for r in state.resources(data, "link")} & network.root_links()
     if leftover_links:
         problems.append(f"links left: {sorted(leftover_links)}")
     leftover_ns = {r["name"] for r in state.resources(data, "netns")} & network.netns_list()
     if leftover_ns:
         problems.append(f"namespaces left: {sorted(leftover_ns)}")
+    return problems
+
+
+def destroy_state_dir(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list[str]:
+    """Tear down the lab recorded in ``state_dir``; return problems left (empty = clean).
+
+    ``keep`` names lab files in ``state_dir`` not to delete (e.g. a lock file held).
+    """
+    state_dir = Path(state_dir)
+    data = state.read(state_dir)
+    if data is None:
+        return []
+    with state.edit(state_dir) as st:
+        st["status"] = "destroying"
+    problems: list[str] = []
+    if _foreign_netns(data):
+        # our namespaces are gone and their names belong to another lab now (e.g. after a
+        # machine restart): stop only our recorded processes, then remove our files
+        for rec in data.get("processes", {}).values():
+            if alive(rec.get("pid"), rec.get("start")):
+                signal_pids([rec["pid"]], signal.SIGKILL)
+    else:
+        problems += _remove_kernel_objects(data)
+    host_dirs = [Path(h["dir"]) for h in data.get("hosts", {}).values() if h.get("dir")]
+    for d in host_dirs:
+        _rmtree(d)
+    for rec in reversed(state.resources(data, "dir")):
+        _rmtree(Path(rec["name"]))
     if not problems:
         for name in set(LAB_FILES) - set(keep):
             (state_dir / name).unlink(missing_ok=True)
