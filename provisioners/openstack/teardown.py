@@ -148,12 +148,14 @@ def find_leaks(conn: Any, older_than: timedelta, now: datetime | None = None) ->
             if not old(obj):
                 continue
             name = getattr(obj, "name", None) or getattr(obj, "floating_ip_address", "") or ""
-            found.append(Resource(kind, obj.id, name, {"run": _run_of_tags(obj.tags)}))
+            run = _run_of_tags(obj.tags)
+            found.append(Resource(kind, obj.id, name, {"run": run}))
             if kind == "router":
                 for port in net.ports(device_id=obj.id):
                     if (port.device_owner or "").startswith("network:router_interface"):
                         found.append(Resource("router_interface", port.id, f"{name} interface",
-                                              {"router_id": obj.id, "port_id": port.id}))
+                                              {"router_id": obj.id, "port_id": port.id,
+                                               "run": run}))
     # keypairs have no tags: only the keypair named after a leaked run, if old enough too
     for run in sorted({r.extra.get("run", "?") for r in found} - {"?"}):
         try:
