@@ -428,8 +428,9 @@ def config(tmp_path: Path) -> ProvisionConfig:
     return ProvisionConfig(run_id=RUN, state_dir=tmp_path / "state", options={"spec": str(spec)})
 
 
-def write_spec(config: ProvisionConfig, **changes: Any) -> None:
-    Path(config.options["spec"]).write_text(yaml.safe_dump({**SPEC, **changes}))
+def write_spec(config: ProvisionConfig, drop: tuple[str, ...] = (), **changes: Any) -> None:
+    spec = {k: v for k, v in {**SPEC, **changes}.items() if k not in drop}
+    Path(config.options["spec"]).write_text(yaml.safe_dump(spec))
 
 
 @pytest.fixture
@@ -562,6 +563,51 @@ def test_security_group_opens_the_lab_ports(
             ("tcp", 10250, 10250, "group")} <= rules
     assert all(r["security_group_id"] == group_id
                for r in cloud.neutron["security-group-rules"].values())
+
+
+def test_existing_network_without_floating_ips_uses_fixed_addresses(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud
+) -> None:
+    shared = cloud.add("networks", name="lab-shared")
+    write_spec(config, drop=("hosts",), floating_ips=False, user_data="none",
+               network={"existing": "lab-shared"})
+
+    lab = provisioner.create(config)
+
+    assert [h.name for h in lab.hosts] == ["h1", "h2", "h3"], "config.hosts hosts by default"
+    assert lab.hosts[0].roles == ["etcd", "flannel", "docker", "node", "master"]
+    assert all(h.address.startswith("10.42.0.") for h in lab.hosts)
+    assert set(recorded(config)) == {"keypair", "security_group", "server"}
+    assert all(p["network_id"] == shared["id"] for p in cloud.neutron["ports"].values())
+    provisioner.destroy(lab)
+    assert shared["id"] in cloud.neutron["networks"], "a network the run did not make stays"
+
+
+def test_host_keys_are_polled_until_sshd_hands_them_out(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud
+) -> None:
+    scans: list[str] = []
+
+    def slow_sshd(address: str, port: int, timeout: float) -> list[str]:
+        scans.append(address)
+        return [HOST_KEY] if scans.count(address) > 2 else []
+
+    provisioner.keyscan = slow_sshd
+    provisioner.create(config)
+    assert len(scans) == 9
+
+
+def test_a_second_create_refuses_to_forget_a_running_lab(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud
+) -> None:
+    provisioner.create(config)
+    posts = len(cloud.calls("POST"))
+    with pytest.raises(ProvisionerError, match=r"still lists 12 resource\(s\) of run .*"
+                                               r"tear that lab down first"):
+        provisioner.create(ProvisionConfig(run_id="20240102-000000-def456",
+                                           state_dir=config.state_dir, options=config.options))
+    assert len(cloud.calls("POST")) == posts
+    assert len(recorded(config)["server"]) == 3
 
 
 # --- teardown -----------------------------------------------------------------------------
@@ -823,3 +869,10 @@ def test_no_credential_in_logs_errors_or_files(
     for text in texts:
         assert PASSWORD not in text
         assert TOKEN not in text
+
+
+def test_the_example_spec_is_valid() -> None:
+    root = Path(__file__).resolve().parent.parent
+    spec = load_spec(root / "provisioners" / "openstack" / "example-spec.yaml")
+    assert [h.name for h in spec.host_list(3)] == ["master", "node1", "node2"]
+    assert {r.ports for r in spec.security_rules()} >= {"22", "2379-2380", "8472", "10250"}

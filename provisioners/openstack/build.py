@@ -99,7 +99,7 @@ class Builder:
             self.state.add("router", router.id, router.name)
             self._tag(router)
             self.step = "router interface"
-            net_api.add_interface_to_router(router, subnet=subnet.id)
+            net_api.add_interface_to_router(router, subnet.id)  # positional: kwarg renamed
             self.state.add("router_interface", subnet.id, f"{router.name} interface",
                            router_id=router.id)
         return net.id, subnet.id
@@ -212,3 +212,16 @@ class Builder:
         self._poll("SSH on port 22", list(hosts),
                    lambda h: probe(h.address, 22, self.waits.probe_timeout),
                    self.waits.ssh_timeout)
+
+    def host_keys(self, hosts: list[BuiltHost],
+                  keyscan: Callable[[str, int, float], list[str]]) -> list[tuple[str, list[str]]]:
+        """Each host's SSH host keys (sshd may open its port before it can hand them out)."""
+        self.step = "host keys"
+        found: dict[str, list[str]] = {}
+
+        def scanned(host: BuiltHost) -> bool:
+            found[host.address] = keyscan(host.address, 22, self.waits.probe_timeout)
+            return bool(found[host.address])
+
+        self._poll("SSH host keys", list(hosts), scanned, self.waits.ssh_timeout)
+        return [(h.address, found[h.address]) for h in hosts]

@@ -79,13 +79,24 @@ class OpenStackProvisioner(Provisioner):
         except os_exc.SDKException as exc:
             raise ProvisionerError(f"openstack: checking the cloud failed: {short_error(exc)}") \
                 from None
-        state = RunState(config.state_dir / STATE_FILE, spec.cloud, run_id)
-        state.save()
+        state = self._fresh_state(config.state_dir, spec.cloud, run_id)
         builder = Builder(conn, spec, state, self.waits)
         try:
             return self._build(builder, config, hosts, image, flavor, external, existing)
         except Exception as exc:
             raise self._rolled_back(conn, state, builder.step, exc) from exc
+
+    @staticmethod
+    def _fresh_state(state_dir: Path, cloud: str, run_id: str) -> RunState:
+        """A new state file; refuse to overwrite one that still lists resources."""
+        previous = RunState.load(state_dir)
+        if previous is not None and previous.resources:
+            raise ProvisionerError(
+                f"openstack: {previous.path} still lists {len(previous.resources)} resource(s) "
+                f"of run {previous.run_id}; tear that lab down first (stackcheck lab down)")
+        state = RunState(state_dir / STATE_FILE, cloud, run_id)
+        state.save()
+        return state
 
     def _build(self, builder: Builder, config: ProvisionConfig, hosts: list[BuiltHost],
                image: Any, flavor: Any, external: Any | None, existing: Any | None) -> Lab:
@@ -101,22 +112,12 @@ class OpenStackProvisioner(Provisioner):
         if spec.floating_ips:
             builder.floating_ips(hosts, external)
         builder.wait_ssh(hosts, self.probe)
-        builder.step = "host keys"
-        known_hosts = self._known_hosts(hosts, state_dir / "known_hosts")
+        known_hosts = sshkeys.write_known_hosts(state_dir / "known_hosts",
+                                                builder.host_keys(hosts, self.keyscan))
         lab = self._lab(spec, config, hosts, key_path, known_hosts)
         write_inventory(lab, state_dir / "inventory.yaml")
         log.info("openstack lab %s ready: %d host(s)", lab.name, len(hosts))
         return lab
-
-    def _known_hosts(self, hosts: list[BuiltHost], path: Path) -> Path:
-        entries = []
-        for host in hosts:
-            keys = self.keyscan(host.address, 22, self.waits.probe_timeout)
-            if not keys:
-                raise ProvisionerError(f"openstack: no SSH host key from {host.spec.name} "
-                                       f"({host.address})")
-            entries.append((host.address, keys))
-        return sshkeys.write_known_hosts(path, entries)
 
     @staticmethod
     def _lab(spec: LabSpec, config: ProvisionConfig, hosts: list[BuiltHost], key_path: Path,

@@ -48,9 +48,11 @@ class Deleter:
         router = res.extra["router_id"]
         try:
             if "port_id" in res.extra:
-                self.conn.network.remove_interface_from_router(router, port=res.extra["port_id"])
+                # positional: the keyword names changed across openstacksdk releases
+                self.conn.network.remove_interface_from_router(router, None,
+                                                               res.extra["port_id"])
             else:
-                self.conn.network.remove_interface_from_router(router, subnet=res.id)
+                self.conn.network.remove_interface_from_router(router, res.id)
         except os_exc.NotFoundException:
             pass  # router or interface already gone
 
