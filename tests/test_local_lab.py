@@ -27,6 +27,8 @@ SUBNET = "10.213.77.0/24"
 KILL_NAME = "sckill"
 KILL_SUBNET = "10.213.78.0/24"
 
+pytestmark = pytest.mark.xdist_group("local-lab")  # one lab per module, never split
+
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="the local lab needs root (network namespaces, mounts, cgroups)"
 )
@@ -74,14 +76,20 @@ def snapshot(name: str) -> dict[str, object]:
 
 
 def assert_nothing_left(before: dict[str, object], name: str, state_dir: Path) -> None:
+    """Nothing of lab ``name`` is left; things other labs may have made meanwhile are ignored."""
     deadline = time.monotonic() + 5
     while _lab_processes(name) and time.monotonic() < deadline:
         time.sleep(0.1)
     after = snapshot(name)
-    assert after["netns"] == before["netns"], "namespaces left behind"
-    assert not {n for n in after["netns"] if n.startswith(f"sc-{name}-")}
-    assert after["links"] == before["links"], "links left in the root namespace"
-    assert after["mounts"] == before["mounts"], "mounts left behind"
+    new_netns = after["netns"] - before["netns"]
+    assert not {n for n in new_netns if n.startswith(f"sc-{name}-")}, "namespaces left"
+    assert f"sc-{name}" not in after["links"], "the root-side veth is left"
+    assert after["links"] - before["links"] <= {n for n in after["links"] if n.startswith("sc-")}
+    new_mounts = after["mounts"] - before["mounts"]
+    ours = {m for m in new_mounts if name in m[0] or str(state_dir) in m[0]}
+    assert not ours, f"mounts left: {ours}"
+    if ("/run/netns", "ext4") in new_mounts or any(m[0] == "/run/netns" for m in new_mounts):
+        assert after["netns"], "/run/netns left mounted with no namespace in it"
     assert not after["procs"], f"lab processes left: {after['procs']}"
     assert not list(Path("/sys/fs/cgroup").glob(f"*/stackcheck-{name}"))
     assert not (state_dir / "state.json").exists()

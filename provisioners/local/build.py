@@ -128,6 +128,7 @@ def build(layout: Layout, progress: Progress) -> Lab:
             for h in hosts
         }
         st["flannel"] = "flanneld" if overlay.flanneld() else "plumbing"
+        st["docker_available"] = layout.docker
     _record_dirs(layout)
     real_flannel = overlay.flanneld() is not None
     with ThreadPoolExecutor(max_workers=max(4, 2 * len(hosts))) as pool:
@@ -164,7 +165,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
                 for h in hosts:
                     overlay.program_routes(h, [(p, macs[p.name]) for p in hosts])
                 for h in hosts:
-                    control.launch(layout, data, h, "docker")
+                    if layout.docker:
+                        control.launch(layout, data, h, "docker")
             trees: dict[str, Future[dict[str, str]]] = {
                 h.name: pool.submit(ostree.create, layout, h) for h in hosts
             }
@@ -183,7 +185,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
                         st["hosts"][h.name]["bip"] = bip
                 data = state.read(sd) or {}
                 for h in hosts:
-                    control.launch(layout, data, h, "docker")
+                    if layout.docker:
+                        control.launch(layout, data, h, "docker")
             else:
                 overlay.write_model(layout, macs)
         with progress.step("sshd answering on every host"):
@@ -206,19 +209,11 @@ def build(layout: Layout, progress: Progress) -> Lab:
                 with state.edit(sd) as st:
                     st["ostree_available"] = False
                 progress.note(f"ostree unavailable: {exc}")
-        with progress.step("docker daemons and busybox image"):
-            try:
-                for h in hosts:
-                    control.wait_ready(layout, h, "docker", DOCKER_TIMEOUT)
-                busybox_tar.result()
-                list(pool.map(lambda h: docker.import_busybox(layout, h), hosts))
-                env["docker"] = "available"
-                env["docker_image"] = docker.IMAGE
-                for h in hosts:
-                    env[f"docker_socket.{h.name}"] = str(h.docker_socket)
-            except ProvisionerError as exc:
-                _docker_unavailable(layout, str(exc), progress)
-                env["docker"] = f"unavailable: {exc}"
+        if not layout.docker:
+            env["docker"] = "disabled (option docker=false)"
+        else:
+            with progress.step("docker daemons and busybox image"):
+                env.update(_docker_up(layout, pool, busybox_tar, progress))
         for key, fut in versions.items():
             env[key] = fut.result()
     data = state.read(sd) or {}
@@ -232,6 +227,25 @@ def build(layout: Layout, progress: Progress) -> Lab:
         st["ready_at"] = time.time()
         st["pid"] = os.getpid()
     return lab
+
+
+def _docker_up(layout: Layout, pool: ThreadPoolExecutor, busybox_tar: Future[Path],
+               progress: Progress) -> dict[str, str]:
+    """Wait for every dockerd and import busybox; on failure mark docker unavailable."""
+    env: dict[str, str] = {}
+    try:
+        for h in layout.hosts:
+            control.wait_ready(layout, h, "docker", DOCKER_TIMEOUT)
+        busybox_tar.result()
+        list(pool.map(lambda h: docker.import_busybox(layout, h), layout.hosts))
+    except ProvisionerError as exc:
+        _docker_unavailable(layout, str(exc), progress)
+        return {"docker": f"unavailable: {exc}"}
+    env["docker"] = "available"
+    env["docker_image"] = docker.IMAGE
+    for h in layout.hosts:
+        env[f"docker_socket.{h.name}"] = str(h.docker_socket)
+    return env
 
 
 def _docker_unavailable(layout: Layout, reason: str, progress: Progress) -> None:

@@ -63,6 +63,7 @@ class Layout:
     state_dir: Path
     subnet: ipaddress.IPv4Network
     host_count: int
+    docker: bool = True
 
     @classmethod
     def from_options(
@@ -79,10 +80,12 @@ class Layout:
             raise ProvisionerError(f"option subnet {subnet}: must be a private range")
         if not 1 <= hosts <= min(200, subnet.num_addresses - 12):
             raise ProvisionerError(f"{hosts} hosts do not fit the lab (1..200, subnet {subnet})")
-        return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts)
+        docker = str(options.get("docker", "true")).lower() not in ("0", "false", "no", "off")
+        return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker)
 
     def options(self) -> dict[str, Any]:
-        return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count}
+        return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count,
+                "docker": self.docker}
 
     @property
     def prefix(self) -> int:
