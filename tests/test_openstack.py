@@ -827,6 +827,19 @@ def test_flavor_not_found_is_one_clear_line(
     assert cloud.calls("POST") == []
 
 
+def test_rejected_credentials_are_one_line_without_the_password(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud
+) -> None:
+    cloud.mocker.post("https://identity.example.test/v3/auth/tokens", status_code=401,
+                      json={"error": {"code": 401, "title": "Unauthorized",
+                                      "message": "The request you have made requires "
+                                                 "authentication."}})
+    with pytest.raises(ProvisionerError) as failed:
+        provisioner.create(config)
+    assert str(failed.value).startswith("openstack: checking the cloud failed: ")
+    assert "HTTP 401" in str(failed.value) and PASSWORD not in str(failed.value)
+
+
 def test_spec_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text("cloud: c\nimage: i\nflavor: f\nhosts:\n  - name: a\n    roles: [etcd, db]\n")

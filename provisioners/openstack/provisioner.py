@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError
@@ -76,7 +77,7 @@ class OpenStackProvisioner(Provisioner):
             check_quotas(conn, servers=len(hosts), vcpus=flavor.vcpus, ram_mb=flavor.ram,
                          new_network=existing is None,
                          floating_ips=len(hosts) if spec.floating_ips else 0)
-        except os_exc.SDKException as exc:
+        except (os_exc.SDKException, ks_exc.ClientException) as exc:
             raise ProvisionerError(f"openstack: checking the cloud failed: {short_error(exc)}") \
                 from None
         state = self._fresh_state(config.state_dir, spec.cloud, run_id)
