@@ -849,6 +849,9 @@ def test_spec_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
     path.write_text("cloud: c\nimage: i\nflavor: f\nfloating_ips: true\n")
     with pytest.raises(ProvisionerError, match=r"floating_ips: true needs network.external"):
         load_spec(path)
+    path.write_text("cloud: c\nimage: i\nflavor: f\nnetwork: {existing: shared}\n")
+    with pytest.raises(ProvisionerError, match=r"every host needs a fixed_ip"):
+        load_spec(path)
     path.write_text("cloud: c\nflavor: f\n")
     with pytest.raises(ProvisionerError, match=r"spec.yaml:1: image: required field"):
         load_spec(path)

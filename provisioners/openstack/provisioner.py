@@ -102,11 +102,11 @@ class OpenStackProvisioner(Provisioner):
     def _build(self, builder: Builder, config: ProvisionConfig, hosts: list[BuiltHost],
                image: Any, flavor: Any, external: Any | None, existing: Any | None) -> Lab:
         spec, state_dir = builder.spec, config.state_dir
+        builder.plan_addresses(hosts, own_network=existing is None)
         key_path = state_dir / f"id_{spec.key_type}"
         key_name = builder.keypair(sshkeys.generate_keypair(key_path, spec.key_type))
         network_id = existing.id if existing is not None else builder.network(external)[0]
         group_id = builder.security_group()
-        builder.plan_addresses(hosts, own_network=existing is None)
         builder.servers(hosts, image=image, flavor=flavor, key_name=key_name,
                         network_id=network_id, group_id=group_id)
         builder.wait_active(hosts)

@@ -145,7 +145,7 @@ class LabSpec(_Model):
         if self.floating_ips and not self.network.external:
             raise ValueError("floating_ips: true needs network.external (the public network)")
         needs_ips = self.user_data == "cloud-init" and self.network.existing
-        if needs_ips and self.hosts and any(not h.fixed_ip for h in self.hosts):
+        if needs_ips and (not self.hosts or any(not h.fixed_ip for h in self.hosts)):
             raise ValueError("with network.existing and cloud-init user-data every host needs "
                              "a fixed_ip (etcd's initial cluster is written into user-data)")
         return self
