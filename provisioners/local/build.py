@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -49,9 +50,10 @@ def _sshd_version() -> str:
 
 def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     """Templates that run the control CLI on a host (over SSH) for the existing provisioner."""
-    target = host or '"$(hostname)"'
-    base = (f"env PYTHONPATH={REPO_ROOT} {sys.executable} -m provisioners.local.control "
-            f"--state-dir {layout.state_dir} --host {target}")
+    target = shlex.quote(host) if host else '"$(hostname)"'
+    base = (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} "
+            f"-m provisioners.local.control --state-dir {shlex.quote(str(layout.state_dir))} "
+            f"--host {target}")
     units = {"etcd": "etcd", "docker": "docker", "sshd": "sshd", "flannel": "flannel"}
     return ServiceControl(
         stop=f"{base} stop {{unit}}",

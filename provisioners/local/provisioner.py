@@ -13,10 +13,8 @@ from provisioners.local.build import build
 from provisioners.local.layout import Layout
 from provisioners.local.proc import alive
 from provisioners.local.progress import Progress
-from provisioners.local.teardown import destroy_state_dir
+from provisioners.local.teardown import CREATE_LOCK, destroy_locked, destroy_state_dir
 from stackcheck.lab import Host, InventoryError, Lab, load_inventory
-
-CREATE_LOCK = "create.lock"
 
 
 def healthy(state_dir: Path) -> bool:
@@ -60,7 +58,7 @@ class LocalProvisioner(Provisioner):
                         progress.summary(f"reusing the running lab ({len(lab.hosts)} hosts)")
                         return lab
                 progress.note("a stale or different lab is recorded here: tearing it down")
-                problems = destroy_state_dir(sd, keep=(CREATE_LOCK,))
+                problems = destroy_locked(sd, keep=(CREATE_LOCK,))
                 if problems:
                     raise ProvisionerError(f"could not remove the old lab: {'; '.join(problems)}")
             state.new(sd, layout.run_id, layout.name, layout.options())
@@ -72,7 +70,7 @@ class LocalProvisioner(Provisioner):
                 progress.note(f"bring-up failed, tearing down: {exc}")
                 keep = str(config.options.get("keep_on_failure", "")).lower()
                 if keep not in ("1", "true", "yes", "on"):
-                    destroy_state_dir(sd, keep=(CREATE_LOCK,))
+                    destroy_locked(sd, keep=(CREATE_LOCK,))
                 if isinstance(exc, ProvisionerError):
                     raise
                 if isinstance(exc, Exception):

@@ -16,11 +16,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from filelock import FileLock
+
 from provisioners.local import cgroups, network, ostree, state
 from provisioners.local.proc import alive, reap, signal_pids, start_time
 
 #: files of the lab in state_dir besides the recorded dirs
-LAB_FILES = ("inventory.yaml", "state.json", "state.lock", "create.lock")
+LAB_FILES = ("inventory.yaml", "state.json", "state.lock")
+CREATE_LOCK = "create.lock"
 
 
 def _lab_pids(data: state.State) -> set[int]:
@@ -106,10 +109,10 @@ def _remove_kernel_objects(data: state.State) -> list[str]:
     return problems
 
 
-def destroy_state_dir(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list[str]:
-    """Tear down the lab recorded in ``state_dir``; return problems left (empty = clean).
+def destroy_locked(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list[str]:
+    """Tear down the lab recorded in ``state_dir``, the caller holding ``create.lock``.
 
-    ``keep`` names lab files in ``state_dir`` not to delete (e.g. a lock file held).
+    ``keep`` names lab files in ``state_dir`` not to delete (e.g. that lock file).
     """
     state_dir = Path(state_dir)
     data = state.read(state_dir)
@@ -137,6 +140,27 @@ def destroy_state_dir(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list
         for d in ("locks",):
             shutil.rmtree(state_dir / d, ignore_errors=True)
         if data.get("created_state_dir"):
+            with contextlib.suppress(OSError):
+                state_dir.rmdir()
+    return problems
+
+
+def destroy_state_dir(state_dir: Path | str) -> list[str]:
+    """Tear down the lab recorded in ``state_dir``; return problems left (empty = clean).
+
+    Works from the state file alone (after a crash or kill -9 of the harness). Waits for a
+    bring-up running in another live process to finish first (``create.lock``).
+    """
+    state_dir = Path(state_dir)
+    if state.read(state_dir) is None:
+        return []
+    created = bool((state.read(state_dir) or {}).get("created_state_dir"))
+    with FileLock(str(state_dir / CREATE_LOCK), timeout=600):
+        problems = destroy_locked(state_dir, keep=(CREATE_LOCK,))
+    if not problems:
+        # a create() waiting on this lock sees no lab and builds a new one: fine
+        (state_dir / CREATE_LOCK).unlink(missing_ok=True)
+        if created:
             with contextlib.suppress(OSError):
                 state_dir.rmdir()
     return problems
