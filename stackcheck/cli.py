@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -50,6 +51,12 @@ def main() -> None:
 @main.group()
 def lab() -> None:
     """Provision, inspect and tear down a lab outside pytest."""
+
+
+with contextlib.suppress(ImportError):  # needs the 'openstack' extra
+    from provisioners.openstack.cli import cleanup_command
+
+    lab.add_command(cleanup_command)
 
 
 @lab.command("up")
@@ -123,6 +130,9 @@ def lab_down(lab_dir: Path) -> None:
     try:
         if recorded is not None and recorded.provisioner not in ("local", "existing"):
             get_provisioner(recorded.provisioner).destroy(recorded)
+        elif (lab_dir / "openstack-state.json").exists():
+            config = ProvisionConfig(run_id="down", state_dir=lab_dir.resolve())
+            get_provisioner("openstack").abort(config)
         else:
             config = ProvisionConfig(run_id="down", state_dir=lab_dir.resolve())
             get_provisioner("local").abort(config)
