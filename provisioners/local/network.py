@@ -146,10 +146,11 @@ def netns_pids(name: str) -> set[int]:
 
 def cleanup_netns_dir() -> None:
     """Unmount /run/netns if the lab made it a mount point and no namespace is left."""
-    if NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir()) and os.path.ismount(NETNS_DIR):
+    if not NETNS_DIR.is_dir() or any(NETNS_DIR.iterdir()):
+        return
+    for _ in range(4):
+        if not is_mountpoint(NETNS_DIR):
+            break
         run(["umount", str(NETNS_DIR)], check=False)
-        while os.path.ismount(NETNS_DIR):
-            if run(["umount", str(NETNS_DIR)], check=False).returncode != 0:
-                break
-        with contextlib.suppress(OSError):
-            NETNS_DIR.rmdir()
+    with contextlib.suppress(OSError):
+        NETNS_DIR.rmdir()

@@ -87,7 +87,7 @@ def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]]) -> None:
 def write_model(layout: Layout, macs: dict[str, str]) -> None:
     """Write flannel's network config and one lease per host into etcd."""
     cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG))
+    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG, separators=(",", ":")))
     lease = cli.lease(ttl=LEASE_TTL)
     for host in layout.hosts:
         value = {
@@ -102,7 +102,7 @@ def write_model(layout: Layout, macs: dict[str, str]) -> None:
 def write_config(layout: Layout) -> None:
     """Only the network config (what an operator writes before starting flanneld)."""
     cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG))
+    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG, separators=(",", ":")))
 
 
 def argv(layout: Layout, host: HostPlan) -> list[str]:
