@@ -1,9 +1,26 @@
-"""The ``local`` provisioner: a real small lab on this machine (netns hosts, sshd, etcd, docker).
+"""The ``local`` provisioner: a real small lab on this machine, reachable like a remote one.
+
+Hosts ``h1..hN`` are network namespaces ``sc-<name>-hN`` on a bridge in ``sc-<name>-u``;
+the root namespace reaches them through one veth ``sc-<name>`` (gateway = subnet's .1,
+hosts = .11, .12, ...). Each host has its own UTS and mount namespace (held by a
+"holder" process): own hostname, ``/run`` (= ``<hostdir>/run``) and ``/sys``. It runs a
+real sshd, etcd (first 3 hosts; 1 member for 1-2 hosts, TLS), dockerd (under tini, busybox
+image imported offline) and flannel's vxlan overlay (flanneld if on PATH, else the same
+data model and kernel plumbing), and has an ostree sysroot.
 
 Public API: :class:`LocalProvisioner` (``create``/``destroy``/``status``/``service``/
 ``reboot``), :func:`destroy_state_dir` (teardown from the state dir alone, e.g. after a
-crash) and :func:`healthy`. Options: ``name`` (default ``lab``), ``subnet`` (default
-``10.213.0.0/24``), ``keep_on_failure``.
+crash), :func:`healthy`. CLI for use inside a host:
+``python -m provisioners.local.control --state-dir DIR --host hN ACTION [SERVICE]``.
+
+Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9-),
+``subnet`` (default ``10.213.0.0/24``; private), ``docker`` (default true),
+``keep_on_failure`` (default false: a failed bring-up is torn down).
+
+In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
+``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,
+``known_hosts``, ``authorized_keys``), ``images/``, ``hosts/hN/`` (``sshd_config``, host
+key, ``etcd/``, ``docker/``, ``sysroot/``, ``booted-deployment``, ``run/``, ``logs/``).
 """
 
 from __future__ import annotations
