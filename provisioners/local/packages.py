@@ -23,6 +23,8 @@ PROGRAMS: dict[str, str] = {
     "dockerd": "docker.io",
     "docker": "docker.io",
     "tini": "tini",
+    "ping": "iputils-ping",  # the path-MTU check pings with DF set from the hosts
+    "iptables": "iptables",
 }
 
 #: files (not on PATH) -> Debian package

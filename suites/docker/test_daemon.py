@@ -1,6 +1,7 @@
 """Docker: the daemon answers, and its bridge sits inside the host's flannel lease."""
 
 import ipaddress
+import shlex
 
 import allure
 import pytest
@@ -36,7 +37,10 @@ def test_bridge_is_inside_the_flannel_lease(lab_host: Host, host, lease_of) -> N
         f"{lab_host.name}: {bridge['ifname']} has {[str(a) for a in addresses]}, expected an "
         f"address inside the host's lease {lease.subnet}"
     )
-    mtu = read_subnet_env(host).get("FLANNEL_MTU")
-    assert mtu and int(bridge["mtu"]) <= int(mtu), (
-        f"{lab_host.name}: {bridge['ifname']} MTU {bridge['mtu']}, expected the flannel MTU {mtu}"
+    flannel_mtu = read_subnet_env(host).get("FLANNEL_MTU")
+    fmt = shlex.quote('{{index .Options "com.docker.network.driver.mtu"}}')
+    docker_mtu = host.run(f"docker network inspect bridge --format {fmt}").stdout.strip()
+    assert flannel_mtu and docker_mtu == flannel_mtu, (
+        f"{lab_host.name}: Docker gives containers MTU {docker_mtu or 'default (1500)'}, "
+        f"expected the flannel MTU {flannel_mtu} (dockerd --mtu)"
     )
