@@ -4,13 +4,15 @@ Allure 2 (``allure-commandline``, needs Java) when ``java`` is found, else Allur
 (``allure``, Node.js only). Either way ``<out>/index.html`` is a single file that opens
 from disk with no network, and history is carried across runs so trends show:
 Allure 2 keeps ``<out>/history/`` and copies it into the results before generating,
-Allure 3 appends to ``<out>/history.jsonl`` (its ``historyPath``). Analytics are off.
+Allure 3 appends to ``<out>/history.jsonl`` (its ``historyPath``). Analytics are off
+(ALLURE_NO_ANALYTICS for Allure 2; Allure 3's hard-wired gtag script is cut out).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +21,13 @@ from pathlib import Path
 CACHE = Path(os.environ.get("STACKCHECK_CACHE", "~/.cache/stackcheck")).expanduser() / "allure"
 PACKAGES = {"allure2": "allure-commandline@2", "allure3": "allure@3"}
 TIMEOUT = 300
+
+
+# Allure 3's report plugins embed Google Analytics whatever ALLURE_NO_ANALYTICS says.
+_ANALYTICS = re.compile(
+    r'<script async src="https://www\.googletagmanager\.com/[^"]*"></script>\s*'
+    r"<script>\s*window\.dataLayer[\s\S]*?</script>"
+)
 
 
 class RenderError(RuntimeError):
@@ -94,7 +103,8 @@ def _render_allure3(cli: Path, results: Path, out: Path, work: Path, name: str) 
     }
     (work / "allurerc.json").write_text(json.dumps(config))
     _run([str(cli), "generate", "--config", str(work / "allurerc.json"), str(results)])
-    shutil.copy2(work / "report" / "index.html", out / "index.html")
+    page = (work / "report" / "index.html").read_text()
+    (out / "index.html").write_text(_ANALYTICS.sub("", page))
 
 
 def render(results: Path, out: Path, *, engine: str = "auto", name: str = "stackcheck",
