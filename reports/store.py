@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reports.allure_env import read_environment
 from reports.categories import classify
+from reports.redact import redact
 
 FAILED = ("failed", "broken")
 DEFAULT_HISTORY = Path(".stackcheck/history")
@@ -105,7 +106,7 @@ def _outcome(attempts: list[dict]) -> CheckOutcome:
         allure_id=ids[0] if ids else None,
         attempts=len(attempts),
         flaky=flaky,
-        message=message.strip().splitlines()[0][:300] if message.strip() else "",
+        message=redact(message.strip().splitlines()[0])[:300] if message.strip() else "",
         category=classify(status, message),
         waiver=waived[0] if waived else None,
         measurements=_measurements(final),
