@@ -8,6 +8,7 @@ pytest_plugins = [
     "fixtures.flannel",
     "fixtures.pods",
     "fixtures.labels",
+    "reports.plugin",
 ]
 
 

@@ -151,7 +151,7 @@ def run(ctx: click.Context, inventory: Path | None, alluredir: Path) -> None:
     Extra arguments are passed to pytest (e.g. -k etcd, -m 'not disruptive').
     """
     args = [sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
-            f"--alluredir={alluredir}"]
+            f"--alluredir={alluredir}", "--clean-alluredir"]
     if inventory:
         args.append(f"--inventory={inventory}")
     args.extend(ctx.args)
@@ -159,11 +159,9 @@ def run(ctx: click.Context, inventory: Path | None, alluredir: Path) -> None:
     os.execv(sys.executable, args)
 
 
-@main.command()
-def report() -> None:
-    """Render the Allure report and the regression summary (not built yet)."""
-    _fail("'stackcheck report' is not implemented yet; the raw Allure results are in "
-          "allure-results/")
+from reports.cli import report  # noqa: E402 - attached after the group is defined
+
+main.add_command(report)
 
 
 if __name__ == "__main__":
