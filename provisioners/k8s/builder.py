@@ -48,17 +48,18 @@ class Builder:
         """The unpacked source tree's Debian version, fetching it if needed."""
         debver = fetch.source_ready(self.layout)
         if debver is None:
+            apt = self.apt()
             with self.progress.step(f"apt-get source {self.recipe.source_package}") as step:
-                debver = step.detail = fetch.fetch_source(self.apt(), self.recipe, self.layout)
+                debver = step.detail = fetch.fetch_source(apt, self.recipe, self.layout)
         return debver
 
     def toolchain(self) -> str:
         """The cached Go toolchain's version, fetching it if needed."""
         gover = fetch.go_version(self.layout.goroot(self.recipe.go_series))
         if gover is None:
-            packages = " ".join(self.recipe.go_packages)
+            apt, packages = self.apt(), " ".join(self.recipe.go_packages)
             with self.progress.step(f"Go toolchain from {self.recipe.go_suite} ({packages})") as st:
-                gover = st.detail = fetch.fetch_toolchain(self.apt(), self.recipe, self.layout)
+                gover = st.detail = fetch.fetch_toolchain(apt, self.recipe, self.layout)
         return gover
 
     def pause_only(self, target: Path) -> None:

@@ -64,7 +64,7 @@ def fetch_source(apt: PrivateApt, recipe: Recipe, layout: Layout) -> str:
             cwd=downloads)
     dsc = downloads / f"{recipe.source_package}_{debver.split(':', 1)[-1]}.dsc"
     tmp = temp_sibling(layout.src)
-    _run(["dpkg-source", "-x", str(dsc), str(tmp)], "dpkg-source -x")
+    _run(["dpkg-source", "--no-copy", "-x", str(dsc), str(tmp)], "dpkg-source -x")
     (tmp / SOURCE_MARK).write_text(debver + "\n")
     replace_dir(tmp, layout.src)
     return debver
