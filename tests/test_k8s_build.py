@@ -23,7 +23,7 @@ from rich.console import Console
 
 from provisioners.k8s import ALL_BINARIES, KUBE_BINARIES, K8sBuildError, Progress, ensure_binaries
 from provisioners.k8s import build as build_module
-from provisioners.k8s.aptconf import PrivateApt, parse_deb822, parse_one_line
+from provisioners.k8s.aptconf import PrivateApt, parse_deb822, parse_one_line, render_sources
 from provisioners.k8s.cache import Layout, stale, write_manifest
 from provisioners.k8s.cli import k8s_build
 from provisioners.k8s.runner import run_logged
@@ -244,6 +244,16 @@ def test_parsers_read_both_formats() -> None:
                                                                KEYRING)
     disabled = parse_deb822(f"Enabled: no\nTypes: deb\nURIs: {MIRROR}\nSuites: x\n")
     assert not disabled[0].enabled
+
+
+def test_inline_signed_by_key_survives_the_round_trip() -> None:
+    key = "\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n.\nmQINBGPL\n-----END PGP PUBLIC KEY BLOCK-----"
+    text = f"Types: deb\nURIs: {MIRROR}\nSuites: bookworm\nComponents: main\nSigned-By:"
+    text += key.replace("\n", "\n ")
+    (entry,) = parse_deb822(text)
+    assert entry.signed_by == key
+    rendered = render_sources(MIRROR, entry.signed_by, [("deb", "bullseye")])
+    assert parse_deb822(rendered)[0].signed_by == key
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -118,9 +118,10 @@ def debian_mirror(entries: list[AptSource], codename: str | None) -> tuple[str, 
     """(URI, Signed-By) of the Debian archive the machine uses: an entry for its own suite."""
     usable = [e for e in entries if e.enabled and "main" in e.components and e.uris
               and {"deb", "deb-src"} & set(e.types)]
-    for wanted in ([codename] if codename else []), DEBIAN_CODENAMES:
+    preferred = [{codename}] if codename else []
+    for wanted in [*preferred, DEBIAN_CODENAMES]:  # the machine's own suite first
         for entry in usable:
-            if set(entry.suites) & set(wanted):
+            if wanted & set(entry.suites):
                 return entry.uris[0], entry.signed_by
     raise K8sBuildError(
         f"no Debian archive found in {SYSTEM_APT}/sources.list or sources.list.d "
