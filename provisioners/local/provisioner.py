@@ -89,6 +89,14 @@ class LocalProvisioner(Provisioner):
             raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
         progress.summary("destroyed")
 
+    def abort(self, config: ProvisionConfig) -> None:
+        """Remove whatever the state folder records (an interrupted create, or ``lab down``)."""
+        if not (Path(config.state_dir) / "state.json").exists():
+            return
+        problems = destroy_state_dir(Path(config.state_dir))
+        if problems:
+            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
+
     def status(self, lab: Lab) -> dict[str, dict[str, str]]:
         layout, data = control.layout_of(self._sd(lab))
         return {
