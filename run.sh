@@ -51,7 +51,7 @@ case "$cmd" in
         install_debian_packages
         install_venv
         say "stackcheck's own tests"
-        exec .venv/bin/python -m pytest -c tests/pytest.ini -n auto --dist loadfile "$@"
+        exec .venv/bin/python -m pytest -c tests/pytest.ini -n auto --dist loadfile tests "$@"
         ;;
     *)
         echo "usage: ./run.sh conformance|selftest [pytest args]" >&2
