@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.faults",
     "fixtures.flannel",
     "fixtures.pods",
+    "fixtures.kubernetes",
     "fixtures.labels",
     "reports.plugin",
 ]

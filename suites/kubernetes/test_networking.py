@@ -1,0 +1,86 @@
+"""Pod networking across nodes: pod-to-pod, and a ClusterIP Service from another node."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import allure
+import pytest
+from kubernetes.stream import stream
+
+from fixtures.kubernetes import Kube
+from suites.kubernetes.objects import container, pod, wait_running
+
+pytestmark = allure.feature("networking")
+HOSTNAME = "kubernetes.io/hostname"
+
+
+def run_in(kube: Kube, namespace: str, name: str, command: str) -> str:
+    """Run a shell command in a pod; returns its output (stdout and stderr)."""
+    return stream(kube.core.connect_get_namespaced_pod_exec, name, namespace,
+                  command=["sh", "-c", command], stderr=True, stdin=False, stdout=True,
+                  tty=False, _request_timeout=30)
+
+
+def one_pod_per_node(kube: Kube, namespace: str, nodes: list[str], app: str, **spec) -> list:
+    for index, node in enumerate(nodes):
+        manifest = pod(f"{app}-{index}", labels={"app": app, "node": node},
+                       nodeSelector={HOSTNAME: node}, **spec)
+        kube.core.create_namespaced_pod(namespace, manifest)
+    return wait_running(kube, namespace, app, len(nodes))
+
+
+@allure.id("kubernetes-pod-to-pod")
+def test_pods_on_different_nodes_reach_each_other(
+    kube: Kube, namespace: str, schedulable_nodes: list[str]
+) -> None:
+    if len(schedulable_nodes) < 2:
+        pytest.skip("needs pods on two nodes")
+    pods = one_pod_per_node(kube, namespace, schedulable_nodes, "mesh")
+    pairs = [(a, b) for a in pods for b in pods if a is not b]
+
+    def ping(pair) -> bool:
+        src, dst = pair
+        out = run_in(kube, namespace, src.metadata.name,
+                     f"ping -c 2 -W 2 {dst.status.pod_ip} >/dev/null && echo REACHED")
+        return "REACHED" in out
+
+    with ThreadPoolExecutor(max_workers=min(16, len(pairs))) as pool:
+        outcomes = list(pool.map(ping, pairs))
+    failed = [f"{a.spec.node_name}->{b.spec.node_name}"
+              for (a, b), ok in zip(pairs, outcomes, strict=True) if not ok]
+    assert not failed, f"expected every pod pair across nodes to ping; failed: {failed}"
+
+
+@allure.id("kubernetes-clusterip-service")
+def test_clusterip_service_reaches_its_endpoint_from_another_node(
+    kube: Kube, namespace: str, schedulable_nodes: list[str]
+) -> None:
+    if len(schedulable_nodes) < 2:
+        pytest.skip("needs a server and a client on two nodes")
+    server_node, client_node = schedulable_nodes[0], schedulable_nodes[-1]
+    server = pod("web", nodeSelector={HOSTNAME: server_node})
+    server["spec"]["containers"] = [container(command=[
+        "sh", "-c", f"mkdir -p /www && echo {namespace} > /www/index.html && "
+        "exec httpd -f -p 8080 -h /www"])]
+    kube.core.create_namespaced_pod(namespace, server)
+    kube.core.create_namespaced_pod(namespace, pod("client", nodeSelector={HOSTNAME: client_node}))
+    kube.core.create_namespaced_service(namespace, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    })
+    wait_running(kube, namespace, "web", 1)
+    wait_running(kube, namespace, "client", 1)
+    cluster_ip = kube.core.read_namespaced_service("web", namespace).spec.cluster_ip
+    request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {cluster_ip} 80"
+    out = ""
+    for _ in range(10):  # kube-proxy programs the rules asynchronously
+        out = run_in(kube, namespace, "client", request)
+        if namespace in out:
+            break
+        time.sleep(1)
+    assert namespace in out, (
+        f"expected the client on {client_node} to get the page from {server_node} through "
+        f"ClusterIP {cluster_ip}:80; got {out[-300:]!r}"
+    )

@@ -1,0 +1,42 @@
+"""Kubernetes preflight: every node host is a Ready Node; the control plane is ready."""
+
+import allure
+import pytest
+
+from fixtures.kubernetes import Kube
+from stackcheck.lab import Lab
+
+pytestmark = allure.feature("preflight")
+
+
+@allure.id("kubernetes-api-ready")
+def test_api_server_is_ready(kube: Kube) -> None:
+    body, status, _ = kube.api.call_api(
+        "/readyz", "GET", auth_settings=["BearerToken"], response_type="str",
+        _return_http_data_only=False, _request_timeout=10,
+    )
+    assert status == 200, f"expected /readyz to answer 200; saw {status}: {body!r}"
+
+
+@allure.id("kubernetes-nodes-ready")
+def test_every_node_host_is_a_ready_node(lab: Lab, kube: Kube) -> None:
+    nodes = {n.metadata.name: n for n in kube.core.list_node().items}
+    expected = [h.name for h in lab.hosts_with("node")]
+    missing = [name for name in expected if name not in nodes]
+    assert not missing, f"expected a Node for every host with the node role; missing {missing}"
+    not_ready = {}
+    for name in expected:
+        ready = next((c for c in nodes[name].status.conditions if c.type == "Ready"), None)
+        if ready is None or ready.status != "True":
+            not_ready[name] = f"{ready.reason}: {ready.message}" if ready else "no Ready condition"
+    assert not not_ready, f"expected every node Ready; not ready: {not_ready}"
+
+
+@allure.id("kubernetes-system-pods-running")
+def test_kube_system_pods_are_running(kube: Kube) -> None:
+    pods = kube.core.list_namespaced_pod("kube-system").items
+    if not pods:
+        pytest.skip("kube-system runs no pods in this lab (control plane runs outside pods)")
+    bad = {p.metadata.name: p.status.phase for p in pods
+           if p.status.phase not in ("Running", "Succeeded")}
+    assert not bad, f"expected kube-system pods Running; saw {bad}"
