@@ -40,3 +40,20 @@ def test_kube_system_pods_are_running(kube: Kube) -> None:
     bad = {p.metadata.name: p.status.phase for p in pods
            if p.status.phase not in ("Running", "Succeeded")}
     assert not bad, f"expected kube-system pods Running; saw {bad}"
+
+
+@allure.id("kubernetes-nodes-schedulable")
+def test_every_node_host_is_schedulable(lab: Lab, kube: Kube) -> None:
+    """A node host must take pods: no cordon, no NoSchedule/NoExecute taint left behind."""
+    nodes = {n.metadata.name: n for n in kube.core.list_node().items}
+    blocked = {}
+    for host in lab.hosts_with("node"):
+        node = nodes.get(host.name)
+        if node is None:
+            continue  # reported by test_every_node_host_is_a_ready_node
+        taints = [f"{t.key}={t.value or ''}:{t.effect}" for t in node.spec.taints or []
+                  if t.effect in ("NoSchedule", "NoExecute")
+                  and not (host.has_role("master") and "master" in t.key)]
+        if taints or node.spec.unschedulable:
+            blocked[host.name] = {"taints": taints, "cordoned": bool(node.spec.unschedulable)}
+    assert not blocked, f"expected every node host to accept pods; blocked: {blocked}"
