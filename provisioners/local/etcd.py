@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import etcd3gw
 import requests
 
+from provisioners.base import ProvisionerError
 from provisioners.local.layout import HostPlan, Layout
 from provisioners.local.pki import tls_files
 
 ETCD = "/usr/bin/etcd"
+#: test-only: ``{"--flag": "value"}`` in this file of a host's dir replaces those flags of its etcd
+OVERRIDES_FILE = "etcd-overrides.json"
 
 
 def endpoints(layout: Layout) -> list[str]:
     return [f"https://{h.address}:2379" for h in layout.etcd_hosts]
 
 
+def overrides_path(host: HostPlan) -> Path:
+    """Where a harness test puts flag overrides (e.g. a wrong ``--initial-cluster``)."""
+    return host.dir / OVERRIDES_FILE
+
+
 def argv(layout: Layout, host: HostPlan) -> list[str]:
+    """etcd's command line; flags listed in :func:`overrides_path` replace the defaults."""
+    path = overrides_path(host)
+    overrides: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    args = _default_argv(layout, host)
+    flags = {a.split("=", 1)[0] for a in args}
+    unknown = sorted(set(overrides) - flags)
+    if unknown:
+        raise ProvisionerError(f"{path}: flags not on etcd's command line: {unknown}")
+    out = []
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        out.append(f"{flag}={overrides[flag]}" if flag in overrides else arg)
+    return out
+
+
+def _default_argv(layout: Layout, host: HostPlan) -> list[str]:
     pki = layout.pki_dir
     cert, key = pki / f"{host.name}-etcd.crt", pki / f"{host.name}-etcd.key"
     cluster = ",".join(f"{h.name}=https://{h.address}:2380" for h in layout.etcd_hosts)
