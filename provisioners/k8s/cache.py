@@ -84,16 +84,17 @@ def read_manifest(bin_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stale(bin_dir: Path, version: str) -> dict[str, str]:
+def stale(bin_dir: Path, version: str,
+          names: tuple[str, ...] = ALL_BINARIES) -> dict[str, str]:
     """Binaries to (re)build, each with the reason; empty means a complete, verified cache."""
     manifest = read_manifest(bin_dir)
     if manifest is None:
-        return dict.fromkeys(ALL_BINARIES, "no manifest")
+        return dict.fromkeys(names, "no manifest")
     if manifest.get("version") != version:
-        return dict.fromkeys(ALL_BINARIES, f"manifest is for {manifest.get('version')}")
+        return dict.fromkeys(names, f"manifest is for {manifest.get('version')}")
     recorded = manifest.get("binaries") or {}
     reasons = {}
-    for name in ALL_BINARIES:
+    for name in names:
         path = bin_dir / name
         expected = (recorded.get(name) or {}).get("sha256")
         if not expected:

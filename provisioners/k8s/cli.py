@@ -1,4 +1,4 @@
-"""``stackcheck lab k8s-build``: find or build the lab's Kubernetes binaries, print their folder."""
+"""``stackcheck lab k8s-build`` / ``e2e-build``: find or build Kubernetes binaries, print where."""
 
 from __future__ import annotations
 
@@ -29,3 +29,22 @@ def k8s_build(k8s_bin_dir: Path | None, version: str, no_path: bool) -> None:
         progress.console.print(f"[red]stackcheck:[/red] {exc}")
         sys.exit(2)
     click.echo(str(folder))
+
+
+@click.command("e2e-build")
+@click.option("--version", "version", default=DEFAULT_VERSION, show_default=True,
+              help="Kubernetes version of the e2e tests (only v1.20.2 builds offline)")
+@click.option("--e2e-bin", type=click.Path(dir_okay=False, path_type=Path),
+              help="check this e2e.test instead of building one")
+def e2e_build(version: str, e2e_bin: Path | None) -> None:
+    """Print the path of Kubernetes' e2e.test (ginkgo beside it), building both from Debian's
+    source package on first use (about 3 minutes on 2 cores; later runs are cache hits)."""
+    from provisioners.k8s.e2e import ensure_e2e
+
+    progress = Progress()
+    try:
+        found = ensure_e2e(version, e2e_bin, progress)
+    except K8sBuildError as exc:
+        progress.console.print(f"[red]stackcheck:[/red] {exc}")
+        sys.exit(2)
+    click.echo(str(found.e2e_test))
