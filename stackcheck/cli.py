@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from provisioners import ProvisionConfig, ProvisionerError, available, get_provisioner
+from stackcheck.faults import FaultJournal, journal_path
 from stackcheck.lab import InventoryError, Lab, load_inventory
 
 console = Console(stderr=True)
@@ -98,7 +99,7 @@ def lab_up(name: str, hosts: int, lab_dir: Path, inventory: Path | None,
 @click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
 @click.option("--inventory", type=Path, help="inventory of the lab (default: the local lab's)")
 def lab_status(lab_dir: Path, inventory: Path | None) -> None:
-    """Show each host and the state of its services."""
+    """Show each host, the state of its services and pending faults (exit 1 if any is off)."""
     try:
         current = _load_lab(lab_dir, inventory)
         name = current.provisioner if inventory is None else "existing"
@@ -118,7 +119,12 @@ def lab_status(lab_dir: Path, inventory: Path | None) -> None:
         table.add_row(host.name, host.address, ",".join(host.roles), shown)
     Console().print(table)
     bad = [s for per_host in states.values() for s in per_host.values() if s != "active"]
-    sys.exit(1 if bad else 0)
+    journal = journal_path(current, Path.cwd())
+    pending = FaultJournal(journal).pending() if journal.exists() else []
+    if pending:
+        click.echo(f"pending faults (left stopped by an interrupted run; the next run's "
+                   f"preflight restarts them): {', '.join(f'{h}/{s}' for h, s in pending)}")
+    sys.exit(1 if bad or pending else 0)
 
 
 @lab.command("down")
