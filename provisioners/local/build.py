@@ -203,9 +203,11 @@ def build(layout: Layout, progress: Progress) -> Lab:
                     env[f"ostree_sysroot.{name}"] = info["sysroot"]
                     env[f"ostree_booted_file.{name}"] = str(layout.host(name).dir
                                                             / "booted-deployment")
+                    env[f"ostree_booted_view.{name}"] = info["view"]
                 env["ostree"] = "available"
                 env["ostree_os"] = OS_NAME
                 env["ostree_branch"] = ostree.BRANCH
+                env["ostree_refspec"] = ostree.REFSPEC
             except ProvisionerError as exc:
                 env["ostree"] = f"unavailable: {exc}"
                 with state.edit(sd) as st:

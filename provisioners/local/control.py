@@ -163,7 +163,10 @@ def act(state_dir: Path, host_name: str, service: str, action: str,
 
 
 def reboot(state_dir: Path, host_name: str, timeout: float = 120) -> None:
-    """Stop every service of the host, boot the default ostree deployment, start them again."""
+    """Stop every service of the host, boot the default ostree deployment, start them again.
+
+    The host gets a new boot id while its services are down (nothing reads a half-written one).
+    """
     layout, data = layout_of(Path(state_dir))
     host = layout.host(host_name)
     services = services_of(data, host)
@@ -172,6 +175,7 @@ def reboot(state_dir: Path, host_name: str, timeout: float = 120) -> None:
             _stop(layout, host, service, timeout=10, whole_group=True)
     if (ostree.sysroot(host) / "ostree").is_dir():
         ostree.make_default_booted(host)
+    holder.new_boot_id(host)
     for service in services:
         with _lock(layout, host_name, service):
             if not is_active(layout, host_name, service):

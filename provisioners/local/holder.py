@@ -6,12 +6,15 @@ namespaces), bind ``<hostdir>/run`` on ``/run``, mount the host's own sysfs on `
 (``/sys/class/net`` shows the host's links; the cgroup mounts are carried over) and sleep.
 sshd, etcd and dockerd join it with ``nsenter -t <holder> -m -u -n``, so every host has its
 own ``/run`` (``/run/sshd``, ``/run/flannel/subnet.env``, ``/run/docker.sock``), hostname,
-``/sys`` and network.
+``/sys`` and network. Like an Atomic host, each host also has its own boot id
+(``<hostdir>/boot_id`` bound on ``/proc/sys/kernel/random/boot_id``; a reboot rewrites it,
+see :func:`new_boot_id`) and a read-only ``/usr`` (a read-only bind of the machine's).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
@@ -29,6 +32,9 @@ mount -t sysfs sysfs "$3"
 mount --rbind /sys/fs/cgroup "$3/fs/cgroup"
 umount -l /sys
 mount --move "$3" /sys
+mount --bind "$4" /proc/sys/kernel/random/boot_id
+mount --bind /usr /usr
+mount -o remount,bind,ro /usr
 mkdir -p /run/sshd /run/flannel /run/lock
 chmod 0755 /run/sshd
 touch /run/{READY}
@@ -44,8 +50,21 @@ def argv(layout: Layout, host: HostPlan) -> list[str]:
         "nsenter", f"--net=/run/netns/{host.netns}", "--",
         "unshare", "--mount", "--uts", "--propagation", "private", "--",
         "/bin/sh", "-c", _SCRIPT, "holder", host.name, str(host.run_dir),
-        str(host.dir / "sys"),
+        str(host.dir / "sys"), str(boot_id_file(host)),
     ]
+
+
+def boot_id_file(host: HostPlan) -> Path:
+    """The host's boot id, seen inside it as ``/proc/sys/kernel/random/boot_id``."""
+    return host.dir / "boot_id"
+
+
+def new_boot_id(host: HostPlan) -> str:
+    """Give the host a new boot id (rewritten in place: the bind mount follows the inode)."""
+    value = str(uuid.uuid4())
+    with open(boot_id_file(host), "w") as f:
+        f.write(value + "\n")
+    return value
 
 
 def start(layout: Layout, host: HostPlan) -> None:
@@ -53,6 +72,8 @@ def start(layout: Layout, host: HostPlan) -> None:
     host.run_dir.mkdir(parents=True, exist_ok=True)
     (host.dir / "sys").mkdir(exist_ok=True)
     (host.run_dir / READY).unlink(missing_ok=True)
+    if not boot_id_file(host).exists():
+        new_boot_id(host)
     cg = cgroups.service_cgroup(layout.name, host.name, "holder")
     pid, start_ = spawn(argv(layout, host), log=host.dir / "logs" / "holder.log",
                         env=layout.env, cgroup=cg)
@@ -64,6 +85,10 @@ def start(layout: Layout, host: HostPlan) -> None:
                            source=str(host.dir / sub))
     state.add_resource(layout.state_dir, "private_mount", "/sys", host=host.name,
                        source="sysfs (host netns)")
+    state.add_resource(layout.state_dir, "private_mount", "/proc/sys/kernel/random/boot_id",
+                       host=host.name, source=str(boot_id_file(host)))
+    state.add_resource(layout.state_dir, "private_mount", "/usr", host=host.name,
+                       source="/usr (read-only bind)")
 
 
 def wait_ready(layout: Layout, host: HostPlan, timeout: float = 10) -> None:
