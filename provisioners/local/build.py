@@ -17,6 +17,7 @@ from provisioners.local import (
     docker,
     etcd,
     holder,
+    kubernetes,
     network,
     ostree,
     overlay,
@@ -54,7 +55,8 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     base = (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} "
             f"-m provisioners.local.control --state-dir {shlex.quote(str(layout.state_dir))} "
             f"--host {target}")
-    units = {"etcd": "etcd", "docker": "docker", "sshd": "sshd", "flannel": "flannel"}
+    units = {"etcd": "etcd", "docker": "docker", "sshd": "sshd", "flannel": "flannel",
+             **{s: s for s in kubernetes.SERVICES}}
     return ServiceControl(
         stop=f"{base} stop {{unit}}",
         start=f"{base} start {{unit}}",
@@ -97,6 +99,7 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
         hosts=hosts,
         etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
                         cert_file=files["cert"], key_file=files["key"]),
+        kubernetes=kubernetes.access(layout, data),
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
         service_control=control_templates(layout, None),
         environment=environment,
@@ -141,6 +144,7 @@ def build(layout: Layout, progress: Progress) -> Lab:
             for h in hosts:
                 sshd.prepare(layout, h)
                 docker.prepare(layout, h)
+        k8s = kubernetes.BringUp(layout, pool, progress) if layout.kubernetes else None
         versions = {
             "etcd_version": pool.submit(etcd.version),
             "docker_version": pool.submit(docker.version),
@@ -176,6 +180,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
             for h in layout.etcd_hosts:
                 control.wait_ready(layout, h, "etcd", ETCD_TIMEOUT)
             _wait("etcd cluster", lambda: etcd.healthy(layout), ETCD_TIMEOUT)
+        if k8s:
+            k8s.start_control_plane()
         with progress.step(f"overlay ({env['flannel']})"):
             if real_flannel:
                 overlay.write_config(layout)
@@ -218,6 +224,11 @@ def build(layout: Layout, progress: Progress) -> Lab:
         else:
             with progress.step("docker daemons and busybox image"):
                 env.update(_docker_up(layout, pool, busybox_tar, progress))
+        if k8s:
+            docker_ok = layout.docker and (state.read(sd) or {}).get("docker_available", True)
+            env.update(k8s.finish(docker_ok))
+        else:
+            env["kubernetes"] = "disabled (option kubernetes=false)"
         for key, fut in versions.items():
             env[key] = fut.result()
     data = state.read(sd) or {}

@@ -64,6 +64,8 @@ class Layout:
     subnet: ipaddress.IPv4Network
     host_count: int
     docker: bool = True
+    kubernetes: bool = True
+    k8s_bin_dir: str | None = None
 
     @classmethod
     def from_options(
@@ -81,11 +83,15 @@ class Layout:
         if not 1 <= hosts <= min(200, subnet.num_addresses - 12):
             raise ProvisionerError(f"{hosts} hosts do not fit the lab (1..200, subnet {subnet})")
         docker = str(options.get("docker", "true")).lower() not in ("0", "false", "no", "off")
-        return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker)
+        k8s = str(options.get("kubernetes", "true")).lower() not in ("0", "false", "no", "off")
+        bin_dir = options.get("k8s_bin_dir")
+        return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker, k8s,
+                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None)
 
     def options(self) -> dict[str, Any]:
         return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count,
-                "docker": self.docker}
+                "docker": self.docker, "kubernetes": self.kubernetes,
+                "k8s_bin_dir": self.k8s_bin_dir}
 
     @property
     def prefix(self) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from provisioners.local import cgroups, network, ostree, state
+from provisioners.local import cgroups, kubelet, network, ostree, state
 from provisioners.local.proc import alive, reap, signal_pids, start_time
 
 #: files of the lab in state_dir besides the recorded dirs
@@ -34,6 +34,7 @@ def _lab_pids(data: state.State) -> set[int]:
     }
     if data.get("lab"):
         pids |= cgroups.lab_pids(data["lab"])
+    pids |= kubelet.pod_pids(data)  # pods' containers live under the kubelets' cgroup roots
     for rec in state.resources(data, "netns"):
         pids |= network.netns_pids(rec["name"])
     me = os.getpid()
@@ -95,7 +96,7 @@ def _remove_kernel_objects(data: state.State) -> list[str]:
     for rec in state.resources(data, "mount"):
         _unmount(rec["name"])
     if data.get("lab"):
-        left = cgroups.remove_lab_cgroups(data["lab"])
+        left = cgroups.remove_lab_cgroups(data["lab"]) + kubelet.remove_cgroup_roots(data)
         if left:
             problems.append(f"cgroups left: {left}")
     if state.resources(data, "netns_dir"):

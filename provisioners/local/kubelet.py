@@ -1,0 +1,246 @@
+"""A real kubelet (v1.20, dockershim) and kube-proxy per host, without touching the machine.
+
+Both run in the host's namespaces (the holder's mount namespace, shared with dockerd) and
+start through :data:`NODE_SCRIPT`, which first makes sure, in that mount namespace only:
+
+- the machine-wide sysctls kubelet wants (``vm.overcommit_memory``, ``kernel.panic``, …) are
+  bind-mounted per-host files already holding kubelet's values, so it never writes the real
+  ones (the bind is checked; the start fails without it);
+- ``/var/log`` is the host's own (kubelet hard-codes ``/var/log/pods`` and ``/var/log/containers``);
+- ``--cgroup-root=/<lab>-<host>`` exists in every cgroup hierarchy (cpuset copied from the root).
+
+dockerd's default runtime is a wrapper around runc that turns a negative ``oomScoreAdj`` into
+0 (root here lacks CAP_SYS_RESOURCE; kubelet asks -998 for pause). Pods get their IPs from
+the host's docker0 (its flannel subnet); no network plugin. The cgroup roots are recorded in
+the state file (``cgroup_root``) so teardown kills what runs there and removes them from
+every hierarchy (``unified`` too).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from provisioners.local import cgroups, state
+from provisioners.local.k8s_pki import k8s_dir, node_dir
+from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.local.proc import signal_pids, wait_gone
+
+KUBELET_HEALTHZ_PORT = 10248
+PROXY_HEALTHZ_PORT = 10256
+PAUSE_IMAGE = "stackcheck/pause:3.2"
+RUNTIME = "stackcheck-runc"
+
+#: what kubelet v1.20 sets (setupKernelTunables); bound per host so the machine keeps its own
+SYSCTLS = {
+    "vm.overcommit_memory": "1",
+    "vm.panic_on_oom": "0",
+    "kernel.panic": "10",
+    "kernel.panic_on_oops": "1",
+    "kernel.keys.root_maxkeys": "1000000",
+    "kernel.keys.root_maxbytes": "25000000",
+}
+
+NODE_SCRIPT = r"""set -eu
+hostdir=$1 cgroot=$2
+shift 2
+for f in "$hostdir"/k8s/sysctl/*; do
+  target=/proc/sys/$(basename "$f" | tr . /)
+  findmnt -rn --mountpoint "$target" >/dev/null || mount --bind "$f" "$target"
+  findmnt -rn --mountpoint "$target" >/dev/null
+done
+findmnt -rn --mountpoint /var/log >/dev/null || mount --bind "$hostdir/k8s/log" /var/log
+for h in /sys/fs/cgroup/*; do
+  [ -e "$h/cgroup.procs" ] || continue
+  mkdir -p "$h$cgroot"
+  if [ -e "$h/cpuset.cpus" ]; then
+    cat "$h/cpuset.cpus" > "$h$cgroot/cpuset.cpus"
+    cat "$h/cpuset.mems" > "$h$cgroot/cpuset.mems"
+  fi
+done
+exec "$@"
+"""
+
+RUNC_WRAPPER = r"""#!/bin/sh
+# stackcheck: root here lacks CAP_SYS_RESOURCE, so a negative oom_score_adj makes runc fail;
+# rewrite it to 0 in the bundle's config.json (create/run) and the --process file (exec).
+prev=
+for a in "$@"; do
+  f=
+  case "$prev" in --bundle|-b) f="$a/config.json" ;; --process|-p) f="$a" ;; esac
+  case "$a" in
+    --bundle=*) f="${a#--bundle=}/config.json" ;;
+    --process=*) f="${a#--process=}" ;;
+  esac
+  if [ -n "$f" ] && [ -f "$f" ]; then
+    sed -i -E 's/"oomScoreAdj": *-[0-9]+/"oomScoreAdj":0/g' "$f"
+  fi
+  prev=$a
+done
+exec RUNC "$@"
+"""
+
+
+def cgroup_root(layout: Layout, host: HostPlan) -> str:
+    """The kubelet's ``--cgroup-root`` (pods live below it)."""
+    return f"/{layout.name}-{host.name}"
+
+
+def prepare(layout: Layout, host: HostPlan) -> None:
+    """Directories, sysctl files and dockerd's runtime wrapper (before dockerd starts)."""
+    d = node_dir(host)
+    for sub in ("kubelet", "dockershim", "log", "sysctl", "volume-plugins", "cni"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    for key, value in SYSCTLS.items():
+        (d / "sysctl" / key).write_text(value + "\n")
+    runc = shutil.which("runc") or "/usr/sbin/runc"
+    wrapper = d / "runc-wrapper"
+    wrapper.write_text(RUNC_WRAPPER.replace("RUNC", runc))
+    wrapper.chmod(0o755)
+    config = {"runtimes": {RUNTIME: {"path": str(wrapper)}}, "default-runtime": RUNTIME}
+    (host.dir / "docker-daemon.json").write_text(json.dumps(config, indent=2) + "\n")
+    state.add_resource(layout.state_dir, "cgroup_root", cgroup_root(layout, host),
+                       host=host.name)
+
+
+def _node(layout: Layout, host: HostPlan, argv: list[str]) -> list[str]:
+    return ["/bin/sh", "-c", NODE_SCRIPT, "k8s-node", str(host.dir),
+            cgroup_root(layout, host), *argv]
+
+
+def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
+    d = node_dir(host)
+    return _node(layout, host, [
+        str(bin_dir / "kubelet"),
+        f"--kubeconfig={d / 'kubelet.kubeconfig'}",
+        f"--hostname-override={host.name}",
+        f"--node-ip={host.address}",
+        f"--address={host.address}",
+        "--port=10250",
+        "--read-only-port=0",
+        f"--healthz-bind-address={host.address}",
+        f"--healthz-port={KUBELET_HEALTHZ_PORT}",
+        f"--tls-cert-file={d / 'kubelet.crt'}",
+        f"--tls-private-key-file={d / 'kubelet.key'}",
+        f"--client-ca-file={layout.pki_dir / 'ca.crt'}",
+        "--anonymous-auth=false",
+        "--authentication-token-webhook",
+        "--authorization-mode=Webhook",
+        "--container-runtime=docker",
+        "--docker-endpoint=unix:///run/docker.sock",
+        f"--root-dir={d / 'kubelet'}",
+        f"--cert-dir={d / 'kubelet' / 'pki'}",
+        f"--experimental-dockershim-root-directory={d / 'dockershim'}",
+        f"--cgroup-root={cgroup_root(layout, host)}",
+        "--cgroup-driver=cgroupfs",
+        "--fail-swap-on=false",
+        f"--pod-infra-container-image={PAUSE_IMAGE}",
+        "--network-plugin=",
+        f"--cni-conf-dir={d / 'cni'}",
+        f"--cni-bin-dir={d / 'cni'}",
+        "--resolv-conf=",
+        f"--volume-plugin-dir={d / 'volume-plugins'}",
+        "--oom-score-adj=0",
+        # offline images must never be garbage-collected; the machine's disk is shared
+        "--image-gc-high-threshold=100",
+        "--image-gc-low-threshold=99",
+        "--eviction-hard=memory.available<100Mi,nodefs.available<2%,imagefs.available<2%",
+    ])
+
+
+def proxy_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
+    """kube-proxy in iptables mode, writing no machine-wide conntrack settings."""
+    return _node(layout, host, [
+        str(bin_dir / "kube-proxy"),
+        f"--kubeconfig={k8s_dir(layout) / 'kube-proxy.kubeconfig'}",
+        f"--hostname-override={host.name}",
+        f"--bind-address={host.address}",
+        f"--healthz-bind-address={host.address}:{PROXY_HEALTHZ_PORT}",
+        "--metrics-bind-address=127.0.0.1:10249",
+        "--proxy-mode=iptables",
+        f"--cluster-cidr={FLANNEL_NETWORK}",
+        "--conntrack-max-per-core=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+        "--oom-score-adj=0",
+    ])
+
+
+def http_ok(address: str, port: int, path: str = "/healthz", timeout: float = 1) -> bool:
+    """True if ``http://address:port/path`` answers 200 (no proxies from the environment)."""
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def kubelet_ready(layout: Layout, host: HostPlan) -> bool:
+    return http_ok(host.address, KUBELET_HEALTHZ_PORT)
+
+
+def proxy_ready(layout: Layout, host: HostPlan) -> bool:
+    return http_ok(host.address, PROXY_HEALTHZ_PORT)
+
+
+# --- pod cgroups: what teardown (and a docker stop) must kill and remove ----------------
+
+
+def _hierarchies() -> list[Path]:
+    root = cgroups.CGROUP_ROOT
+    if (root / "cgroup.controllers").exists():
+        return [root]
+    return [p for p in sorted(root.iterdir()) if (p / "cgroup.procs").exists()]
+
+
+def _roots(data: state.State, host: str | None = None) -> list[str]:
+    return [r["name"] for r in state.resources(data, "cgroup_root")
+            if host is None or r.get("host") == host]
+
+
+def pod_pids(data: state.State, host: str | None = None) -> set[int]:
+    """Every PID in the recorded kubelet cgroup roots (all hosts, or one)."""
+    found: set[int] = set()
+    for hier in _hierarchies():
+        for name in _roots(data, host):
+            found |= cgroups.pids_in(hier / name.lstrip("/"))
+    return found
+
+
+def kill_pods(data: state.State, host: str | None = None, timeout: float = 5) -> bool:
+    """SIGKILL what runs in the pod cgroups; True when none is left."""
+    signal_pids(pod_pids(data, host), signal.SIGKILL)
+    return wait_gone(lambda: bool(pod_pids(data, host)), timeout)
+
+
+def remove_cgroup_roots(data: state.State, timeout: float = 5) -> list[str]:
+    """Remove the recorded cgroup roots from every hierarchy, deepest first; return leftovers."""
+    deadline = time.monotonic() + timeout
+    left: list[str] = []
+    for hier in _hierarchies():
+        for name in _roots(data):
+            top = hier / name.lstrip("/")
+            if not top.is_dir():
+                continue
+            dirs = sorted((Path(d) for d, _s, _f in os.walk(top)), key=lambda p: -len(p.parts))
+            for d in dirs:
+                while True:
+                    try:
+                        d.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        if time.monotonic() >= deadline:
+                            left.append(str(d))
+                            break
+                        time.sleep(0.05)
+    return left
