@@ -1,11 +1,16 @@
-"""Bounded polling. Every wait in stackcheck has a hard timeout and a short interval."""
+"""Bounded polling. Every wait in stackcheck has a hard timeout and a short interval.
+
+Each wait is recorded in :data:`RECORDS` (what, how long, how many polls, which test), so a
+run can report its slowest waits (``fixtures/timing.py``).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -19,10 +24,26 @@ class WaitRecord:
     what: str
     seconds: float
     ok: bool
+    polls: int = 1
+    interval: float = 0.0
+    timeout: float = 0.0
+    #: wall-clock (epoch) start of the wait and of its last poll
+    started: float = 0.0
+    last_poll: float = 0.0
+    #: the pytest node id of the check that waited ("" outside pytest)
+    test: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 #: Every wait of this process, for the "slowest waits" report.
 RECORDS: list[WaitRecord] = []
+
+
+def _current_test() -> str:
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return current.rsplit(" (", 1)[0]  # "<nodeid> (call)" -> "<nodeid>"
 
 
 def wait_for(
@@ -34,19 +55,28 @@ def wait_for(
     describe: Callable[[], str] | None = None,
 ) -> T:
     """Poll ``condition`` until it returns a truthy value; raise WaitTimeout after ``timeout`` s."""
+    started = time.time()
     start = time.monotonic()
     deadline = start + timeout
     last_error: Exception | None = None
+    polls = 0
+
+    def record(ok: bool, last_poll: float) -> None:
+        RECORDS.append(WaitRecord(what, time.monotonic() - start, ok, polls, interval, timeout,
+                                  started, last_poll, _current_test()))
+
     while True:
+        last_poll = time.time()
+        polls += 1
         try:
             value = condition()
             if value:
-                RECORDS.append(WaitRecord(what, time.monotonic() - start, True))
+                record(True, last_poll)
                 return value
         except Exception as exc:  # noqa: BLE001 - kept and reported on timeout
             last_error = exc
         if time.monotonic() >= deadline:
-            RECORDS.append(WaitRecord(what, time.monotonic() - start, False))
+            record(False, last_poll)
             seen = describe() if describe else (repr(last_error) if last_error else "not yet")
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}; last seen: {seen}")
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
