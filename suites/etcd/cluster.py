@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcd3gw.client import Etcd3Client
 
+from reports import evidence
 from stackcheck.etcd import client_for, endpoint_host, member_id
 from stackcheck.lab import Host, Lab
-from stackcheck.linearizability import History
+from stackcheck.linearizability import History, Op, check
 
 
 @dataclass
@@ -18,6 +21,11 @@ class Member:
     host: Host
     endpoint: str
     client: Etcd3Client
+
+    @property
+    def label(self) -> str:
+        """How messages name a member: ``h2 (https://10.0.0.12:2379)``."""
+        return f"{self.host.name} ({self.endpoint})"
 
 
 def members(lab: Lab, timeout: float = 5.0) -> list[Member]:
@@ -40,10 +48,16 @@ def status_of(member: Member) -> dict | None:
         return None
 
 
+def problem(exc: Exception) -> str:
+    """An error as a short phrase (some etcd3gw errors have an empty message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else f"does not answer ({type(exc).__name__})"
+
+
 def leader(cluster: list[Member]) -> tuple[Member, dict]:
     """The member every reachable member names as leader (raises if they disagree)."""
     views = {m.endpoint: s for m in cluster if (s := status_of(m))}
-    leaders = {str(s["leader"]) for s in views.values()}
+    leaders = {str(s.get("leader", "0")) for s in views.values()}
     if len(leaders) != 1 or "0" in leaders:
         raise AssertionError(f"members disagree on the leader or have none: {leaders}")
     (leader_id,) = leaders
@@ -52,6 +66,16 @@ def leader(cluster: list[Member]) -> tuple[Member, dict]:
         if status and member_id(status) == leader_id:
             return m, status
     raise AssertionError(f"leader {leader_id} is not among the reachable members")
+
+
+def settles(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held in the end."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def healthy(cluster: list[Member]) -> bool:
@@ -87,23 +111,63 @@ class Workload:
         self.history.ok(op)
         return True
 
-    def read(self, member: Member) -> bool:
+    def read(self, member: Member) -> Op | None:
+        """A linearizable read of the register: its recorded op, or None if it failed."""
         op = self.history.call("read", client=member.host.name)
         try:
             values = member.client.get(self.key)
         except Exception:  # noqa: BLE001 - a failed read has no effect
             self.history.fail(op)
-            return False
+            return None
         self.history.ok(op, values[0].decode() if values else None)
+        return op
+
+    def write_within(self, member: Member, seconds: float) -> bool:
+        """Write through ``member`` until one write is acknowledged or ``seconds`` pass.
+
+        On a loaded machine an election nobody caused can fail a single write; a cluster
+        without quorum fails every attempt. Failed attempts stay in the history (outcome
+        unknown), so the linearizability check sees them too.
+        """
+        deadline = time.monotonic() + seconds
+        while not self.write(member):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
         return True
+
+    def read_within(self, member: Member, seconds: float) -> Op | None:
+        """Read through ``member`` until a read succeeds or ``seconds`` pass."""
+        deadline = time.monotonic() + seconds
+        while (op := self.read(member)) is None:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.5)
+        return op
 
     def acknowledged(self) -> list[str]:
         return self.history.acknowledged_writes()
+
+    def possible_values(self) -> set[str | None]:
+        """What the register may hold now: the last acknowledged write, or a write whose
+        outcome is unknown (it may have taken effect after that one)."""
+        acked = self.acknowledged()
+        unknown = {op.value for op in self.history.ops
+                   if op.kind == "write" and op.outcome == "unknown"}
+        return {acked[-1] if acked else self.history.initial} | unknown
 
     def logged(self, member: Member) -> set[str]:
         """Values whose log entry is present, read linearizably through ``member``."""
         prefix = f"{self.key}/log/"
         return {value.decode() for value, _ in member.client.get_prefix(prefix)}
+
+
+def assert_linearizable(history: History) -> None:
+    """Fail, with the history attached as JSON, unless it is linearizable for a register."""
+    ok, explanation = check(history)
+    if not ok:
+        evidence.attach_json("history.json", json.loads(history.to_json()))
+    assert ok, f"expected a linearizable history of the register; {explanation}"
 
 
 def _b64(text: str) -> str:

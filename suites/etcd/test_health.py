@@ -2,41 +2,86 @@
 
 import allure
 
+from reports import evidence
 from stackcheck.lab import Lab
-from suites.etcd.cluster import Member, leader, status_of
+from suites.etcd.cluster import Member, leader, problem, settles, status_of
+
+#: s: a cluster that is mid-election (a loaded machine, a member just restarted) may settle
+SETTLE = 10.0
+
+
+def unhealthy_endpoints(cluster: list[Member]) -> dict[str, str]:
+    """Per member that does not answer or knows no leader: what is wrong."""
+    out = {}
+    for m in cluster:
+        try:
+            status = m.client.status()
+            if str(status.get("leader", "0")) == "0":
+                out[m.label] = "answers but has no leader"
+        except Exception as exc:  # noqa: BLE001 - reported per endpoint
+            out[m.label] = problem(exc)
+    return out
 
 
 @allure.feature("health")
 @allure.id("etcd-health-endpoints")
 def test_every_endpoint_is_healthy(cluster: list[Member]) -> None:
-    unhealthy = {}
-    for m in cluster:
-        try:
-            status = m.client.status()
-            if str(status.get("leader", "0")) == "0":
-                unhealthy[m.endpoint] = "answers but has no leader"
-        except Exception as exc:  # noqa: BLE001 - reported per endpoint
-            unhealthy[m.endpoint] = f"{type(exc).__name__}: {exc}"
-    assert not unhealthy, f"expected every endpoint healthy with a leader; saw {unhealthy}"
+    seen: dict[str, str] = {}
+
+    def all_healthy() -> bool:
+        seen.clear()
+        seen.update(unhealthy_endpoints(cluster))
+        return not seen
+
+    settles(all_healthy, SETTLE)
+    assert not seen, (
+        f"expected every endpoint healthy with a leader (waited {SETTLE:g}s); saw {seen}"
+    )
+
+
+def member_list_of(member: Member) -> dict[str, str]:
+    """The member list as ``member``'s cluster knows it: peer address -> member name."""
+    out = {}
+    for listed in member.client.members():
+        peers = listed.get("peerURLs", [])
+        address = peers[0].split("://", 1)[-1].rsplit(":", 1)[0].strip("[]") if peers else "?"
+        out[address] = listed.get("name", "")
+    return out
 
 
 @allure.feature("membership")
 @allure.id("etcd-members-match-inventory")
 def test_member_list_matches_inventory(lab: Lab, cluster: list[Member]) -> None:
-    listed = cluster[0].client.members()
-    allure.attach(str(listed), "member list", allure.attachment_type.TEXT)
     expected = {h.address: h.name for h in lab.hosts_with("etcd")}
-    seen = {}
-    for member in listed:
-        peers = member.get("peerURLs", [])
-        address = peers[0].split("://", 1)[-1].rsplit(":", 1)[0].strip("[]") if peers else "?"
-        seen[address] = member.get("name", "")
-    assert set(seen) == set(expected), (
+    lists, silent = {}, {}
+    for m in cluster:
+        try:
+            lists[m.host.name] = member_list_of(m)
+        except Exception as exc:  # noqa: BLE001 - a down member is the health check's to report
+            silent[m.label] = problem(exc)
+    evidence.attach_json("member list per member", {"lists": lists, "no answer": silent})
+    assert lists, f"expected a member list from some member; none answered: {silent}"
+    wrong = {name: sorted(seen) for name, seen in lists.items() if set(seen) != set(expected)}
+    assert not wrong, (
         f"expected members at the inventory's etcd hosts {sorted(expected)}; "
-        f"member list has peer addresses {sorted(seen)}"
+        f"these members list other peer addresses: {wrong}"
     )
-    wrong = {a: n for a, n in seen.items() if n not in (expected[a], a)}
-    assert not wrong, f"member names differ from host names: {wrong} (expected {expected})"
+    names = {a: n for seen in lists.values() for a, n in seen.items() if n not in (expected[a], a)}
+    assert not names, f"member names differ from host names: {names} (expected {expected})"
+
+
+@allure.feature("membership")
+@allure.id("etcd-one-cluster-id")
+def test_every_member_is_in_the_same_cluster(cluster: list[Member]) -> None:
+    ids = {m.label: str(s["header"]["cluster_id"]) for m in cluster if (s := status_of(m))}
+    assert ids, "expected some member to answer status; none did"
+    by_cluster: dict[str, list[str]] = {}
+    for label, cluster_id in ids.items():
+        by_cluster.setdefault(cluster_id, []).append(label)
+    assert len(by_cluster) == 1, (
+        f"expected every member in one cluster; the members report {len(by_cluster)} "
+        f"cluster ids: {by_cluster} (a member bootstrapped on its own, split brain)"
+    )
 
 
 @allure.feature("membership")
@@ -50,15 +95,32 @@ def test_cluster_size_is_odd(lab: Lab, cluster: list[Member]) -> None:
     )
 
 
+def leader_views(cluster: list[Member]) -> dict[str, tuple[str, str] | None]:
+    """Per host: (leader id, raft term) as that member sees them, None if it does not answer."""
+    out: dict[str, tuple[str, str] | None] = {}
+    for m in cluster:
+        s = status_of(m)
+        out[m.host.name] = (str(s.get("leader", "0")), str(s.get("raftTerm", "?"))) if s else None
+    return out
+
+
 @allure.feature("leader")
 @allure.id("etcd-one-leader-agreed")
 def test_exactly_one_leader_agreed_by_all(cluster: list[Member]) -> None:
-    views = {m.host.name: status_of(m) for m in cluster}
-    missing = [name for name, s in views.items() if s is None]
+    views: dict[str, tuple[str, str] | None] = {}
+
+    def agreed() -> bool:
+        views.clear()
+        views.update(leader_views(cluster))
+        return None not in views.values() and len(set(views.values())) == 1
+
+    settles(agreed, SETTLE)
+    missing = [name for name, v in views.items() if v is None]
     assert not missing, f"expected every member to answer status; no answer from {missing}"
-    leaders = {name: s["leader"] for name, s in views.items()}
-    terms = {name: s["raftTerm"] for name, s in views.items()}
-    assert len(set(leaders.values())) == 1, f"members disagree on the leader: {leaders}"
+    leaders = {name: v[0] for name, v in views.items() if v}
+    terms = {name: v[1] for name, v in views.items() if v}
+    assert len(set(leaders.values())) == 1, (
+        f"expected one leader agreed by all (waited {SETTLE:g}s); members name: {leaders}"
+    )
     assert len(set(terms.values())) == 1, f"members disagree on the raft term: {terms}"
     leader(cluster)  # the agreed leader is one of the members
-

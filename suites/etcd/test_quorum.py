@@ -2,6 +2,11 @@
 
 The checks run in file order on one worker (they are ``disruptive``) and share one
 recorded workload on a single register, checked for linearizability at the end.
+
+Bounds are generous (several labs may share a loaded 2-core machine): a healthy cluster
+meets each in a small fraction of it, a broken one never does. Writes that must succeed
+are retried within ``WRITE_WITHIN`` (an election nobody caused may fail one); failed
+attempts stay in the history with an unknown outcome.
 """
 
 from __future__ import annotations
@@ -11,17 +16,35 @@ import time
 import allure
 import pytest
 
+from reports import evidence
 from stackcheck.faults import Faults
 from stackcheck.lab import Lab
-from stackcheck.linearizability import check
 from stackcheck.waits import wait_for
-from suites.etcd.cluster import Member, Workload, healthy, leader, status_of
+from suites.etcd.cluster import (
+    Member,
+    Workload,
+    assert_linearizable,
+    healthy,
+    leader,
+    members,
+    status_of,
+)
 
-ELECTION_TIMEOUT = 15.0  # s: a new leader after the old one stopped
-HEAL_TIMEOUT = 30.0  # s: every member healthy after restarts
-MAJORITY_LOSS_BOUND = 12.0  # s: a write without quorum must have failed by then
+ELECTION_TIMEOUT = 30.0  # s: a new leader after the old one stopped (seen: 0.5-2 s)
+HEAL_TIMEOUT = 60.0  # s: every member healthy after restarts (seen: < 1 s)
+WRITE_WITHIN = 20.0  # s: a write (or read) with quorum kept succeeds within this, retried
+#: s: without quorum etcd itself must fail a write or linearizable read within this
+#: (etcd 3.4: 5 s + 2 election timeouts = 7 s); the client waits longer, so a hang fails
+MAJORITY_LOSS_BOUND = 20.0
+CLIENT_TIMEOUT = MAJORITY_LOSS_BOUND + 10.0
 
 pytestmark = [pytest.mark.disruptive, allure.feature("quorum under faults")]
+
+
+@pytest.fixture(scope="module")
+def cluster(lab: Lab, cluster: list[Member]) -> list[Member]:
+    """The members, with clients that wait ``CLIENT_TIMEOUT``: etcd, not the client, gives up."""
+    return members(lab, timeout=CLIENT_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +65,20 @@ def others(cluster: list[Member], excluded: list[Member]) -> list[Member]:
     return [m for m in cluster if m not in excluded]
 
 
-def term_of(member: Member) -> int:
-    return int((status_of(member) or {}).get("raftTerm", 0))
+def agreed_leader(cluster: list[Member]) -> tuple[Member, dict]:
+    return wait_for(lambda: leader(cluster), timeout=ELECTION_TIMEOUT, what="an agreed leader")
+
+
+def assert_reads_current(workload: Workload, member: Member, when: str) -> None:
+    """A linearizable read through ``member`` returns the register's current value."""
+    op = workload.read_within(member, WRITE_WITHIN)
+    assert op is not None, f"{when}: no linearizable read through {member.label} succeeded"
+    expected = workload.possible_values()
+    assert op.value in expected, (
+        f"{when}: {member.host.name} reads {op.value!r}; expected the last acknowledged "
+        f"write {workload.acknowledged()[-1:]!r} (or one of {len(expected) - 1} writes of "
+        f"unknown outcome)"
+    )
 
 
 @allure.id("etcd-leader-loss-elects")
@@ -53,26 +88,31 @@ def test_leader_loss_elects_new_leader(
     if lab.failure_tolerance < 1:
         pytest.skip(f"{len(cluster)} member(s) tolerate no failure: stopping the leader "
                     "would lose quorum")
-    old, old_status = leader(cluster)
+    old, old_status = agreed_leader(cluster)
     survivors = others(cluster, [old])
-    assert workload.write(survivors[0]), "a write before the fault failed"
-    with allure.step(f"stop etcd on the leader {old.host.name}"):
-        faults.stop(old.host, "etcd")
+    assert workload.write_within(survivors[0], WRITE_WITHIN), "a write before the fault failed"
+    with evidence.step(f"stop etcd on the leader {old.host.name}"):
         started = time.monotonic()
-    with allure.step("wait for a new leader"):
+        faults.stop(old.host, "etcd")
+    with evidence.step("wait for a new leader"):
         _, new_status = wait_for(
-            lambda: (found := leader(survivors)) and found[0] is not old and found,
-            timeout=ELECTION_TIMEOUT, what="a new leader among the survivors",
+            lambda: leader(survivors), timeout=ELECTION_TIMEOUT,
+            what=f"a new leader agreed by {', '.join(m.host.name for m in survivors)}",
+            describe=lambda: str({m.host.name: status_of(m) for m in survivors}),
         )
         elapsed = time.monotonic() - started
-    allure.attach(f"{elapsed:.3f}", "leader failover seconds", allure.attachment_type.TEXT)
+    # from asking to stop the leader until the survivors agree on a new one
+    evidence.measure("etcd leader failover", elapsed)
     assert int(new_status["raftTerm"]) > int(old_status["raftTerm"]), (
         f"expected the raft term to rise after failover; was {old_status['raftTerm']}, "
         f"now {new_status['raftTerm']}"
     )
     for member in survivors:
-        assert workload.write(member), f"a write through {member.host.name} failed after failover"
-        assert workload.read(member), f"a read through {member.host.name} failed after failover"
+        assert workload.write_within(member, WRITE_WITHIN), (
+            f"expected writes through {member.label} after failover; every attempt in "
+            f"{WRITE_WITHIN:g}s failed"
+        )
+        assert_reads_current(workload, member, "after failover")
 
 
 @allure.id("etcd-minority-loss-keeps-quorum")
@@ -82,19 +122,19 @@ def test_minority_loss_keeps_writes_and_reads(
     tolerance = lab.failure_tolerance
     if tolerance < 1:
         pytest.skip(f"{len(cluster)} member(s) tolerate no failure")
-    current, _ = leader(cluster)
+    current, _ = agreed_leader(cluster)
     stopped = others(cluster, [current])[:tolerance]
     alive = others(cluster, stopped)
-    with allure.step(f"stop etcd on {', '.join(m.host.name for m in stopped)}"):
+    with evidence.step(f"stop etcd on {', '.join(m.host.name for m in stopped)}"):
         for member in stopped:
             faults.stop(member.host, "etcd")
     for member in alive:
-        assert workload.write(member), (
+        assert workload.write_within(member, WRITE_WITHIN), (
             f"with {len(stopped)} of {len(cluster)} members down (tolerance {tolerance}), "
-            f"a write through {member.host.name} failed"
+            f"expected writes through {member.label}; every attempt in {WRITE_WITHIN:g}s failed"
         )
-        assert workload.read(member), f"a linearizable read through {member.host.name} failed"
-    with allure.step("restart the stopped members and wait until they catch up"):
+        assert_reads_current(workload, member, f"with {len(stopped)} member(s) down")
+    with evidence.step("restart the stopped members and wait until they catch up"):
         faults.heal()
         target = int(alive[0].client.status()["header"]["revision"])
 
@@ -104,15 +144,10 @@ def test_minority_loss_keeps_writes_and_reads(
                 for m in stopped
             )
 
-        wait_for(caught_up, timeout=HEAL_TIMEOUT, what="restarted members to catch up",
+        wait_for(caught_up, timeout=HEAL_TIMEOUT, what=f"restarted members at revision {target}",
                  describe=lambda: str({m.host.name: status_of(m) for m in stopped}))
-    value = workload.acknowledged()[-1]
     for member in stopped:
-        got = member.client.get(workload.key)
-        assert got and got[0].decode() == value, (
-            f"{member.host.name} caught up but reads {got!r}; the last acknowledged write "
-            f"was {value!r}"
-        )
+        assert_reads_current(workload, member, "caught up after restart")
 
 
 @allure.id("etcd-majority-loss-blocks-writes")
@@ -124,33 +159,34 @@ def test_majority_loss_blocks_writes_within_bound(
     majority = len(cluster) // 2 + 1
     keep = cluster[-1]
     stopped = others(cluster, [keep])[:majority]
-    with allure.step(f"stop etcd on {', '.join(m.host.name for m in stopped)} (a majority)"):
+    with evidence.step(f"stop etcd on {', '.join(m.host.name for m in stopped)} (a majority)"):
         for member in stopped:
             faults.stop(member.host, "etcd")
     started = time.monotonic()
     wrote = workload.write(keep)
     write_elapsed = time.monotonic() - started
-    assert not wrote, f"a write through {keep.host.name} succeeded without quorum"
+    assert not wrote, f"a write through {keep.label} succeeded without quorum"
     assert write_elapsed <= MAJORITY_LOSS_BOUND, (
-        f"expected the write without quorum to fail within {MAJORITY_LOSS_BOUND}s; "
-        f"it took {write_elapsed:.1f}s"
+        f"expected etcd to fail a write without quorum within {MAJORITY_LOSS_BOUND:g}s; "
+        f"{keep.label} took {write_elapsed:.1f}s (the client gives up at {CLIENT_TIMEOUT:g}s)"
     )
     started = time.monotonic()
     read = workload.read(keep)
     read_elapsed = time.monotonic() - started
-    assert not read, f"a linearizable read through {keep.host.name} succeeded without quorum"
+    assert read is None, f"a linearizable read through {keep.label} succeeded without quorum"
     assert read_elapsed <= MAJORITY_LOSS_BOUND, (
-        f"expected the linearizable read to fail within {MAJORITY_LOSS_BOUND}s; "
-        f"it took {read_elapsed:.1f}s"
+        f"expected etcd to fail a linearizable read without quorum within "
+        f"{MAJORITY_LOSS_BOUND:g}s; {keep.label} took {read_elapsed:.1f}s"
     )
     try:
         keep.client.get(workload.key, serializable=True)
         serializable = "answered"
     except Exception as exc:  # noqa: BLE001 - allowed either way
         serializable = f"failed ({type(exc).__name__})"
-    allure.attach(
+    evidence.attach_text(
+        "majority loss timings",
         f"write failed after {write_elapsed:.2f}s, linearizable read after {read_elapsed:.2f}s, "
-        f"serializable read {serializable}", "majority loss timings", allure.attachment_type.TEXT
+        f"serializable read {serializable}",
     )
 
 
@@ -161,28 +197,23 @@ def test_heal_restores_health_and_every_acknowledged_write(
     faults.heal()
     wait_for(lambda: healthy(cluster), timeout=HEAL_TIMEOUT, what="a healthy cluster")
     for member in cluster:
-        assert workload.write(member), f"a write through {member.host.name} failed after healing"
+        assert workload.write_within(member, WRITE_WITHIN), (
+            f"expected writes through {member.label} after healing; every attempt in "
+            f"{WRITE_WITHIN:g}s failed"
+        )
     acknowledged = set(workload.acknowledged())
     for member in cluster:
         lost = acknowledged - workload.logged(member)
         assert not lost, (
             f"{len(lost)} of {len(acknowledged)} acknowledged writes are missing when read "
-            f"through {member.host.name}: {sorted(lost)[:5]}"
+            f"through {member.label}: {sorted(lost)[:5]}"
         )
-    final = workload.acknowledged()[-1]
     for member in cluster:
-        got = member.client.get(workload.key)
-        assert got and got[0].decode() == final, (
-            f"{member.host.name} reads {got!r} after healing; the last acknowledged write "
-            f"was {final!r}"
-        )
+        assert_reads_current(workload, member, "after healing")
 
 
 @allure.id("etcd-history-linearizable")
 def test_history_is_linearizable(workload: Workload) -> None:
     if not workload.history.ops:
         pytest.skip("no operations were recorded (the fault checks were skipped)")
-    ok, explanation = check(workload.history)
-    if not ok:
-        allure.attach(workload.history.to_json(), "history.json", allure.attachment_type.JSON)
-    assert ok, explanation
+    assert_linearizable(workload.history)
