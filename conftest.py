@@ -9,6 +9,7 @@ pytest_plugins = [
     "fixtures.pods",
     "fixtures.kubernetes",
     "fixtures.labels",
+    "fixtures.timing",
     "reports.plugin",
 ]
 
