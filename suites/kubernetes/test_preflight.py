@@ -11,11 +11,12 @@ pytestmark = allure.feature("preflight")
 
 @allure.id("kubernetes-api-ready")
 def test_api_server_is_ready(kube: Kube) -> None:
-    body, status, _ = kube.api.call_api(
-        "/readyz", "GET", auth_settings=["BearerToken"], response_type="str",
-        _return_http_data_only=False, _request_timeout=10,
+    request = kube.api.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
+    response = kube.api.call_api(*request, _request_timeout=10)
+    body = response.read()
+    assert response.status == 200, (
+        f"expected /readyz to answer 200; saw {response.status}: {body!r}"
     )
-    assert status == 200, f"expected /readyz to answer 200; saw {status}: {body!r}"
 
 
 @allure.id("kubernetes-nodes-ready")

@@ -1,0 +1,157 @@
+"""Focus groups: which upstream e2e specs a group runs, the images they need, ginkgo arguments.
+
+One YAML file per group and Kubernetes version, ``<version>/<group>.yaml`` beside this module:
+
+``focus`` / ``skip``: ginkgo regular expressions selecting the group's specs, as upstream
+names them; ``timeout``: seconds for the whole group; ``specs``: the curated list, each spec
+name with the e2e images it needs (names from ``images.yaml``, the version's
+``test/utils/image/manifest.go``); ``only_listed``: run only listed specs (a spec the focus
+selects but the list lacks is reported as skipped, never run); ``notes``: spec-name
+substring -> a note shown with those specs (e.g. a known wait).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+GROUPS = ("scheduling", "node", "conformance")
+#: ginkgo v1 matches focus/skip against "<suite description> [Top Level] <spec name>".
+MATCH_PREFIX = "Kubernetes e2e suite [Top Level] "
+SERIAL = "[Serial]"
+_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+class GroupError(ValueError):
+    """A focus group that does not exist or whose file is malformed."""
+
+
+@dataclass(frozen=True)
+class FocusGroup:
+    """One group of upstream specs for one e2e.test version."""
+
+    name: str
+    version: str
+    focus: str
+    skip: tuple[str, ...] = ()
+    timeout: float = 3600.0
+    only_listed: bool = False
+    specs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def selects(self, name: str) -> bool:
+        """Whether ginkgo's focus and skip would run the spec ``name``."""
+        text = MATCH_PREFIX + name
+        if not re.search(self.focus, text):
+            return False
+        return not (self.skip and re.search("|".join(self.skip), text))
+
+    def needs(self, name: str) -> tuple[str, ...]:
+        """Image references the spec needs (empty when the spec is not in the list)."""
+        return tuple(self.images[short] for short in self.specs.get(name, ()))
+
+    def notes_for(self, name: str) -> list[str]:
+        return [note for key, note in self.notes.items() if key in name]
+
+
+def available(version: str) -> list[str]:
+    """Groups with a curated file for ``version``."""
+    return [g for g in GROUPS if (HERE / version / f"{g}.yaml").is_file()]
+
+
+def load_group(name: str, version: str, base: Path = HERE) -> FocusGroup:
+    """The group ``name`` for e2e.test ``version``; GroupError names the file and the problem."""
+    path = base / version / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(available(version)) or "none"
+        raise GroupError(f"no upstream focus group {name!r} for {version} (curated: {known})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        images = yaml.safe_load((base / version / "images.yaml").read_text()) or {}
+        specs = {str(k): tuple(v or ()) for k, v in (data.get("specs") or {}).items()}
+        group = FocusGroup(
+            name=name, version=version, focus=str(data["focus"]),
+            skip=tuple(data.get("skip") or ()), timeout=float(data.get("timeout", 3600)),
+            only_listed=bool(data.get("only_listed", False)), specs=specs,
+            images={str(k): str(v) for k, v in images.items()},
+            notes={str(k): str(v) for k, v in (data.get("notes") or {}).items()},
+            description=str(data.get("description", "")),
+        )
+        for pattern in (group.focus, *group.skip):
+            re.compile(pattern)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, re.error) as exc:
+        raise GroupError(f"{path}: {type(exc).__name__}: {exc}") from None
+    unknown = sorted({i for needs in specs.values() for i in needs} - set(group.images))
+    if unknown:
+        raise GroupError(f"{path}: images not in images.yaml: {', '.join(unknown)}")
+    return group
+
+
+def escape(name: str) -> str:
+    """A spec name as a literal in a Go (RE2) and Python regular expression."""
+    return _SPECIAL.sub(r"\\\1", name)
+
+
+def exact_focus(names: Iterable[str]) -> str:
+    """A ginkgo focus that selects exactly the specs ``names``."""
+    alternatives = "|".join(escape(n) for n in sorted(set(names)))
+    return f"^{escape(MATCH_PREFIX)}(?:{alternatives})$"
+
+
+def is_serial(name: str) -> bool:
+    return SERIAL in name
+
+
+def ginkgo_args(group: FocusGroup) -> list[str]:
+    """The group's own selection, for a dry run listing what it selects."""
+    args = [f"--ginkgo.focus={group.focus}"]
+    if group.skip:
+        args.append(f"--ginkgo.skip={'|'.join(group.skip)}")
+    return args
+
+
+def invocation_args(names: Iterable[str]) -> list[str]:
+    """Arguments that run exactly ``names`` (one invocation: all serial, or none serial)."""
+    return [f"--ginkgo.focus={exact_focus(names)}"]
+
+
+@dataclass
+class Plan:
+    """What one group run does with each selected spec."""
+
+    parallel: list[str] = field(default_factory=list)  # no [Serial]: one invocation
+    serial: list[str] = field(default_factory=list)  # [Serial]: a second invocation, alone
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+
+    @property
+    def runnable(self) -> list[str]:
+        return self.parallel + self.serial
+
+
+def plan(group: FocusGroup, selected: Iterable[str], missing: dict[str, list[str]]) -> Plan:
+    """Split the specs ``selected`` (by the group's focus/skip) into invocations and skips.
+
+    ``missing``: image reference -> nodes that lack it. A spec needing such an image is
+    skipped with that reason; with ``only_listed`` an unlisted spec is skipped too.
+    """
+    result = Plan()
+    for name in sorted(set(selected)):
+        absent = {ref: missing[ref] for ref in group.needs(name) if ref in missing}
+        if absent:
+            result.skipped[name] = "needs image(s) not on every node: " + "; ".join(
+                f"{ref} (missing on {', '.join(nodes)})" for ref, nodes in sorted(absent.items()))
+        elif group.only_listed and name not in group.specs:
+            result.skipped[name] = (f"not in the curated offline list for {group.version} "
+                                    f"({group.name}.yaml): its images are not known to be present")
+        elif is_serial(name):
+            result.serial.append(name)
+        else:
+            result.parallel.append(name)
+    return result

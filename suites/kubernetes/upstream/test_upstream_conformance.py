@@ -1,0 +1,117 @@
+"""Kubernetes' own e2e conformance specs (what Sonobuoy runs), inside stackcheck's run.
+
+Opt-in: ``--upstream-conformance=scheduling|node|conformance``. Each group is one check that
+runs upstream ``e2e.test`` against the lab's cluster and adds one Allure result per upstream
+spec (feature "upstream conformance", story = the spec's sig); the check fails when any spec
+failed or could not run, and lists them. It is ``disruptive``: upstream's [Serial] specs
+taint, label and fill nodes, so nothing else may run meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import allure
+import pytest
+from kubernetes import client
+
+from fixtures.kubernetes import Kube
+from fixtures.lab import RUN_DIR_KEY
+from provisioners.k8s.e2e import E2EBinaries
+from reports.evidence import attach_table, attach_text, measure, step
+from stackcheck.lab import Lab
+from suites.kubernetes.upstream import images, results, runner
+from suites.kubernetes.upstream.groups import GroupError, load_group, plan
+from suites.kubernetes.upstream.junit import SpecResult, healthy_wait_seconds, log_excerpt
+
+pytestmark = allure.feature("upstream conformance")
+
+
+@allure.id("kubernetes-upstream-conformance")
+@pytest.mark.disruptive
+def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
+                                 request: pytest.FixtureRequest) -> None:
+    """Kubernetes' upstream e2e specs of one focus group pass against the lab"""
+    if upstream_group_name is None:
+        pytest.skip("upstream e2e conformance is opt-in: "
+                    "--upstream-conformance=scheduling|node|conformance")
+    kube: Kube = request.getfixturevalue("kube")
+    e2e: E2EBinaries = request.getfixturevalue("e2e_binaries")
+    server = client.VersionApi(kube.api).get_code().git_version
+    try:
+        group = load_group(upstream_group_name, e2e.version)
+    except GroupError as exc:
+        pytest.skip(f"e2e.test {e2e.version}: {exc}")
+    workdir = request.config.stash[RUN_DIR_KEY] / "upstream" / group.name
+    cmd = runner.E2ECommand(e2e.e2e_test, lab.kubernetes.kubeconfig, e2e.kubectl)
+    attach_text("e2e.test", f"e2e.test {e2e.version} ({e2e.e2e_test}); cluster {server}; "
+                f"reports and logs in {workdir}")
+
+    with step(f"list the specs of group {group.name} (e2e.test dry run)"):
+        selected = runner.list_specs(cmd, group, workdir)
+    on_nodes = images.node_images(kube.core)
+    missing = images.missing(group.images.values(), on_nodes)
+    todo = plan(group, selected, missing)
+    started = time.monotonic()
+    with step(f"e2e.test: {len(todo.parallel)} specs, then {len(todo.serial)} [Serial] specs "
+              f"({len(todo.skipped)} skipped before running; timeout {group.timeout:.0f} s)"):
+        invocations = runner.run_plan(cmd, todo, workdir, group.timeout)
+    spent = time.monotonic() - started
+    specs = runner.merge(group, todo, invocations, on_nodes)
+    waited = _note_waits(specs)
+
+    alluredir = getattr(request.config.option, "allure_report_dir", None)
+    if alluredir:
+        results.write(Path(alluredir), specs, group=group.name, version=e2e.version)
+    _attach_summary(specs, invocations, server, e2e.version, spent, waited)
+    measure(f"upstream {group.name} run", spent)
+    if waited:
+        measure(f"upstream {group.name} kube-system pod wait", waited)
+
+    bad = [s for s in specs if s.status in ("failed", "broken")]
+    counts = Counter(s.status for s in specs)
+    assert selected, f"group {group.name}: e2e.test {e2e.version} selected no spec"
+    assert not bad, (
+        f"{len(bad)} of {len(specs)} upstream specs of group {group.name} did not pass "
+        f"({dict(counts)}):\n" + "\n".join(f"- {s.status}: {s.name}: {_first(s.message)}"
+                                           for s in bad)
+    )
+
+
+def _note_waits(specs: list[SpecResult]) -> float:
+    """Note in each spec the time it spent waiting for per-node kube-system pods."""
+    total = 0.0
+    for spec in specs:
+        wait = healthy_wait_seconds(spec.output)
+        if wait >= 1:
+            spec.notes.append(f"kube-system pod wait: {wait:.0f} s of this spec's "
+                              f"{spec.seconds:.0f} s (e2enode.WaitForTotalHealthy)")
+            total += wait
+    return total
+
+
+def _first(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else "(no message)"
+
+
+def _attach_summary(specs: list[SpecResult], invocations: list[runner.Invocation], server: str,
+                    version: str, spent: float, waited: float) -> None:
+    rows = [{"status": s.status, "seconds": f"{s.seconds:.1f}", "spec": s.name,
+             "reason": _first(s.message) if s.status != "passed" else ""} for s in specs]
+    attach_table("upstream specs", rows, header=["status", "seconds", "spec", "reason"])
+    lines = [f"e2e.test {version} against {server}: {len(specs)} specs, "
+             f"{dict(Counter(s.status for s in specs))}",
+             f"wall time {spent:.0f} s, of which {waited:.0f} s waiting for per-node kube-system "
+             "pods the lab does not run as pods (SchedulerPreemption's WaitForTotalHealthy)"]
+    for inv in invocations:
+        lines.append(f"{inv.label}: {len(inv.specs)} specs, exit status {inv.returncode}, "
+                     f"{inv.seconds:.0f} s{', TIMED OUT' if inv.timed_out else ''}; "
+                     f"log {inv.log}")
+    attach_text("upstream timing", "\n".join(lines))
+    for inv in invocations:
+        if inv.log.exists():
+            attach_text(f"e2e.test log ({inv.label}, end)",
+                        log_excerpt(inv.log.read_text(errors="replace"), 300))
