@@ -83,6 +83,9 @@ def _component_argv(layout: Layout, host: HostPlan, bins: Path, name: str) -> li
         f"--client-ca-file={layout.pki_dir / 'ca.crt'}",
         # start (and keep retrying) while kube-apiserver is down, e.g. on a reboot of its host
         "--authentication-tolerate-lookup-failure=true",
+        # one instance: with leader election it exits when it cannot renew its lease (an etcd
+        # fault), and nothing here restarts it as systemd or a kubelet would
+        "--leader-elect=false",
         f"--bind-address={host.address}",
         f"--secure-port={SECURE_PORTS[f'kube-{name}']}",
         "--port=0",
