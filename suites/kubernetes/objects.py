@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -9,7 +10,8 @@ from fixtures.kubernetes import Kube
 from stackcheck.waits import wait_for
 
 IMAGE = "stackcheck/busybox:latest"
-POD_START_TIMEOUT = 90.0
+#: s to wait for pods to run (STACKCHECK_POD_TIMEOUT overrides, e.g. for a slow lab)
+POD_START_TIMEOUT = float(os.environ.get("STACKCHECK_POD_TIMEOUT", "90"))
 PENDING_OBSERVATION = 15.0  # s a pod must stay Pending to count as unschedulable
 
 

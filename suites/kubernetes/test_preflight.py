@@ -12,7 +12,7 @@ pytestmark = allure.feature("preflight")
 @allure.id("kubernetes-api-ready")
 def test_api_server_is_ready(kube: Kube) -> None:
     request = kube.api.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
-    response = kube.api.call_api(*request, _request_timeout=10)
+    response = kube.api.call_api(*request, _request_timeout=30)
     body = response.read()
     assert response.status == 200, (
         f"expected /readyz to answer 200; saw {response.status}: {body!r}"

@@ -1,0 +1,126 @@
+"""The Kubernetes suite passes on a healthy local cluster and catches each injected fault."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from provisioners import ProvisionConfig, get_provisioner
+from stackcheck.lab import Lab
+from stackcheck.ssh import close_all
+from stackcheck.waits import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs root"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    provisioner = get_provisioner("local")
+    config_ = ProvisionConfig(
+        run_id="k8sfaults", state_dir=tmp_path_factory.mktemp("k8slab") / "lab", hosts=3,
+        options={"subnet": "10.213.11.0/24", "name": "k8h", "kubernetes": "true"},
+    )
+    try:
+        built = provisioner.create(config_)
+        if built.kubernetes is None:
+            pytest.skip(f"the local lab has no Kubernetes here: {built.environment}")
+        yield built
+    finally:
+        close_all()
+        provisioner.abort(config_)
+
+
+@pytest.fixture(scope="module")
+def core(lab: Lab) -> client.CoreV1Api:
+    assert lab.kubernetes is not None
+    return client.CoreV1Api(config.new_client_from_config(str(lab.kubernetes.kubeconfig)))
+
+
+def run_suite(lab: Lab, *args: str, pod_timeout: int = 90) -> subprocess.CompletedProcess[str]:
+    assert lab.state_dir is not None
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", f"--inventory={Path(lab.state_dir) / 'inventory.yaml'}",
+         "-p", "no:cacheprovider", "-q", "-rfE", "--tb=line", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "STACKCHECK_POD_TIMEOUT": str(pod_timeout)},
+    )
+
+
+def ready(core: client.CoreV1Api, node: str) -> bool:
+    try:
+        conditions = core.read_node(node).status.conditions or []
+    except client.ApiException:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def kubelet(lab: Lab, host: str, action: str) -> None:
+    assert get_provisioner("local").service(lab, lab.host(host), "kubelet", action).ok
+
+
+def test_suite_passes_on_a_healthy_cluster(lab: Lab) -> None:
+    result = run_suite(lab, "-n", "2", "--dist", "loadgroup", "--tb=short", "suites/kubernetes")
+    why = [line for line in result.stdout.splitlines() if line.startswith(("E ", "FAILED", "ERROR"))]
+    assert result.returncode == 0, "\n".join(why[:40]) or result.stdout[-3000:]
+
+
+def test_taint_left_on_a_node_is_caught(lab: Lab, core: client.CoreV1Api) -> None:
+    taint = {"key": "leftover", "value": "x", "effect": "NoSchedule"}
+    core.patch_node("h2", {"spec": {"taints": [taint]}})
+    try:
+        result = run_suite(lab, "suites/kubernetes/test_preflight.py")
+    finally:
+        core.patch_node("h2", {"spec": {"taints": None}})
+    assert result.returncode == 1
+    assert "expected every node host to accept pods; blocked: {'h2': {'taints': " \
+           "['leftover=x:NoSchedule']" in result.stdout
+
+
+def test_stopped_scheduler_is_caught_within_the_timeout(lab: Lab) -> None:
+    provisioner = get_provisioner("local")
+    assert provisioner.service(lab, lab.host("h1"), "kube-scheduler", "stop").ok
+    try:
+        result = run_suite(lab, "suites/kubernetes/test_scheduling.py::"
+                                "test_deployment_spreads_over_every_schedulable_node",
+                           pod_timeout=20)
+    finally:
+        assert provisioner.service(lab, lab.host("h1"), "kube-scheduler", "start").ok
+    assert result.returncode == 1
+    assert "timed out after 20s waiting for 6 running pod(s) of spread" in result.stdout
+    assert "'Pending': 6" in result.stdout
+
+
+def test_not_ready_node_is_caught(lab: Lab, core: client.CoreV1Api) -> None:
+    kubelet(lab, "h3", "stop")
+    try:
+        wait_for(lambda: not ready(core, "h3"), timeout=120, interval=2,
+                 what="h3 to turn NotReady after its kubelet stopped")
+        result = run_suite(lab, "suites/kubernetes/test_preflight.py")
+    finally:
+        kubelet(lab, "h3", "start")
+        wait_for(lambda: ready(core, "h3"), timeout=120, interval=1, what="h3 Ready again")
+    assert result.returncode == 1
+    assert "expected every node Ready; not ready: {'h3'" in result.stdout
+
+
+def test_missing_node_is_caught(lab: Lab, core: client.CoreV1Api) -> None:
+    kubelet(lab, "h3", "stop")
+    try:
+        core.delete_node("h3")
+        result = run_suite(lab, "suites/kubernetes/test_preflight.py")
+    finally:
+        kubelet(lab, "h3", "start")
+        wait_for(lambda: ready(core, "h3"), timeout=120, interval=1, what="h3 registered again")
+    assert result.returncode == 1
+    assert "expected a Node for every host with the node role; missing ['h3']" in result.stdout
