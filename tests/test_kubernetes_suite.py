@@ -71,7 +71,8 @@ def kubelet(lab: Lab, host: str, action: str) -> None:
 
 def test_suite_passes_on_a_healthy_cluster(lab: Lab) -> None:
     result = run_suite(lab, "-n", "2", "--dist", "loadgroup", "--tb=short", "suites/kubernetes")
-    why = [line for line in result.stdout.splitlines() if line.startswith(("E ", "FAILED", "ERROR"))]
+    lines = result.stdout.splitlines()
+    why = [line for line in lines if line.startswith(("E ", "FAILED", "ERROR"))]
     assert result.returncode == 0, "\n".join(why[:40]) or result.stdout[-3000:]
 
 
