@@ -1,0 +1,117 @@
+"""Benchmark 2: does ``pytest -n auto`` pay? The same full run with ``-n 0``, ``-n 2``, ``-n auto``.
+
+Runs the conformance run (``--dist loadgroup``, Allure results on) against one running local
+lab, interleaved, ``--repeat`` times per variant, and prints medians and the wall-time ratios
+against ``-n 0`` (goal: ``-n auto`` / ``-n 0`` <= 0.6 on 2 cores). Disruptive checks run alone by
+design, so the best possible ratio is (disruptive + ordinary / workers) / (disruptive +
+ordinary), printed too, from a traced ``-n auto`` run (``--trace``, on by default).
+
+Usage: ``.venv/bin/python benchmarks/parallel.py [--repeat 3] [--variants 0 2 auto]``.
+Without ``--inventory`` it builds a 3-host lab ``bench`` on 10.213.60.0/24 (kubernetes=false)
+and removes it at the end, also when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    REPO,
+    handle_signals,
+    interleaved,
+    local_lab,
+    machine,
+    need_root,
+    pytest_argv,
+    ratio,
+    run,
+    save,
+)
+from tracestats import print_summary, summarize
+
+GOAL = 0.6
+
+
+def auto_workers() -> int:
+    """What ``-n auto`` means here (physical cores, as pytest-xdist counts them)."""
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or 1
+    except ImportError:
+        import os
+
+        return os.cpu_count() or 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", default=["0", "2", "auto"])
+    parser.add_argument("--hosts", type=int, default=3, choices=(3, 6, 12))
+    parser.add_argument("--inventory", type=Path, help="use this running lab (left running)")
+    parser.add_argument("--timeout", type=float, default=1800, help="per run, seconds")
+    parser.add_argument("--pytest-args", default="", help="extra pytest arguments")
+    parser.add_argument("--no-trace", action="store_true", help="skip the traced run")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    need_root()
+    handle_signals()
+    facts = machine()
+    extra = args.pytest_args.split()
+    with tempfile.TemporaryDirectory(prefix="stackcheck-parallel-") as tmp:
+        work = Path(tmp)
+        with local_lab(args.hosts, work, inventory=args.inventory) as bench:
+            summary = None
+            if not args.no_trace:
+                print(f"traced -n auto run (load {facts['load_start']})", flush=True)
+                trace = work / "trace"
+                traced = run(pytest_argv(bench.inventory, work / "traced",
+                                         extra=["-p", "benchmarks.trace", *extra]),
+                             timeout=args.timeout,
+                             env={"STACKCHECK_TRACE": str(trace), "PYTHONPATH": str(REPO)})
+                print(f"  {traced.seconds:.1f}s, exit {traced.returncode}", flush=True)
+                summary = summarize(trace)
+
+            def variant(workers: str):
+                return lambda: run(pytest_argv(bench.inventory, work / f"n{workers}",
+                                               workers=workers, extra=extra),
+                                   timeout=args.timeout)
+
+            series = interleaved({f"-n {w}": variant(w) for w in args.variants}, args.repeat)
+        facts["load_end"] = machine()["load_start"]
+    base = series.get("-n 0")
+    print(f"\nmachine: {facts['cpus']} x {facts['cpu']}, {facts['memory_gib']} GiB; "
+          f"-n auto = {auto_workers()} workers; load {facts['load_start']} -> "
+          f"{facts['load_end']}; {facts['date']}")
+    ratios = {}
+    for name, s in series.items():
+        ratios[name] = ratio(s.median, base.median) if base else float("nan")
+        fails = f"  FAILED {len(s.failures)}x: {s.failures[0][:200]}" if s.failures else ""
+        print(f"{name:8} median {s.median:7.1f}s  spread {s.spread()}s  n={len(s.values)}  "
+              f"/ -n 0 = {ratios[name]:.2f}{fails}")
+    print(f"goal: -n auto / -n 0 <= {GOAL}")
+    bound = None
+    if summary:
+        d, o = summary["disruptive_s"], summary["ordinary_s"]
+        workers = auto_workers()
+        bound = ratio(d + o / workers, d + o)
+        print(f"\nbound from the trace: disruptive {d:.1f}s run alone, ordinary {o:.1f}s over "
+              f"{workers} workers -> best -n auto / -n 0 = {bound:.2f} (pytest start-up not "
+              "counted)")
+        print_summary(summary, top=10)
+    save(args.json, {"machine": facts, "series": {k: vars(v) for k, v in series.items()},
+                     "ratios": ratios, "bound": bound,
+                     "trace_summary": {k: v for k, v in (summary or {}).items()
+                                       if k != "checks"}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
