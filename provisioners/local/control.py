@@ -193,6 +193,7 @@ def reboot(state_dir: Path, host_name: str, timeout: float = 120) -> None:
     layout, data = layout_of(Path(state_dir))
     host = layout.host(host_name)
     services = services_of(data, host)
+    _terminate_sessions(layout, host)
     for service in reversed(services):
         with _lock(layout, host_name, service):
             _stop(layout, host, service, timeout=10, whole_group=True)
@@ -205,6 +206,20 @@ def reboot(state_dir: Path, host_name: str, timeout: float = 120) -> None:
                 launch(layout, state.read(layout.state_dir) or data, host, service)
     for service in services:
         wait_ready(layout, host, service, timeout)
+
+
+def _terminate_sessions(layout: Layout, host: HostPlan, grace: float = 3) -> None:
+    """SIGTERM the host's SSH sessions and wait a little, as a shutdown does before SIGKILL.
+
+    Their shells run EXIT traps: a SIGKILLed root shell in the middle of root's .bashrc
+    (``pyenv rehash``) leaves a stale lock that stalls every later shell on the machine.
+    """
+    root = cgroups.tracking_root()
+    if root is None:
+        return
+    group = root / cgroups.lab_group(layout.name) / host.name / "sshd"
+    signal_pids(cgroups.pids_in(group), signal.SIGTERM)
+    wait_gone(lambda: bool(cgroups.pids_in(group)), grace)
 
 
 def _detach(state_dir: Path, host: str) -> None:
