@@ -1,0 +1,106 @@
+"""Rebooting an Atomic host: who may, how it is done, and how "it is back" is decided.
+
+A reboot goes through the provisioner (``provisioner.reboot``: over SSH on real hosts, the
+local lab's simulated reboot on a local lab); it counts as done only when the host answers
+over SSH with a new ``/proc/sys/kernel/random/boot_id``. The services that were active before
+must be active again afterwards (bounded waits).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from provisioners.base import Provisioner
+from stackcheck.lab import Host, Lab
+from stackcheck.ssh import host_connection, reconnect
+from stackcheck.waits import wait_for
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+REBOOT_TIMEOUT = 600.0  # s: a real host may take minutes
+SERVICES_TIMEOUT = 180.0  # s: services active again after a reboot
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+LOCAL_REBOOT = (
+    "local lab: the provisioner simulates the reboot (stops the host's services, records the "
+    "default deployment as booted, gives the host a new boot id, starts the services again); "
+    "no kernel restarts"
+)
+
+
+@dataclass(frozen=True)
+class RebootPolicy:
+    """Whether the suite may reboot hosts of this lab, and why (shown in reports and skips)."""
+
+    allowed: bool
+    reason: str
+
+
+def reboot_policy(lab: Lab, allow_reboot: bool) -> RebootPolicy:
+    if lab.provisioner == "local":
+        return RebootPolicy(True, LOCAL_REBOOT)
+    if allow_reboot:
+        return RebootPolicy(True, "--allow-reboot: hosts are rebooted over SSH, one at a time")
+    return RebootPolicy(False, "rebooting real hosts needs --allow-reboot")
+
+
+@dataclass(frozen=True)
+class Reboot:
+    host: str
+    before: str
+    after: str
+    seconds: float
+
+
+def boot_id(lab: Lab, host: Host, fresh: bool = False) -> str:
+    """The host's boot id, read over SSH (``fresh``: on a new connection)."""
+    conn = reconnect(lab, host) if fresh else host_connection(lab, host)
+    return conn.file(BOOT_ID_PATH).content_string.strip()
+
+
+def reboot(lab: Lab, provisioner: Provisioner, host: Host,
+           timeout: float = REBOOT_TIMEOUT) -> Reboot:
+    """Reboot ``host`` and wait (bounded) until it answers with a new boot id."""
+    before = boot_id(lab, host)
+    started = time.monotonic()
+    provisioner.reboot(lab, host, timeout=timeout)
+
+    def new_boot_id() -> str | None:
+        value = boot_id(lab, host, fresh=True)
+        return value if _UUID.fullmatch(value) and value != before else None
+
+    after = wait_for(new_boot_id, timeout=max(10.0, timeout - (time.monotonic() - started)),
+                     interval=1, what=f"{host.name} to answer with a new boot id",
+                     describe=lambda: f"boot id still {before} (or no SSH)")
+    return Reboot(host.name, before, after, time.monotonic() - started)
+
+
+def _active(lab: Lab, provisioner: Provisioner, host: Host, service: str) -> bool:
+    return provisioner.service(lab, host, service, "is_active", timeout=30).ok
+
+
+def _inactive(lab: Lab, provisioner: Provisioner, host: Host, services: list[str]) -> list[str]:
+    """Those of ``services`` that are not active (asked in parallel: each may be an SSH call)."""
+    with ThreadPoolExecutor(max_workers=min(8, len(services) or 1)) as pool:
+        active = list(pool.map(lambda s: _active(lab, provisioner, host, s), services))
+    return [s for s, ok in zip(services, active, strict=True) if not ok]
+
+
+def active_services(lab: Lab, provisioner: Provisioner, host: Host) -> list[str]:
+    """The host's services (from the inventory's service_control units) that are active now."""
+    units = list(lab.control_for(host).units)
+    inactive = _inactive(lab, provisioner, host, units)
+    return [s for s in units if s not in inactive]
+
+
+def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list[str],
+                  timeout: float = SERVICES_TIMEOUT) -> list[str]:
+    """Wait until every one of ``services`` is active; return those still inactive at the end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = _inactive(lab, provisioner, host, services)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(1)

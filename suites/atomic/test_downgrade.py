@@ -1,0 +1,50 @@
+"""Negative: the upgrade path refuses a commit chronologically older than the booted one.
+
+rpm-ostree: ``rpm-ostree deploy --disallow-downgrade <older>``; plain ostree:
+``ostree admin upgrade --override-commit=<older>`` (refused unless ``--allow-downgrade``).
+The older commit is the booted commit's parent. Disruptive because an accepted downgrade
+changes the default deployment (``start_status`` puts it back).
+"""
+
+from __future__ import annotations
+
+import allure
+import pytest
+
+from reports.evidence import attach_table, attach_text, step
+from stackcheck.atomic.backends import DOWNGRADE_REFUSED, Backend
+from stackcheck.atomic.model import Status
+from stackcheck.lab import Host
+
+pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"),
+              allure.feature("upgrade and rollback")]
+
+
+@allure.id("atomic-downgrade-refused")
+def test_upgrade_to_an_older_commit_is_refused(
+    lab_host: Host, atomic: Backend, start_status: Status
+) -> None:
+    name = lab_host.name
+    booted = start_status.booted
+    assert booted is not None
+    older = atomic.parent_of(booted.checksum)
+    if older is None:
+        pytest.skip(f"{name}: the booted commit {booted.checksum} has no parent: nothing older "
+                    "to try")
+    with step(f"{name}: upgrade to {older}, the parent of the booted {booted.checksum}"):
+        result = atomic.upgrade_to_older(older)
+        attach_text(f"{name}: {result.command} (exit {result.rc})", result.output)
+    after = atomic.status()
+    attach_table(f"{name}: deployments after the attempt", after.summary())
+    default = after.default.checksum if after.default else "nothing"
+    assert result.rc != 0, (
+        f"{name}: the upgrade path accepted the older commit {older} (parent of the booted "
+        f"{booted.checksum}); expected it refused as {DOWNGRADE_REFUSED!r}; the default is now "
+        f"{default}")
+    assert DOWNGRADE_REFUSED in result.output, (
+        f"{name}: the upgrade to the older commit {older} failed, but not as a downgrade "
+        f"refusal (expected {DOWNGRADE_REFUSED!r}): {result.output[-400:]}")
+    start_default = start_status.default.checksum if start_status.default else "nothing"
+    assert default == start_default, (
+        f"{name}: a refused downgrade changed the default deployment from {start_default} to "
+        f"{default}")

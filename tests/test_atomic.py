@@ -1,0 +1,320 @@
+"""The atomic suite: parsers and journal (no lab), then a real local lab.
+
+On the lab the suite passes, and each fault is caught with a message naming the host and
+both checksums: a default deployment changed behind the suite's back, a host on a different
+commit, a rollback that does not swap, an accepted downgrade. A run that dies mid-cycle is
+put back by the next one. Faults are injected into the suite's own process by a small pytest
+plugin (``-p atomic_inject``) that wraps the provisioner's reboot or a backend operation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provisioners import ProvisionConfig, get_provisioner
+from provisioners.local import state
+from stackcheck.atomic.backends import backend_for
+from stackcheck.atomic.boot import reboot, reboot_policy
+from stackcheck.atomic.journal import DeploymentJournal, Entry, heal, journal_path, restore
+from stackcheck.atomic.model import majority, parse_ostree_status, parse_rpm_ostree_status
+from stackcheck.lab import Lab
+from stackcheck.ssh import close_all
+
+REPO = Path(__file__).resolve().parent.parent
+NAME, SUBNET = "atomt", "10.213.31.0/24"
+OPTIONS = {"name": NAME, "subnet": SUBNET, "kubernetes": "false"}
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs root")
+
+A, B, C = "a" * 64, "b" * 64, "c" * 64
+
+OSTREE_STATUS = f"""  stackcheck {C}.0 (pending)
+    Version: 3
+    origin refspec: stackcheck:stackcheck/stable
+* stackcheck {B}.1
+    Version: 2
+    origin refspec: stackcheck:stackcheck/stable
+  stackcheck {A}.0 (rollback)
+    Version: 1
+    origin refspec: stackcheck:stackcheck/stable
+"""
+
+RPM_OSTREE_JSON = json.dumps({"deployments": [
+    {"id": f"fedora-atomic-{B}.0", "osname": "fedora-atomic", "serial": 0, "checksum": B,
+     "version": "27.2", "timestamp": 1510100000, "booted": True,
+     "origin": "fedora-atomic:fedora/27/x86_64/atomic-host"},
+    {"id": f"fedora-atomic-{A}.0", "osname": "fedora-atomic", "serial": 0, "checksum": A,
+     "version": "27.1", "timestamp": 1510000000, "booted": False,
+     "origin": "fedora-atomic:fedora/27/x86_64/atomic-host"},
+], "transaction": None})
+
+
+# --- no lab ---------------------------------------------------------------------------
+
+
+def test_parse_ostree_status() -> None:
+    status = parse_ostree_status(OSTREE_STATUS)
+    assert [d.id for d in status.deployments] == [f"{C}.0", f"{B}.1", f"{A}.0"]
+    assert status.booted is not None and status.booted.checksum == B
+    assert status.pending is not None and status.pending.checksum == C
+    assert status.rollback is not None and status.rollback.checksum == A
+    assert status.booted.version == "2"
+    assert {d.origin for d in status.deployments} == {"stackcheck:stackcheck/stable"}
+    assert parse_ostree_status("").booted is None
+
+
+def test_parse_rpm_ostree_status() -> None:
+    status = parse_rpm_ostree_status(RPM_OSTREE_JSON)
+    assert status.booted is not None and status.booted.checksum == B
+    assert status.pending is None
+    assert status.rollback is not None and status.rollback.checksum == A
+    assert status.booted.origin == "fedora-atomic:fedora/27/x86_64/atomic-host"
+    assert status.booted.timestamp == 1510100000
+
+
+def test_majority() -> None:
+    assert majority({"h1": A, "h2": B, "h3": A}) == (A, {A: ["h1", "h3"], B: ["h2"]})
+    assert majority({"h1": A, "h2": B})[0] is None
+    assert majority({})[0] is None
+
+
+def test_reboot_policy(ssh_files: Path) -> None:
+    lab = Lab.model_validate({"ssh": {"known_hosts": ssh_files / "known_hosts"},
+                              "hosts": [{"name": "h1", "address": "10.0.0.1"}]})
+    assert not reboot_policy(lab, False).allowed
+    assert "--allow-reboot" in reboot_policy(lab, False).reason
+    assert reboot_policy(lab, True).allowed
+    lab.provisioner = "local"
+    assert reboot_policy(lab, False).allowed
+    assert "simulates the reboot" in reboot_policy(lab, False).reason
+
+
+def test_journal_keeps_the_first_start_and_removes_itself(tmp_path: Path) -> None:
+    journal = DeploymentJournal(tmp_path / "atomic-x.json")
+    journal.record("h1", Entry(A, "r:b", True))
+    journal.record("h1", Entry(B, "r:b", True))  # a later start does not overwrite the first
+    journal.record("h2", Entry(C, None, False))
+    assert journal.pending() == {"h1": Entry(A, "r:b", True), "h2": Entry(C, None, False)}
+    journal.clear("h1")
+    journal.clear("h2")
+    assert journal.pending() == {}
+    assert not (tmp_path / "atomic-x.json").exists()
+
+
+# --- a real lab -----------------------------------------------------------------------
+
+INJECT = '''
+"""Faults injected into the atomic suite's process (test_atomic.py)."""
+import os
+
+from provisioners.existing import ExistingProvisioner
+from provisioners.local.provisioner import LocalProvisioner
+from stackcheck.atomic import backends
+
+MODE = os.environ["ATOMIC_INJECT"]
+HOST = os.environ["ATOMIC_INJECT_HOST"]
+_reboots = []
+
+
+def _wrap(cls):
+    original = cls.reboot
+
+    def reboot(self, lab, host, timeout=600):
+        if host.name == HOST and not _reboots and MODE == "cancel-upgrade":
+            # behind the suite's back: the booted deployment becomes the default again
+            b = backends.backend_for(lab, host)
+            b.check(b.admin("undeploy", "0"), "cancelling the staged upgrade")
+        result = original(self, lab, host, timeout)
+        if host.name == HOST:
+            _reboots.append(host.name)
+            if MODE == "die-after-reboot":
+                os._exit(9)  # like kill -9: no finally, no fixture teardown
+        return result
+
+    cls.reboot = reboot
+
+
+_wrap(LocalProvisioner)
+_wrap(ExistingProvisioner)
+if MODE == "rollback-noop":
+    backends.Ostree.rollback = lambda self: backends.Result("(no-op)", 0, "", "")
+if MODE == "allow-downgrade":
+    _older = backends.Ostree.upgrade_to_older
+
+    def upgrade_to_older(self, checksum):
+        booted = self.booted()
+        return self.run(self.admin("upgrade", f"--os={booted.osname}", "--allow-downgrade",
+                                   f"--override-commit={checksum}"))
+
+    backends.Ostree.upgrade_to_older = upgrade_to_older
+'''
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    provisioner = get_provisioner("local")
+    config = ProvisionConfig(run_id="atomic", state_dir=tmp_path_factory.mktemp("atomlab") / "lab",
+                             hosts=3, options=OPTIONS)
+    try:
+        yield provisioner.create(config)
+    finally:
+        close_all()
+        provisioner.abort(config)
+
+
+@pytest.fixture(scope="module")
+def commits(lab: Lab) -> dict[str, str]:
+    """{'old': v1, 'booted': v2, 'upgrade': v3}: the lab's commits (the same on every host)."""
+    assert lab.state_dir is not None
+    info = (state.read(Path(lab.state_dir)) or {})["hosts"]["h1"]["ostree"]
+    return {"old": info["rollback"], "booted": info["deployed"], "upgrade": info["upgrade"]}
+
+
+@pytest.fixture
+def restored(lab: Lab, commits: dict[str, str]) -> Iterator[None]:
+    """After a test: every host booted on the lab's commit again, nothing left in the journal."""
+    yield
+    assert lab.state_dir is not None
+    journal = DeploymentJournal(journal_path(lab, REPO))
+    left = journal.pending()
+    provisioner = get_provisioner("local")
+    for host in lab.hosts:
+        restore(lab, provisioner, host, Entry(commits["booted"], "stackcheck:stackcheck/stable",
+                                              True))
+        journal.clear(host.name)
+    assert not left, f"the suite left journal entries: {left}"
+
+
+def run_suite(lab: Lab, *args: str, inject: str | None = None, host: str = "h2",
+              tmp_path: Path | None = None, via: str = "local") -> subprocess.CompletedProcess:
+    """Run the atomic suite in a fresh pytest process against the lab.
+
+    ``via="local"``: the local provisioner adopts the running lab (in-process reboots, as
+    ``./run.sh conformance``); ``via="inventory"``: the lab's inventory and SSH only (reboots
+    through the service_control template, as on real hosts).
+    """
+    assert lab.state_dir is not None
+    if via == "inventory":
+        target = [f"--inventory={Path(lab.state_dir) / 'inventory.yaml'}"]
+    else:
+        target = ["--provisioner=local", f"--lab-dir={lab.state_dir}", "--lab-hosts=3",
+                  *(f"--lab-option={k}={v}" for k, v in OPTIONS.items())]
+    env = dict(os.environ)
+    plugin = []
+    if inject:
+        assert tmp_path is not None
+        (tmp_path / "atomic_inject.py").write_text(INJECT)
+        env.update(ATOMIC_INJECT=inject, ATOMIC_INJECT_HOST=host,
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path),
+                                                            env.get("PYTHONPATH")])))
+        plugin = ["-p", "atomic_inject"]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *target, *plugin, "-p", "no:cacheprovider",
+         "-p", "suites.atomic.plugin", "--no-must-gather", "--no-history", "-q", "-rfEs",
+         "--tb=line", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=env,
+    )
+
+
+def out(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-6000:] + result.stderr[-3000:]
+
+
+@pytest.mark.lab
+@needs_root
+def test_suite_passes_on_a_healthy_lab(lab: Lab, restored: None) -> None:
+    result = run_suite(lab, "suites/atomic")
+    assert result.returncode == 0, out(result)
+    assert "16 passed" in result.stdout, out(result)
+    assert "skipped" not in result.stdout, out(result)
+
+
+@pytest.mark.lab
+@needs_root
+def test_cycle_passes_over_ssh_like_on_real_hosts(lab: Lab, restored: None) -> None:
+    """Only the inventory and SSH: the reboot runs the service_control template and the suite
+    waits for the host's new boot id over SSH."""
+    result = run_suite(lab, "suites/atomic", "-m", "disruptive", "-k", "h3", via="inventory")
+    assert result.returncode == 0, out(result)
+    assert "2 passed" in result.stdout, out(result)
+
+
+@pytest.mark.lab
+@needs_root
+def test_default_changed_behind_the_suites_back_is_caught(
+    lab: Lab, commits: dict[str, str], restored: None, tmp_path: Path
+) -> None:
+    result = run_suite(lab, "suites/atomic/test_upgrade_rollback.py", "-k", "h2",
+                       inject="cancel-upgrade", tmp_path=tmp_path)
+    assert result.returncode == 1, out(result)
+    assert (f"h2: after the upgrade and a reboot expected the new commit {commits['upgrade']} "
+            f"booted; booted is {commits['booted']}") in result.stdout, out(result)
+
+
+@pytest.mark.lab
+@needs_root
+def test_host_on_a_different_commit_is_caught(
+    lab: Lab, commits: dict[str, str], restored: None
+) -> None:
+    h2 = lab.host("h2")
+    backend = backend_for(lab, h2)
+    backend.upgrade()
+    reboot(lab, get_provisioner("local"), h2)
+    assert backend.booted().checksum == commits["upgrade"]
+    result = run_suite(lab, "suites/atomic/test_deployments.py")
+    assert result.returncode == 1, out(result)
+    assert (f"odd ones out: h2 booted {commits['upgrade']}; the majority (h1, h3) booted "
+            f"{commits['booted']}") in result.stdout, out(result)
+    assert result.stdout.count("FAILED") == 1, "only the same-commit check fails"
+
+
+@pytest.mark.lab
+@needs_root
+def test_rollback_that_does_not_swap_is_caught(
+    lab: Lab, commits: dict[str, str], restored: None, tmp_path: Path
+) -> None:
+    result = run_suite(lab, "suites/atomic/test_upgrade_rollback.py", "-k", "h2",
+                       inject="rollback-noop", tmp_path=tmp_path)
+    assert result.returncode == 1, out(result)
+    assert (f"h2: after rollback expected the default deployment {commits['booted']}; the "
+            f"default is still {commits['upgrade']}") in result.stdout, out(result)
+    # the suite put the host back although the check failed (and rollback was broken)
+    assert backend_for(lab, lab.host("h2")).booted().checksum == commits["booted"]
+
+
+@pytest.mark.lab
+@needs_root
+def test_accepted_downgrade_is_caught(
+    lab: Lab, commits: dict[str, str], restored: None, tmp_path: Path
+) -> None:
+    result = run_suite(lab, "suites/atomic/test_downgrade.py", "-k", "h2",
+                       inject="allow-downgrade", tmp_path=tmp_path)
+    assert result.returncode == 1, out(result)
+    assert (f"h2: the upgrade path accepted the older commit {commits['old']} (parent of the "
+            f"booted {commits['booted']})") in result.stdout, out(result)
+    assert backend_for(lab, lab.host("h2")).status().default.checksum == commits["booted"]
+
+
+@pytest.mark.lab
+@needs_root
+def test_run_killed_mid_cycle_is_restored_by_the_next(
+    lab: Lab, commits: dict[str, str], restored: None, tmp_path: Path
+) -> None:
+    killed = run_suite(lab, "suites/atomic/test_upgrade_rollback.py", "-k", "h3",
+                       inject="die-after-reboot", host="h3", tmp_path=tmp_path)
+    assert killed.returncode == 9, out(killed)
+    h3 = backend_for(lab, lab.host("h3"))
+    assert h3.booted().checksum == commits["upgrade"], "the killed run left h3 upgraded"
+    journal = DeploymentJournal(journal_path(lab, REPO))
+    assert journal.pending() == {"h3": Entry(commits["booted"], "stackcheck:stackcheck/stable",
+                                             True)}
+    done = heal(lab, get_provisioner("local"), REPO)
+    assert done and done[0].startswith(f"h3: back on {commits['booted']}"), done
+    assert h3.booted().checksum == commits["booted"]
+    assert journal.pending() == {}
