@@ -57,7 +57,8 @@ class Reboot:
 def boot_id(lab: Lab, host: Host, fresh: bool = False) -> str:
     """The host's boot id, read over SSH (``fresh``: on a new connection)."""
     conn = reconnect(lab, host) if fresh else host_connection(lab, host)
-    return conn.file(BOOT_ID_PATH).content_string.strip()
+    # plain cat: host.file() runs testinfra's OS detection first on a fresh connection
+    return conn.check_output(f"cat {BOOT_ID_PATH}").strip()
 
 
 def reboot(lab: Lab, provisioner: Provisioner, host: Host,
