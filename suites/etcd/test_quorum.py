@@ -92,17 +92,20 @@ def test_leader_loss_elects_new_leader(
     survivors = others(cluster, [old])
     assert workload.write_within(survivors[0], WRITE_WITHIN), "a write before the fault failed"
     with evidence.step(f"stop etcd on the leader {old.host.name}"):
-        started = time.monotonic()
+        asked = time.monotonic()
         faults.stop(old.host, "etcd")
+        gone = time.monotonic()
     with evidence.step("wait for a new leader"):
         _, new_status = wait_for(
             lambda: leader(survivors), timeout=ELECTION_TIMEOUT,
             what=f"a new leader agreed by {', '.join(m.host.name for m in survivors)}",
             describe=lambda: str({m.host.name: status_of(m) for m in survivors}),
         )
-        elapsed = time.monotonic() - started
-    # from asking to stop the leader until the survivors agree on a new one
+        elapsed = time.monotonic() - gone
+    # from the old leader's process gone until the survivors agree on a new leader (etcd hands
+    # leadership over on SIGTERM, so often ~0); stopping it (SSH, control) is not etcd's time
     evidence.measure("etcd leader failover", elapsed)
+    evidence.attach_text("leader stop", f"stopping {old.host.name} took {gone - asked:.2f}s")
     assert int(new_status["raftTerm"]) > int(old_status["raftTerm"]), (
         f"expected the raft term to rise after failover; was {old_status['raftTerm']}, "
         f"now {new_status['raftTerm']}"
