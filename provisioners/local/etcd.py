@@ -9,12 +9,11 @@ from pathlib import Path
 import etcd3gw
 import requests
 
-from provisioners.base import ProvisionerError
 from provisioners.local.layout import HostPlan, Layout
 from provisioners.local.pki import tls_files
 
 ETCD = "/usr/bin/etcd"
-#: test-only: ``{"--flag": "value"}`` in this file of a host's dir replaces those flags of its etcd
+#: test-only: ``{"--flag": "value"}`` in this file of a host's dir sets those flags of its etcd
 OVERRIDES_FILE = "etcd-overrides.json"
 
 
@@ -28,19 +27,14 @@ def overrides_path(host: HostPlan) -> Path:
 
 
 def argv(layout: Layout, host: HostPlan) -> list[str]:
-    """etcd's command line; flags listed in :func:`overrides_path` replace the defaults."""
+    """etcd's command line; flags in :func:`overrides_path` replace the defaults or are added."""
     path = overrides_path(host)
     overrides: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    args = _default_argv(layout, host)
-    flags = {a.split("=", 1)[0] for a in args}
-    unknown = sorted(set(overrides) - flags)
-    if unknown:
-        raise ProvisionerError(f"{path}: flags not on etcd's command line: {unknown}")
     out = []
-    for arg in args:
+    for arg in _default_argv(layout, host):
         flag = arg.split("=", 1)[0]
-        out.append(f"{flag}={overrides[flag]}" if flag in overrides else arg)
-    return out
+        out.append(f"{flag}={overrides.pop(flag)}" if flag in overrides else arg)
+    return out + [f"{flag}={value}" for flag, value in overrides.items()]
 
 
 def _default_argv(layout: Layout, host: HostPlan) -> list[str]:
