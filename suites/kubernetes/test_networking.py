@@ -18,7 +18,7 @@ HOSTNAME = "kubernetes.io/hostname"
 
 def run_in(kube: Kube, namespace: str, name: str, command: str) -> str:
     """Run a shell command in a pod; returns its output (stdout and stderr)."""
-    return stream(kube.core.connect_get_namespaced_pod_exec, name, namespace,
+    return stream(kube.exec_core().connect_get_namespaced_pod_exec, name, namespace,
                   command=["sh", "-c", command], stderr=True, stdin=False, stdout=True,
                   tty=False, _request_timeout=30)
 
