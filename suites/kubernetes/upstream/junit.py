@@ -125,3 +125,25 @@ def skip_reasons(spec_dump: Path, names: set[str]) -> dict[str, str]:
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return found
+
+
+def strip_stamp(line: str) -> str:
+    """A log line without framework.Logf's leading timestamp."""
+    return _LOG_TIME.sub("", line, count=1).strip()
+
+
+def setup_context(log: str, lines: int = 4) -> list[str]:
+    """What e2e.test logged just before its suite setup failed (the first ``FAIL:`` line),
+    timestamps cut and repeated lines dropped, e.g. the nodes it found unschedulable."""
+    kept: list[str] = []
+    for line in log.splitlines():
+        if ": FAIL: " in line:
+            break
+        text = strip_stamp(line).removeprefix("INFO: ").strip()
+        if text and not text.startswith("STEP:"):
+            if text in kept:
+                kept.remove(text)
+            kept.append(text)
+    else:
+        return []
+    return kept[-lines:]

@@ -77,10 +77,16 @@ class Invocation:
         return self.report_dir / "e2e.log"
 
     def setup_failure(self) -> str | None:
-        """The suite setup's failure message (BeforeSuite), if it failed."""
+        """Why e2e.test's suite setup (BeforeSuite) failed, or None: what e2e.test logged
+        just before (e.g. the nodes it found unschedulable) and its error."""
         for failure in self.junit.setup_failures if self.junit else []:
             if "Before" in failure.name:
-                return failure.message or failure.trace
+                try:
+                    context = junit.setup_context(self.log.read_text(errors="replace"))
+                except OSError:
+                    context = []
+                error = " ".join(line.strip() for line in failure.message.splitlines())
+                return "; ".join([*context, junit.strip_stamp(error)])
         return None
 
     def problem(self) -> str | None:
@@ -117,12 +123,12 @@ def run(argv: Sequence[str], log: Path, timeout: float) -> tuple[int | None, flo
     return proc.returncode, time.monotonic() - started, timed_out
 
 
-def _stop(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
+def _stop(proc: subprocess.Popen, grace: float | None = None) -> None:
     """SIGINT (ginkgo writes its reports), then SIGKILL after ``grace`` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGINT)
     try:
-        proc.wait(timeout=grace)
+        proc.wait(timeout=KILL_GRACE if grace is None else grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -173,7 +179,7 @@ def run_plan(cmd: E2ECommand, plan: Plan, workdir: Path, timeout: float) -> list
         previous = done[-1] if done else None
         if previous is not None and previous.setup_failure():
             # the same setup would fail again: report it for these specs too
-            done.append(Invocation(label, names, workdir / label, junit=previous.junit))
+            done.append(Invocation(label, names, previous.report_dir, junit=previous.junit))
         elif left <= 0 or (previous is not None and previous.timed_out):
             done.append(Invocation(label, names, workdir / label,
                                    not_started="the group's timeout was used up before it"))

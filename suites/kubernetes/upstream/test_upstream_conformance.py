@@ -22,7 +22,7 @@ from fixtures.lab import RUN_DIR_KEY
 from provisioners.k8s.e2e import E2EBinaries
 from reports.evidence import attach_table, attach_text, measure, step
 from stackcheck.lab import Lab
-from suites.kubernetes.upstream import images, results, runner
+from suites.kubernetes.upstream import images, leftovers, results, runner
 from suites.kubernetes.upstream.groups import GroupError, load_group, plan
 from suites.kubernetes.upstream.junit import SpecResult, healthy_wait_seconds, log_excerpt
 
@@ -54,11 +54,16 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
     on_nodes = images.node_images(kube.core)
     missing = images.missing(group.images.values(), on_nodes)
     todo = plan(group, selected, missing)
+    before = leftovers.snapshot(kube.core)
     started = time.monotonic()
     with step(f"e2e.test: {len(todo.parallel)} specs, then {len(todo.serial)} [Serial] specs "
               f"({len(todo.skipped)} skipped before running; timeout {group.timeout:.0f} s)"):
         invocations = runner.run_plan(cmd, todo, workdir, group.timeout)
     spent = time.monotonic() - started
+    removed = leftovers.remove_new(kube.core, before)
+    if removed:
+        attach_text("upstream leftovers removed", "Upstream specs left these on nodes; removed "
+                    "(they are upstream's, keys kubernetes.io/e2e-*):\n" + "\n".join(removed))
     specs = runner.merge(group, todo, invocations, on_nodes)
     waited = _note_waits(specs)
 
@@ -71,13 +76,26 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
         measure(f"upstream {group.name} kube-system pod wait", waited)
 
     bad = [s for s in specs if s.status in ("failed", "broken")]
-    counts = Counter(s.status for s in specs)
     assert selected, f"group {group.name}: e2e.test {e2e.version} selected no spec"
     assert not bad, (
         f"{len(bad)} of {len(specs)} upstream specs of group {group.name} did not pass "
-        f"({dict(counts)}):\n" + "\n".join(f"- {s.status}: {s.name}: {_first(s.message)}"
-                                           for s in bad)
+        f"({dict(Counter(s.status for s in specs))}):\n" + _by_reason(bad)
     )
+
+
+def _by_reason(bad: list[SpecResult]) -> str:
+    """Failed specs, those sharing one reason (e.g. a failed suite setup) listed once."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for spec in bad:
+        reasons.setdefault((spec.status, _first(spec.message)), []).append(spec.name)
+    lines = []
+    for (status, reason), names in reasons.items():
+        if len(names) == 1:
+            lines.append(f"- {status}: {names[0]}: {reason}")
+        else:
+            lines.append(f"- {len(names)} specs {status}: {reason}")
+            lines += [f"    {name}" for name in names]
+    return "\n".join(lines)
 
 
 def _note_waits(specs: list[SpecResult]) -> float:
@@ -94,7 +112,7 @@ def _note_waits(specs: list[SpecResult]) -> float:
 
 def _first(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
-    return lines[0][:300] if lines else "(no message)"
+    return lines[0][:600] if lines else "(no message)"
 
 
 def _attach_summary(specs: list[SpecResult], invocations: list[runner.Invocation], server: str,
@@ -104,8 +122,9 @@ def _attach_summary(specs: list[SpecResult], invocations: list[runner.Invocation
     attach_table("upstream specs", rows, header=["status", "seconds", "spec", "reason"])
     lines = [f"e2e.test {version} against {server}: {len(specs)} specs, "
              f"{dict(Counter(s.status for s in specs))}",
-             f"wall time {spent:.0f} s, of which {waited:.0f} s waiting for per-node kube-system "
-             "pods the lab does not run as pods (SchedulerPreemption's WaitForTotalHealthy)"]
+             f"wall time {spent:.0f} s, of which {waited:.0f} s in e2enode.WaitForTotalHealthy: "
+             "upstream specs (SchedulerPreemption, SchedulerPriorities) wait up to 1 minute each "
+             "for per-node kube-system pods (kube-proxy, ...) a lab may not run as pods"]
     for inv in invocations:
         lines.append(f"{inv.label}: {len(inv.specs)} specs, exit status {inv.returncode}, "
                      f"{inv.seconds:.0f} s{', TIMED OUT' if inv.timed_out else ''}; "
