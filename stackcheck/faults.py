@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from provisioners.base import Provisioner
+from provisioners.base import Provisioner, ServiceResult
 from stackcheck.lab import Host, Lab
 
 
@@ -54,6 +54,11 @@ class FaultError(RuntimeError):
     pass
 
 
+def _why(result: ServiceResult) -> str:
+    """The failed command's exit status (124: the remote ``timeout`` expired) and stderr."""
+    return f"exit status {result.exit_status}: {result.stderr.strip()[-500:]}"
+
+
 class Faults:
     """Stop and start services of a lab, journaled, through its provisioner."""
 
@@ -66,12 +71,12 @@ class Faults:
         self.journal.add(host.name, service)
         result = self.provisioner.service(self.lab, host, service, "stop")
         if not result.ok:
-            raise FaultError(f"could not stop {service} on {host.name}: {result.stderr.strip()}")
+            raise FaultError(f"could not stop {service} on {host.name}: {_why(result)}")
 
     def start(self, host: Host, service: str) -> None:
         result = self.provisioner.service(self.lab, host, service, "start")
         if not result.ok:
-            raise FaultError(f"could not start {service} on {host.name}: {result.stderr.strip()}")
+            raise FaultError(f"could not start {service} on {host.name}: {_why(result)}")
         self.journal.remove(host.name, service)
 
     @contextlib.contextmanager
