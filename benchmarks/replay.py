@@ -14,7 +14,10 @@ Method: the traced run's SSH commands, etcd HTTP calls and local commands are re
   did" = the same exit status (SSH, local) or HTTP status class; and for an SSH command that
   the check had run before, output changed (or not) like in the run -- e.g. a new boot id after
   a reboot. Earlier, unsuccessful polls are not replayed;
-* reconnecting only when a connection broke (a reboot), retried every 0.1 s.
+* reconnecting only when a connection broke (a reboot), retried every 0.1 s;
+* with one rewrite of state-dependent names: an ostree deployment's serial in
+  ``--origin-file=.../<checksum>.<serial>.origin`` changes with every deploy, so it is looked
+  up at replay time (one ``ls`` over the same connection, counted in the floor).
 
 The floor is therefore a little optimistic (e.g. a poll that saw "no leader yet" with HTTP 200
 counts as done at once), which makes the run-to-floor ratio conservative.
@@ -30,6 +33,8 @@ import base64
 import hashlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -51,6 +56,7 @@ from stackcheck.lab import Lab, load_inventory
 OPS = ("ssh", "http", "local")
 POLL = 0.05  # s between replayed polls of a wait
 RECONNECT_TIMEOUT = 120.0  # s to get a broken SSH connection back (a host rebooting)
+ORIGIN = re.compile(r"--origin-file=(\S*/deploy/)([0-9a-f]{64})\.(\d+)\.origin")
 
 
 @dataclass
@@ -219,12 +225,13 @@ class Replayer:
         host = self.by_address.get(op["host"])
         if host is None:
             return "error:unknown-host", ""
+        command = self._resolve(op)
         deadline = time.monotonic() + RECONNECT_TIMEOUT
         while True:
             client = self.ssh[op["host"]]
             try:
                 chan = client.get_transport().open_session()  # type: ignore[union-attr]
-                chan.exec_command(op["cmd"])
+                chan.exec_command(command)
                 out = b"".join(chan.makefile("rb"))
                 b"".join(chan.makefile_stderr("rb"))
                 return chan.recv_exit_status(), hashlib.sha1(out).hexdigest()[:12]
@@ -232,6 +239,25 @@ class Replayer:
                 if time.monotonic() > deadline:
                     return "error:connection", ""
                 self._reconnect(host, deadline)
+
+    def _resolve(self, op: dict[str, Any]) -> str:
+        """The command with today's ostree deployment serial in an ``--origin-file`` path."""
+        command = op["cmd"]
+        found = ORIGIN.search(command)
+        if not found:
+            return command
+        folder, checksum, _ = found.groups()
+        prefix = command[:command.find(" ostree ")] if " ostree " in command else ""
+        listing = f"{prefix} sh -c {shlex.quote(f'ls -d {folder}{checksum}.*.origin')}"
+        chan = self.ssh[op["host"]].get_transport().open_session()  # type: ignore[union-attr]
+        chan.exec_command(listing.strip())
+        names = b"".join(chan.makefile("rb")).decode().split()
+        chan.recv_exit_status()
+        serials = sorted(int(n.rsplit(".", 2)[-2]) for n in names if n.endswith(".origin"))
+        if not serials:
+            return command
+        new = f"--origin-file={folder}{checksum}.{serials[-1]}.origin"
+        return command[:found.start()] + new + command[found.end():]
 
     def _reconnect(self, host, deadline: float) -> None:
         with self._lock:
