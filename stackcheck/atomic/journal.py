@@ -107,8 +107,12 @@ def heal(lab: Lab, provisioner: Provisioner, root: Path) -> list[str]:
     for name, entry in journal.pending().items():
         try:
             actions = restore(lab, provisioner, lab.host(name), entry)
-        except (RestoreError, AtomicError, KeyError, TimeoutError) as exc:
-            errors.append(str(exc))
+        except KeyError:
+            errors.append(f"{name}: not in the lab's inventory; cannot restore {entry.checksum}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one host's failure must not hide the others
+            errors.append(str(exc) if isinstance(exc, RestoreError | AtomicError)
+                          else f"{name}: {type(exc).__name__}: {exc}")
             continue
         journal.clear(name)
         done.append(f"{name}: back on {entry.checksum}"
