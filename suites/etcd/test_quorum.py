@@ -1,7 +1,9 @@
 """etcd under faults: quorum is kept and lost exactly as Raft promises, no acknowledged write lost.
 
-The checks run in file order on one worker (they are ``disruptive``) and share one
-recorded workload on a single register, checked for linearizability at the end.
+The checks are ``disruptive``: each has the lab alone, starts from a healthy cluster and
+leaves one behind, so none depends on another. They record their operations on one register
+in a workload per worker (with ``--dist loadgroup``, all of them on one worker), checked for
+linearizability at the end.
 
 Bounds are generous (several labs may share a loaded 2-core machine): a healthy cluster
 meets each in a small fraction of it, a broken one never does. Writes that must succeed
