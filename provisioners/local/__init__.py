@@ -20,7 +20,8 @@ Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,
 ``known_hosts``, ``authorized_keys``), ``images/``, ``hosts/hN/`` (``sshd_config``, host
-key, ``etcd/``, ``docker/``, ``sysroot/``, ``booted-deployment``, ``run/``, ``logs/``).
+key, ``etcd/``, ``docker/``, ``sysroot/``, ``booted-deployment``, ``run/``, ``logs/``,
+``etcd-overrides.json`` (test-only: ``{"--flag": "value"}`` sets flags of that host's etcd)).
 """
 
 from __future__ import annotations
