@@ -272,14 +272,21 @@ class Ostree(Backend):
                           f"deploying {target.checksum} as the default")
 
 
+#: which of rpm-ostree / ostree each host has (asked once per process)
+_TOOLS: dict[tuple[str, str, str], frozenset[str]] = {}
+
+
 def backend_for(lab: Lab, host: Host) -> Backend:
     """The backend for ``host``: rpm-ostree if it has it, else plain ostree."""
 
     def connect() -> Any:
         return host_connection(lab, host)
 
-    found = connect().run("command -v rpm-ostree ostree").stdout.split()
-    tools = {path.rsplit("/", 1)[-1] for path in found}
+    key = (lab.name, host.name, host.address)
+    if key not in _TOOLS:
+        found = connect().run("command -v rpm-ostree ostree").stdout.split()
+        _TOOLS[key] = frozenset(path.rsplit("/", 1)[-1] for path in found)
+    tools = _TOOLS[key]
     if "rpm-ostree" in tools:
         return RpmOstree(host.name, connect)
     if "ostree" in tools:

@@ -79,6 +79,9 @@ def restore(lab: Lab, provisioner: Provisioner, host: Host, entry: Entry,
     backend = backend_for(lab, host)
     status = backend.status()
     booted, default = status.booted, status.default
+    if (booted is not None and booted.checksum == entry.checksum and default is not None
+            and default.checksum == entry.checksum):
+        return []
     actions: list[str] = []
     if default is None or default.checksum != entry.checksum:
         backend.make_default(entry.checksum, entry.origin)
