@@ -192,16 +192,17 @@ def restored(lab: Lab, commits: dict[str, str]) -> Iterator[None]:
 
 
 def run_suite(lab: Lab, *args: str, inject: str | None = None, host: str = "h2",
-              tmp_path: Path | None = None, via: str = "local") -> subprocess.CompletedProcess:
+              tmp_path: Path | None = None, via: str = "local",
+              inventory: Path | None = None) -> subprocess.CompletedProcess:
     """Run the atomic suite in a fresh pytest process against the lab.
 
     ``via="local"``: the local provisioner adopts the running lab (in-process reboots, as
-    ``./run.sh conformance``); ``via="inventory"``: the lab's inventory and SSH only (reboots
-    through the service_control template, as on real hosts).
+    ``./run.sh conformance``); ``via="inventory"``: the lab's inventory (or ``inventory``) and
+    SSH only (reboots through the service_control template, as on real hosts).
     """
     assert lab.state_dir is not None
     if via == "inventory":
-        target = [f"--inventory={Path(lab.state_dir) / 'inventory.yaml'}"]
+        target = [f"--inventory={inventory or Path(lab.state_dir) / 'inventory.yaml'}"]
     else:
         target = ["--provisioner=local", f"--lab-dir={lab.state_dir}", "--lab-hosts=3",
                   *(f"--lab-option={k}={v}" for k, v in OPTIONS.items())]
@@ -233,6 +234,24 @@ def test_suite_passes_on_a_healthy_lab(lab: Lab, restored: None) -> None:
     assert result.returncode == 0, out(result)
     assert "16 passed" in result.stdout, out(result)
     assert "skipped" not in result.stdout, out(result)
+
+
+@pytest.mark.lab
+@needs_root
+def test_options_reboot_policy_and_refspec(lab: Lab, commits: dict[str, str],
+                                           tmp_path: Path) -> None:
+    """A lab that is not local is never rebooted without --allow-reboot; --atomic-refspec rules."""
+    assert lab.state_dir is not None
+    inventory = (Path(lab.state_dir) / "inventory.yaml").read_text()
+    foreign = tmp_path / "inventory.yaml"
+    foreign.write_text(inventory.replace("provisioner: local", "provisioner: existing"))
+    result = run_suite(lab, "--atomic-refspec=elsewhere:os/stable", "-k",
+                       "h1 and (rollback or origin)", "suites/atomic", via="inventory",
+                       inventory=foreign)
+    assert result.returncode == 1, out(result)
+    assert "rebooting real hosts needs --allow-reboot" in result.stdout, out(result)
+    assert (f"h1: the booted deployment {commits['booted']} follows stackcheck:stackcheck/stable;"
+            " expected elsewhere:os/stable (--atomic-refspec)") in result.stdout, out(result)
 
 
 @pytest.mark.lab
