@@ -291,7 +291,7 @@ def test_rollback_that_does_not_swap_is_caught(
     lab: Lab, commits: dict[str, str], restored: None, tmp_path: Path
 ) -> None:
     result = run_suite(lab, "suites/atomic/test_upgrade_rollback.py", "-k", "h2",
-                       inject="rollback-noop", tmp_path=tmp_path, via="inventory")
+                       inject="rollback-noop", tmp_path=tmp_path)
     assert result.returncode == 1, out(result)
     assert (f"h2: after rollback expected the default deployment {commits['booted']}; the "
             f"default is still {commits['upgrade']}") in result.stdout, out(result)
