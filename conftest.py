@@ -10,6 +10,7 @@ pytest_plugins = [
     "fixtures.kubernetes",
     "fixtures.labels",
     "fixtures.timing",
+    "suites.atomic.plugin",
     "reports.plugin",
 ]
 

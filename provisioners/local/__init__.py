@@ -21,7 +21,10 @@ In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,
 ``known_hosts``, ``authorized_keys``), ``images/``, ``hosts/hN/`` (``sshd_config``, host
 key, ``etcd/``, ``docker/``, ``sysroot/``, ``booted-deployment``, ``run/``, ``logs/``,
-``etcd-overrides.json`` (test-only: ``{"--flag": "value"}`` sets flags of that host's etcd)).
+``boot_id`` (bound over the host's /proc/sys/kernel/random/boot_id), ``ostree-booted-view``
+(runs a command in the booted deployment, so ostree itself marks it booted),
+``etcd-overrides.json`` (test-only: ``{"--flag": "value"}`` sets flags of that host's etcd));
+``ostree-upstream/`` (the lab's update repository: commits v1, v2, v3).
 """
 
 from __future__ import annotations

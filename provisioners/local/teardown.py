@@ -138,7 +138,8 @@ def destroy_locked(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list[st
     if not problems:
         for name in set(LAB_FILES) - set(keep):
             (state_dir / name).unlink(missing_ok=True)
-        for journal in state_dir.glob("faults-*.json*"):  # stackcheck.faults: the lab is gone
+        journals = [*state_dir.glob("faults-*.json*"), *state_dir.glob("atomic-*.json*")]
+        for journal in journals:  # stackcheck.faults and .atomic: the lab is gone
             journal.unlink(missing_ok=True)
         for d in ("locks",):
             shutil.rmtree(state_dir / d, ignore_errors=True)
