@@ -35,6 +35,9 @@ mount --move "$3" /sys
 mount --bind "$4" /proc/sys/kernel/random/boot_id
 mount --bind /usr /usr
 mount -o remount,bind,ro /usr
+# SSH commands run bash, which reads ~/.bashrc; this machine's (e.g. pyenv init) is not the
+# host's and slows every command (and a killed session can leave its locks behind)
+if [ -f /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi
 mkdir -p /run/sshd /run/flannel /run/lock
 chmod 0755 /run/sshd
 touch /run/{READY}
