@@ -68,6 +68,10 @@ def apiserver_argv(layout: Layout, host: HostPlan, bins: Path) -> list[str]:
         f"--kubelet-certificate-authority={ca}",
         "--kubelet-preferred-address-types=InternalIP,Hostname",
         "--profiling=false",
+        # v1.20's watch cache can leave watchers that get no more events after it reinitializes
+        # on an etcd leader loss (kubernetes#116122, fixed in 1.27): controllers and
+        # kube-proxy then miss new Services. Without it, watches go to etcd and end cleanly.
+        "--watch-cache=false",
     ]
 
 
