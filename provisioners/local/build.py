@@ -71,12 +71,14 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
     """The Lab model of a built lab."""
     docker_ok = data.get("docker_available", True)
     ostree_ok = data.get("ostree_available", True)
+    k8s = data.get("kubernetes") or {}  # Kubernetes roles only for what really runs
     hosts = []
     for h in layout.hosts:
         roles = ["etcd"] if h.etcd else []
-        if h.index == 1:
+        if k8s.get("bin_dir") and k8s.get("control_plane") == h.name:
             roles.append("master")
-        roles.append("node")
+        if k8s.get("bin_dir") and k8s.get("kubelets"):
+            roles.append("node")
         if ostree_ok:
             roles.append("atomic")
         if docker_ok:

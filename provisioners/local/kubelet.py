@@ -150,6 +150,9 @@ def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
         "--image-gc-high-threshold=100",
         "--image-gc-low-threshold=99",
         "--eviction-hard=memory.available<100Mi,nodefs.available<2%,imagefs.available<2%",
+        # Ready shows at the first status sync after registration (default every 10s); the
+        # status is still only posted when it changes
+        "--node-status-update-frequency=4s",
     ])
 
 
