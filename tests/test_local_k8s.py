@@ -185,6 +185,8 @@ def test_inventory_and_environment(built: dict) -> None:
     assert env["kubernetes"] == "control plane + 3 kubelets (dockershim)", env["kubernetes"]
     assert env["kubernetes_version"] == "v1.20.2"
     assert env["kubernetes_etcd_prefix"] == f"/registry-{LAB_NAME}"
+    assert [h.name for h in lab.hosts_with("master")] == ["h1"]
+    assert [h.name for h in lab.hosts_with("node")] == ["h1", "h2", "h3"]
     loaded = load_inventory(built["state_dir"] / "inventory.yaml")
     assert loaded.kubernetes is not None
     assert loaded.kubernetes.kubeconfig == lab.kubernetes.kubeconfig
