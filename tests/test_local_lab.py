@@ -122,7 +122,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     state_dir = tmp_path_factory.mktemp("local") / "lab"
     prov = LocalProvisioner()
     config = ProvisionConfig(run_id="test-local-lab", state_dir=state_dir, hosts=3,
-                             options={"name": LAB_NAME, "subnet": SUBNET})
+                             options={"name": LAB_NAME, "subnet": SUBNET, "kubernetes": "false"})
     t0 = time.monotonic()
     lab = prov.create(config)
     ctx = {"prov": prov, "lab": lab, "config": config, "before": before,
@@ -348,7 +348,8 @@ from pathlib import Path
 from provisioners.base import ProvisionConfig
 from provisioners.local import LocalProvisioner
 LocalProvisioner().create(ProvisionConfig(run_id="killed", state_dir=Path(sys.argv[1]), hosts=3,
-                          options={"name": sys.argv[2], "subnet": sys.argv[3]}))
+                          options={"name": sys.argv[2], "subnet": sys.argv[3],
+                                   "kubernetes": "false"}))
 """
 
 

@@ -37,7 +37,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     provisioner = get_provisioner("local")
     config = ProvisionConfig(
         run_id="faults", state_dir=tmp_path_factory.mktemp("faultlab") / "lab", hosts=3,
-        options={"subnet": "10.213.7.0/24", "name": "flt"},
+        # Kubernetes faults have their own module (test_kubernetes_suite.py)
+        options={"subnet": "10.213.7.0/24", "name": "flt", "kubernetes": "false"},
     )
     try:
         built = provisioner.create(config)

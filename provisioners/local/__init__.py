@@ -6,7 +6,8 @@ hosts = .11, .12, ...). Each host has its own UTS and mount namespace (held by a
 "holder" process): own hostname, ``/run`` (= ``<hostdir>/run``) and ``/sys``. It runs a
 real sshd, etcd (first 3 hosts; 1 member for 1-2 hosts, TLS), dockerd (under tini, busybox
 image imported offline) and flannel's vxlan overlay (flanneld if on PATH, else the same
-data model and kernel plumbing), and has an ostree sysroot.
+data model and kernel plumbing), and Kubernetes v1.20.2 (control plane on h1; kubelet via
+dockershim and kube-proxy on every host), and has an ostree sysroot.
 
 Public API: :class:`LocalProvisioner` (``create``/``destroy``/``status``/``service``/
 ``reboot``), :func:`destroy_state_dir` (teardown from the state dir alone, e.g. after a
@@ -15,7 +16,9 @@ crash), :func:`healthy`. CLI for use inside a host:
 
 Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9-),
 ``subnet`` (default ``10.213.0.0/24``; private), ``docker`` (default true),
-``keep_on_failure`` (default false: a failed bring-up is torn down).
+``keep_on_failure`` (default false: a failed bring-up is torn down), ``kubernetes`` (default
+true), ``k8s_bin_dir`` (your own binaries; default: PATH, else built once into
+~/.cache/stackcheck/kubernetes).
 
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,
@@ -24,7 +27,9 @@ key, ``etcd/``, ``docker/``, ``sysroot/``, ``booted-deployment``, ``run/``, ``lo
 ``boot_id`` (bound over the host's /proc/sys/kernel/random/boot_id), ``ostree-booted-view``
 (runs a command in the booted deployment, so ostree itself marks it booted),
 ``etcd-overrides.json`` (test-only: ``{"--flag": "value"}`` sets flags of that host's etcd));
-``ostree-upstream/`` (the lab's update repository: commits v1, v2, v3).
+``ostree-upstream/`` (the lab's update repository: commits v1, v2, v3); ``kubernetes/``
+(certificates, ``admin.kubeconfig``), ``hosts/hN/k8s/`` (kubelet certificates and dirs,
+sysctl files, runc wrapper).
 """
 
 from __future__ import annotations

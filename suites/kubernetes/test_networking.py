@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import allure
@@ -10,6 +10,7 @@ import pytest
 from kubernetes.stream import stream
 
 from fixtures.kubernetes import Kube
+from stackcheck.waits import WaitTimeout, wait_for
 from suites.kubernetes.objects import container, pod, wait_running
 
 pytestmark = allure.feature("networking")
@@ -74,12 +75,15 @@ def test_clusterip_service_reaches_its_endpoint_from_another_node(
     wait_running(kube, namespace, "client", 1)
     cluster_ip = kube.core.read_namespaced_service("web", namespace).spec.cluster_ip
     request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {cluster_ip} 80"
-    out = ""
-    for _ in range(10):  # kube-proxy programs the rules asynchronously
-        out = run_in(kube, namespace, "client", request)
-        if namespace in out:
-            break
-        time.sleep(1)
+    answers: list[str] = []
+
+    def served() -> bool:  # kube-proxy programs the Service asynchronously
+        answers.append(run_in(kube, namespace, "client", request))
+        return namespace in answers[-1]
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(served, timeout=30, interval=1, what=f"ClusterIP {cluster_ip} to answer")
+    out = answers[-1] if answers else ""
     assert namespace in out, (
         f"expected the client on {client_node} to get the page from {server_node} through "
         f"ClusterIP {cluster_ip}:80; got {out[-300:]!r}"
