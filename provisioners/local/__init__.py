@@ -12,7 +12,7 @@ dockershim and kube-proxy on every host), and has an ostree sysroot.
 Public API: :class:`LocalProvisioner` (``create``/``destroy``/``status``/``service``/
 ``reboot``), :func:`destroy_state_dir` (teardown from the state dir alone, e.g. after a
 crash), :func:`healthy`. CLI for use inside a host:
-``python -m provisioners.local.control --state-dir DIR --host hN ACTION [SERVICE]``.
+``python -m provisioners.local --state-dir DIR --host hN ACTION [SERVICE]``.
 
 Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9-),
 ``subnet`` (default ``10.213.0.0/24``; private), ``docker`` (default true),

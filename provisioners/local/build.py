@@ -53,7 +53,7 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     """Templates that run the control CLI on a host (over SSH) for the existing provisioner."""
     target = shlex.quote(host) if host else '"$(hostname)"'
     base = (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} "
-            f"-m provisioners.local.control --state-dir {shlex.quote(str(layout.state_dir))} "
+            f"-m provisioners.local --state-dir {shlex.quote(str(layout.state_dir))} "
             f"--host {target}")
     units = {"etcd": "etcd", "docker": "docker", "sshd": "sshd", "flannel": "flannel",
              **{s: s for s in kubernetes.SERVICES}}

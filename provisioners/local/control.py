@@ -9,7 +9,7 @@ after a bound (then, except for sshd, whatever is left in the service's cgroup; 
 also the pods' containers). Safe from several processes at once (per-service file lock,
 state updates under the state lock).
 
-CLI: ``python -m provisioners.local.control --state-dir DIR --host h1 stop etcd``
+CLI: ``python -m provisioners.local --state-dir DIR --host h1 stop etcd``
 (actions: start, stop, restart, is_active, reboot); exit status 0 = done/active,
 3 = inactive, 1 = failed.
 """
@@ -235,7 +235,7 @@ def _detach(state_dir: Path, host: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provisioners.local.control",
+    parser = argparse.ArgumentParser(prog="python -m provisioners.local",
                                      description="control services of a local stackcheck lab")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--host", required=True)
