@@ -126,6 +126,8 @@ def test_plan_of_an_only_listed_group_skips_unlisted_specs() -> None:
     plan = groups.plan(group, [LIMITRANGE, PREEMPTION], {})
     assert plan.runnable == [LIMITRANGE]
     assert "not in the curated offline list" in plan.skipped[PREEMPTION]
+    everything = groups.plan(group, [LIMITRANGE, PREEMPTION], {}, run_unlisted=True)
+    assert everything.parallel == [LIMITRANGE] and everything.serial == [PREEMPTION]
 
 
 def test_e2e_command_line() -> None:

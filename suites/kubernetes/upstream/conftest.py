@@ -9,6 +9,7 @@ import pytest
 from provisioners.k8s import K8sBuildError
 from provisioners.k8s.e2e import E2EBinaries, ensure_e2e
 from provisioners.k8s.progress import Progress
+from stackcheck.lab import Lab
 from suites.kubernetes.upstream.plugin import requested_groups
 
 
@@ -20,8 +21,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def e2e_binaries(request: pytest.FixtureRequest) -> E2EBinaries:
-    """e2e.test (--e2e-bin, else the cache; the first use builds it, about 3 minutes)."""
+def e2e_binaries(request: pytest.FixtureRequest, lab: Lab) -> E2EBinaries | None:
+    """e2e.test (--e2e-bin, else the cache; the first use builds it, about 3 minutes), or None
+    when no group is requested. Session scope: built before a check takes the lab lock."""
+    if not requested_groups(request.config):
+        return None
+    if lab.kubernetes is None:
+        pytest.skip("the lab has no Kubernetes (no kubeconfig in its inventory)")
     given = request.config.getoption("--e2e-bin", default=None)
     try:
         return ensure_e2e(e2e_bin=Path(given) if given else None, progress=Progress.quiet())

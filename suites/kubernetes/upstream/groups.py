@@ -135,11 +135,13 @@ class Plan:
         return self.parallel + self.serial
 
 
-def plan(group: FocusGroup, selected: Iterable[str], missing: dict[str, list[str]]) -> Plan:
+def plan(group: FocusGroup, selected: Iterable[str], missing: dict[str, list[str]],
+         *, run_unlisted: bool = False) -> Plan:
     """Split the specs ``selected`` (by the group's focus/skip) into invocations and skips.
 
     ``missing``: image reference -> nodes that lack it. A spec needing such an image is
-    skipped with that reason; with ``only_listed`` an unlisted spec is skipped too.
+    skipped with that reason; with ``only_listed`` (unless ``run_unlisted``) an unlisted spec
+    is skipped too.
     """
     result = Plan()
     for name in sorted(set(selected)):
@@ -147,9 +149,10 @@ def plan(group: FocusGroup, selected: Iterable[str], missing: dict[str, list[str
         if absent:
             result.skipped[name] = "needs image(s) not on every node: " + "; ".join(
                 f"{ref} (missing on {', '.join(nodes)})" for ref, nodes in sorted(absent.items()))
-        elif group.only_listed and name not in group.specs:
-            result.skipped[name] = (f"not in the curated offline list for {group.version} "
-                                    f"({group.name}.yaml): its images are not known to be present")
+        elif group.only_listed and not run_unlisted and name not in group.specs:
+            result.skipped[name] = (f"not in the curated offline list of {group.version} "
+                                    f"({group.name}.yaml): not verified to run with only pause "
+                                    "and busybox; --upstream-unlisted runs it")
         elif is_serial(name):
             result.serial.append(name)
         else:

@@ -1,5 +1,6 @@
-"""pytest options of the upstream part: ``--upstream-conformance=GROUP[,GROUP]`` (opt-in) and
-``--e2e-bin=PATH`` (an e2e.test matching the cluster's version, instead of the cached build).
+"""pytest options of the upstream part: ``--upstream-conformance=GROUP[,GROUP]`` (opt-in),
+``--e2e-bin=PATH`` (an e2e.test matching the cluster's version, instead of the cached build),
+``--upstream-unlisted`` (also run specs outside the curated offline lists).
 
 Loaded as a plugin by the root conftest (pytest reads options only from initial conftests).
 """
@@ -18,6 +19,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"{'|'.join(GROUPS)} (opt-in; each group is one disruptive check)")
     group.addoption("--e2e-bin", metavar="PATH", default=None,
                     help="e2e.test to run (default: built once from the lab's Kubernetes source)")
+    group.addoption("--upstream-unlisted", action="store_true", default=False,
+                    help="also run specs outside a group's curated offline list (for clusters "
+                         "that can pull upstream's test images)")
 
 
 def requested_groups(config: pytest.Config) -> list[str]:

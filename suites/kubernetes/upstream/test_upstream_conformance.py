@@ -32,13 +32,14 @@ pytestmark = allure.feature("upstream conformance")
 @allure.id("kubernetes-upstream-conformance")
 @pytest.mark.disruptive
 def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
+                                 e2e_binaries: E2EBinaries | None,
                                  request: pytest.FixtureRequest) -> None:
     """Kubernetes' upstream e2e specs of one focus group pass against the lab"""
-    if upstream_group_name is None:
+    if upstream_group_name is None or e2e_binaries is None:
         pytest.skip("upstream e2e conformance is opt-in: "
                     "--upstream-conformance=scheduling|node|conformance")
     kube: Kube = request.getfixturevalue("kube")
-    e2e: E2EBinaries = request.getfixturevalue("e2e_binaries")
+    e2e = e2e_binaries
     server = client.VersionApi(kube.api).get_code().git_version
     try:
         group = load_group(upstream_group_name, e2e.version)
@@ -53,7 +54,8 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
         selected = runner.list_specs(cmd, group, workdir)
     on_nodes = images.node_images(kube.core)
     missing = images.missing(group.images.values(), on_nodes)
-    todo = plan(group, selected, missing)
+    todo = plan(group, selected, missing,
+                run_unlisted=request.config.getoption("--upstream-unlisted", default=False))
     before = leftovers.snapshot(kube.core)
     started = time.monotonic()
     with step(f"e2e.test: {len(todo.parallel)} specs, then {len(todo.serial)} [Serial] specs "
