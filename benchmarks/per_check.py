@@ -6,8 +6,10 @@ the first check's start to the last check's end (pytest start-up and collection 
 Direct: the same command (``test -e /etc/os-release``) the same number of times, one after the
 other, over SSH connections opened beforehand (paramiko, as the harness uses).
 Both sequential, interleaved, ``--repeat`` times. Overhead = harness / direct - 1 (goal <= 10%
-at 12 hosts). A traced harness run also counts SSH connections and commands per check (one
-connection per host, no reconnects per check).
+at 12 hosts), in total and in the steady state: the mean check that is not the first on its
+host (the first one also opens the host's SSH connection and runs testinfra's OS detection)
+against the mean bare command. A traced harness run also counts SSH connections and commands
+per check (one connection per host, no reconnects per check).
 
 Usage: ``.venv/bin/python benchmarks/per_check.py [--hosts 12] [--checks 10] [--repeat 3]``.
 Without ``--inventory`` it builds its own lab (``bench12`` on 10.213.62.0/24 for 12 hosts,
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -76,6 +79,17 @@ def direct(clients: dict[str, paramiko.SSHClient], checks: int) -> Timed:
     return Timed(time.monotonic() - start, 1 if failed else 0, f"{failed} commands failed")
 
 
+def steady(checks: list[dict]) -> float:
+    """Mean time of a check that is not the first on its host."""
+    seen: set[str] = set()
+    later = []
+    for check in checks:
+        if check["host"] in seen:
+            later.append(check["end"] - check["start"])
+        seen.add(check["host"])
+    return statistics.mean(later) if later else float("nan")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,7 +126,8 @@ def main() -> int:
                                         extra=[str(CHECK)]),
                             timeout=args.timeout, env={**env, "BENCH_SPAN_FILE": str(span)})
                 data = json.loads(span.read_text()) if span.exists() else {}
-                spans.append({**data, "process_s": timed.seconds})
+                spans.append({"seconds": data.get("seconds"), "process_s": timed.seconds,
+                              "steady_s": steady(data.get("checks", []))})
                 return Timed(data.get("seconds", float("nan")), timed.returncode, timed.tail)
 
             try:
@@ -135,12 +150,18 @@ def main() -> int:
         print(f"{s.name:8} median {s.median:7.2f}s ({1000 * s.median / total:.1f} ms/check)  "
               f"spread {s.spread()}s  n={len(s.values)}{fails}")
     print(f"overhead per check = {100 * overhead:.1f}% (goal <= {100 * GOAL:.0f}%)")
+    steady_check = statistics.median(s["steady_s"] for s in spans)
+    bare = series["direct"].median / total
+    print(f"steady state: a check that is not the first on its host {1000 * steady_check:.1f} ms, "
+          f"the bare command {1000 * bare:.1f} ms: overhead "
+          f"{100 * (steady_check / bare - 1):.1f}%")
     process = [s["process_s"] for s in spans]
     print(f"whole pytest process (start-up, collection, session end included): "
           f"{min(process):.1f}..{max(process):.1f}s")
     save(args.json, {"machine": facts, "hosts": hosts, "checks_per_host": args.checks,
                      "harness": vars(series["harness"]), "direct": vars(series["direct"]),
                      "overhead": overhead, "connections": connects,
+                     "steady_overhead": steady_check / bare - 1,
                      "check_commands": len(commands) - internal, "internal_commands": internal,
                      "spans": spans})
     return 0
