@@ -140,7 +140,9 @@ def test_lab_model(built: dict) -> None:
     assert [h.name for h in lab.hosts] == ["h1", "h2", "h3"]
     assert all(ipaddress.ip_address(h.address) in ipaddress.ip_network(SUBNET) for h in lab.hosts)
     assert [h.name for h in lab.hosts_with("etcd")] == ["h1", "h2", "h3"]
-    assert [h.name for h in lab.hosts_with("master")] == ["h1"]
+    # this lab runs without Kubernetes: no host claims a control plane or a kubelet
+    assert lab.hosts_with("master") == [] and lab.hosts_with("node") == []
+    assert lab.kubernetes is None
     assert len(lab.hosts_with("docker")) == 3, lab.environment.get("docker")
     assert lab.etcd is not None and len(lab.etcd.endpoints) == 3
     env = lab.environment
