@@ -134,7 +134,11 @@ def test_e2e_command_line() -> None:
     cmd = E2ECommand(Path("/x/e2e.test"), Path("/lab/admin.kubeconfig"), Path("/bin/kubectl"))
     argv = cmd.argv(Path("/r"), "--ginkgo.focus=a")
     assert argv[0] == "/x/e2e.test" and argv[-1] == "--ginkgo.focus=a"
+    cmd = E2ECommand(Path("/x/e2e.test"), Path("/lab/admin.kubeconfig"), Path("/bin/kubectl"),
+                     flake_attempts=2)
+    argv = cmd.argv(Path("/r"), "--ginkgo.focus=a")
     for flag in ("--provider=skeleton", "--kubeconfig=/lab/admin.kubeconfig", "--report-dir=/r",
+                 "--ginkgo.flakeAttempts=2",
                  "--ginkgo.reportPassed", "--spec-dump=/r/specs.json",
                  "--kubectl-path=/bin/kubectl",
                  f"--node-schedulable-timeout={runner.NODE_SCHEDULABLE_TIMEOUT}"):
@@ -187,6 +191,32 @@ def test_recorded_failure_keeps_the_specs_own_message_and_log() -> None:
     assert failed.message and "predicates.go" not in failed.message.splitlines()[0]
     assert "predicates.go" in failed.trace  # the code locations stay in the trace
     assert AGNHOST in images.pull_failures(failed.output)
+
+
+RESOURCE_LIMITS = ("[sig-scheduling] SchedulerPredicates [Serial] validates resource limits of "
+                   "pods that are allowed to run  [Conformance]")
+
+
+def test_recorded_flake_is_one_passed_result_remembering_the_failed_attempt(
+        tmp_path: Path) -> None:
+    """Recorded with --ginkgo.flakeAttempts=2: "validates resource limits" ran right after a
+    spec whose pods were still terminating, failed, and passed on its second attempt."""
+    run = _recorded("flaky-junit.xml")
+    names = [s.name for s in run.specs]
+    assert names.count(RESOURCE_LIMITS) == 1
+    spec = run.by_name()[RESOURCE_LIMITS]
+    assert spec.status == "passed" and spec.attempts == 2 and spec.flaky
+    assert "timed out waiting for the condition" in spec.earlier_failure
+    assert spec.earlier_output and spec.earlier_output != spec.output
+    steady = [s for s in run.specs if s.status == "passed" and s.name != RESOURCE_LIMITS]
+    assert steady and not any(s.flaky for s in steady)
+    results.write(tmp_path, [spec], group="scheduling", version=VERSION)
+    (written,) = [json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")]
+    labels = {(label["name"], label["value"]) for label in written["labels"]}
+    assert {("flaky", "passed on attempt 2"), ("tag", "flaky")} <= labels
+    assert written["status"] == "passed" and "Flaky: failed on attempt 1" in written["description"]
+    assert [a["name"] for a in written["attachments"]] == [
+        "e2e spec log", "e2e spec log (failed attempt 1)"]
 
 
 def _one(inv_label: str, names: list[str], run: junit.JUnitRun | None, **kw) -> Invocation:

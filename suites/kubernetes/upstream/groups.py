@@ -3,8 +3,9 @@
 One YAML file per group and Kubernetes version, ``<version>/<group>.yaml`` beside this module:
 
 ``focus`` / ``skip``: ginkgo regular expressions selecting the group's specs, as upstream
-names them; ``timeout``: seconds for the whole group; ``specs``: the curated list, each spec
-name with the e2e images it needs (names from ``images.yaml``, the version's
+names them; ``timeout``: seconds for the whole group; ``flake_attempts``: ginkgo's attempts
+per spec (a spec that passes on a later attempt is reported flaky); ``specs``: the curated
+list, each spec name with the e2e images it needs (names from ``images.yaml``, the version's
 ``test/utils/image/manifest.go``); ``only_listed``: run only listed specs (a spec the focus
 selects but the list lacks is reported as skipped, never run); ``notes``: spec-name
 substring -> a note shown with those specs (e.g. a known wait).
@@ -40,6 +41,7 @@ class FocusGroup:
     focus: str
     skip: tuple[str, ...] = ()
     timeout: float = 3600.0
+    flake_attempts: int = 1
     only_listed: bool = False
     specs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
@@ -79,6 +81,7 @@ def load_group(name: str, version: str, base: Path = HERE) -> FocusGroup:
         group = FocusGroup(
             name=name, version=version, focus=str(data["focus"]),
             skip=tuple(data.get("skip") or ()), timeout=float(data.get("timeout", 3600)),
+            flake_attempts=int(data.get("flake_attempts", 1)),
             only_listed=bool(data.get("only_listed", False)), specs=specs,
             images={str(k): str(v) for k, v in images.items()},
             notes={str(k): str(v) for k, v in (data.get("notes") or {}).items()},

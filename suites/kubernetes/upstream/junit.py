@@ -34,6 +34,13 @@ class SpecResult:
     kind: str = ""  # Failure, Timeout, Panic (ginkgo's failure type)
     notes: list[str] = field(default_factory=list)
     start_ms: int = 0  # derived: JUnit has durations only
+    attempts: int = 1  # --ginkgo.flakeAttempts: ginkgo reports every attempt
+    earlier_failure: str = ""  # the first failed attempt's message, when a later one passed
+    earlier_output: str = ""  # and its log
+
+    @property
+    def flaky(self) -> bool:
+        return self.status == "passed" and bool(self.earlier_failure)
 
 
 @dataclass
@@ -74,7 +81,24 @@ def parse(path: Path) -> JUnitRun:
         else:
             result = SpecResult(name, "passed", seconds, output=output or "")
         (setup if name in SETUP_NAMES else specs).append(result)
-    return JUnitRun(specs, setup)
+    return JUnitRun(_final_attempts(specs), setup)
+
+
+def _final_attempts(specs: list[SpecResult]) -> list[SpecResult]:
+    """One result per spec: its last attempt, remembering an earlier failure (a flake)."""
+    final: dict[str, SpecResult] = {}
+    for spec in specs:
+        previous = final.get(spec.name)
+        if previous is not None:
+            spec.attempts = previous.attempts + 1
+            if previous.earlier_failure:
+                spec.earlier_failure = previous.earlier_failure
+                spec.earlier_output = previous.earlier_output
+            elif previous.status == "failed":
+                spec.earlier_failure = previous.message or previous.trace
+                spec.earlier_output = previous.output
+        final[spec.name] = spec
+    return list(final.values())
 
 
 def log_excerpt(output: str, lines: int = 40) -> str:

@@ -61,6 +61,8 @@ def to_allure(spec: SpecResult, *, group: str, version: str, start_ms: int,
         Label("language", "go"), Label("severity", "normal"),
         *(Label("tag", t) for t in tags_of(spec.name)),
     ]
+    if spec.flaky:  # the same labels stackcheck gives a check that passed on a rerun
+        labels += [Label("flaky", f"passed on attempt {spec.attempts}"), Label("tag", "flaky")]
     details = None
     if spec.status != "passed":
         trace = spec.trace
@@ -69,7 +71,9 @@ def to_allure(spec: SpecResult, *, group: str, version: str, start_ms: int,
         details = StatusDetails(message=redact(spec.message) or None,
                                 trace=redact(trace) or None)
     intro = f"Upstream Kubernetes e2e spec (e2e.test {version}, focus group {group})."
-    description = "\n\n".join([intro, *spec.notes])
+    flake = ([f"Flaky: failed on attempt 1, passed on attempt {spec.attempts}. "
+              f"The failure: {spec.earlier_failure}"] if spec.flaky else [])
+    description = "\n\n".join([intro, *flake, *spec.notes])
     return TestResult(
         uuid=str(uuid.uuid4()),
         historyId=hashlib.md5(f"k8s-e2e:{spec.name}".encode()).hexdigest(),
@@ -93,11 +97,15 @@ def write(alluredir: Path, specs: Iterable[SpecResult], *, group: str, version: 
     count = 0
     for spec in specs:
         attachments = []
-        if spec.output:
+        logs = [("e2e spec log", spec.output)]
+        if spec.flaky:
+            logs.append(("e2e spec log (failed attempt 1)", spec.earlier_output))
+        for name, text in logs:
+            if not text:
+                continue
             source = f"{uuid.uuid4()}-attachment.txt"
-            body = spec.output[-MAX_LOG:]
-            logger.report_attached_data(redact(body), source)
-            attachments.append(Attachment(name="e2e spec log", source=source,
+            logger.report_attached_data(redact(text[-MAX_LOG:]), source)
+            attachments.append(Attachment(name=name, source=source,
                                           type=AttachmentType.TEXT.mime_type))
         result = to_allure(spec, group=group, version=version, start_ms=spec.start_ms,
                            attachments=attachments)

@@ -38,6 +38,7 @@ class E2ECommand:
     binary: Path
     kubeconfig: Path
     kubectl: Path | None = None
+    flake_attempts: int = 1
 
     def argv(self, report_dir: Path, *selection: str, dry_run: bool = False) -> list[str]:
         args = [
@@ -53,6 +54,7 @@ class E2ECommand:
             args.append("--ginkgo.dryRun")
         else:  # a streamed log, each spec's log in the JUnit file, skip reasons
             args += ["--ginkgo.v", "--ginkgo.reportPassed",
+                     f"--ginkgo.flakeAttempts={self.flake_attempts}",
                      f"--spec-dump={report_dir / 'specs.json'}"]
         return [*args, *selection]
 

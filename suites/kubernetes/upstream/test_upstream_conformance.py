@@ -46,7 +46,8 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
     except GroupError as exc:
         pytest.skip(f"e2e.test {e2e.version}: {exc}")
     workdir = request.config.stash[RUN_DIR_KEY] / "upstream" / group.name
-    cmd = runner.E2ECommand(e2e.e2e_test, lab.kubernetes.kubeconfig, e2e.kubectl)
+    cmd = runner.E2ECommand(e2e.e2e_test, lab.kubernetes.kubeconfig, e2e.kubectl,
+                            group.flake_attempts)
     attach_text("e2e.test", f"e2e.test {e2e.version} ({e2e.e2e_test}); cluster {server}; "
                 f"reports and logs in {workdir}")
 
@@ -122,8 +123,10 @@ def _attach_summary(specs: list[SpecResult], invocations: list[runner.Invocation
     rows = [{"status": s.status, "seconds": f"{s.seconds:.1f}", "spec": s.name,
              "reason": _first(s.message) if s.status != "passed" else ""} for s in specs]
     attach_table("upstream specs", rows, header=["status", "seconds", "spec", "reason"])
+    flaky = [s.name for s in specs if s.flaky]
     lines = [f"e2e.test {version} against {server}: {len(specs)} specs, "
-             f"{dict(Counter(s.status for s in specs))}",
+             f"{dict(Counter(s.status for s in specs))}; flaky (passed on a later attempt): "
+             f"{len(flaky)}", *(f"  flaky: {name}" for name in flaky),
              f"wall time {spent:.0f} s, of which {waited:.0f} s in e2enode.WaitForTotalHealthy: "
              "upstream specs (SchedulerPreemption, SchedulerPriorities) wait up to 1 minute each "
              "for per-node kube-system pods (kube-proxy, ...) a lab may not run as pods"]
