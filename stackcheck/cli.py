@@ -54,9 +54,10 @@ def lab() -> None:
     """Provision, inspect and tear down a lab outside pytest."""
 
 
-from provisioners.k8s.cli import k8s_build  # noqa: E402 - attached to the group above
+from provisioners.k8s.cli import e2e_build, k8s_build  # noqa: E402 - attached to the group above
 
 lab.add_command(k8s_build)
+lab.add_command(e2e_build)
 
 with contextlib.suppress(ImportError):  # needs the 'openstack' extra
     from provisioners.openstack.cli import cleanup_command
