@@ -1,4 +1,9 @@
-"""Taints and labels upstream specs put on nodes and failed to remove.
+"""What upstream specs leave behind: namespaces still terminating, stray node taints/labels.
+
+e2e.test deletes each spec's namespace without waiting: its pods (some request 60% of a
+node's CPU) may still be terminating when the run ends, and would skew the scheduling of
+the checks that run next. :func:`settle_namespaces` deletes what is left of the run's
+namespaces (label ``e2e-run``) and waits until they are gone.
 
 Seen on v1.20.2: SchedulerPriorities "Pod should be preferably scheduled to nodes pod can
 tolerate" adds 20 PreferNoSchedule taints and, now and then, one survives its own removal
@@ -8,11 +13,37 @@ tolerate" adds 20 PreferNoSchedule taints and, now and then, one survives its ow
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kubernetes import client
 
 E2E_PREFIX = "kubernetes.io/e2e-"
+RUN_LABEL = "e2e-run"  # on every namespace e2e.test creates
+
+
+def e2e_namespaces(core: client.CoreV1Api) -> set[str]:
+    return {ns.metadata.name for ns in core.list_namespace(label_selector=RUN_LABEL).items}
+
+
+def settle_namespaces(core: client.CoreV1Api, before: set[str],
+                      timeout: float = 300.0) -> tuple[list[str], float]:
+    """Delete the e2e namespaces that appeared since ``before`` and wait until they are gone.
+
+    Returns the ones still there at the timeout and the seconds waited.
+    """
+    started = time.monotonic()
+    left = sorted(e2e_namespaces(core) - before)
+    for name in left:
+        try:
+            core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    while left and time.monotonic() - started < timeout:
+        time.sleep(2)
+        left = sorted(e2e_namespaces(core) - before)
+    return left, time.monotonic() - started
 
 
 @dataclass(frozen=True)

@@ -57,16 +57,16 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
     missing = images.missing(group.images.values(), on_nodes)
     todo = plan(group, selected, missing,
                 run_unlisted=request.config.getoption("--upstream-unlisted", default=False))
-    before = leftovers.snapshot(kube.core)
-    started = time.monotonic()
-    with step(f"e2e.test: {len(todo.parallel)} specs, then {len(todo.serial)} [Serial] specs "
-              f"({len(todo.skipped)} skipped before running; timeout {group.timeout:.0f} s)"):
-        invocations = runner.run_plan(cmd, todo, workdir, group.timeout)
-    spent = time.monotonic() - started
-    removed = leftovers.remove_new(kube.core, before)
-    if removed:
-        attach_text("upstream leftovers removed", "Upstream specs left these on nodes; removed "
-                    "(they are upstream's, keys kubernetes.io/e2e-*):\n" + "\n".join(removed))
+    before, namespaces = leftovers.snapshot(kube.core), leftovers.e2e_namespaces(kube.core)
+    started, stuck = time.monotonic(), []
+    try:
+        with step(f"e2e.test: {len(todo.parallel)} specs, then {len(todo.serial)} [Serial] "
+                  f"specs ({len(todo.skipped)} skipped before running; timeout "
+                  f"{group.timeout:.0f} s)"):
+            invocations = runner.run_plan(cmd, todo, workdir, group.timeout)
+        spent = time.monotonic() - started
+    finally:
+        stuck = _clean_up(kube, before, namespaces)
     specs = runner.merge(group, todo, invocations, on_nodes)
     waited = _note_waits(specs)
 
@@ -84,6 +84,7 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
         f"{len(bad)} of {len(specs)} upstream specs of group {group.name} did not pass "
         f"({dict(Counter(s.status for s in specs))}):\n" + _by_reason(bad)
     )
+    assert not stuck, f"upstream's e2e namespaces still terminating after the run: {stuck}"
 
 
 def _by_reason(bad: list[SpecResult]) -> str:
@@ -99,6 +100,24 @@ def _by_reason(bad: list[SpecResult]) -> str:
             lines.append(f"- {len(names)} specs {status}: {reason}")
             lines += [f"    {name}" for name in names]
     return "\n".join(lines)
+
+
+def _clean_up(kube: Kube, before: dict[str, leftovers.NodeMarks],
+              namespaces: set[str]) -> list[str]:
+    """Leave the cluster as found before the next check runs: upstream's namespaces gone,
+    its stray node taints/labels removed (both reported). Returns namespaces still there."""
+    with step("wait for upstream's namespaces to be deleted"):
+        stuck, waited = leftovers.settle_namespaces(kube.core, namespaces)
+    removed = leftovers.remove_new(kube.core, before)
+    lines = [f"waited {waited:.0f} s for upstream's namespaces to be deleted"]
+    if stuck:
+        lines.append(f"still terminating after {waited:.0f} s: {', '.join(stuck)}")
+    if removed:
+        lines.append("upstream specs left these on nodes; removed (upstream's own keys, "
+                     "kubernetes.io/e2e-*):")
+        lines += [f"  {item}" for item in removed]
+    attach_text("upstream clean-up", "\n".join(lines))
+    return stuck
 
 
 def _note_waits(specs: list[SpecResult]) -> float:
