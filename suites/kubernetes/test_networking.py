@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 
 import allure
 import pytest
 from kubernetes.stream import stream
 
 from fixtures.kubernetes import Kube
+from fixtures.pods import KubePod
+from stackcheck.pingmatrix import failed_pairs, matrix_html, ping_matrix
 from stackcheck.waits import WaitTimeout, wait_for
 from suites.kubernetes.objects import container, pod, wait_running
 
@@ -36,22 +37,19 @@ def one_pod_per_node(kube: Kube, namespace: str, nodes: list[str], app: str, **s
 def test_pods_on_different_nodes_reach_each_other(
     kube: Kube, namespace: str, schedulable_nodes: list[str]
 ) -> None:
+    """Scheduled pods, one per node, ping each other: the flannel suite's matrix, by node."""
     if len(schedulable_nodes) < 2:
         pytest.skip("needs pods on two nodes")
-    pods = one_pod_per_node(kube, namespace, schedulable_nodes, "mesh")
-    pairs = [(a, b) for a in pods for b in pods if a is not b]
-
-    def ping(pair) -> bool:
-        src, dst = pair
-        out = run_in(kube, namespace, src.metadata.name,
-                     f"ping -c 2 -W 2 {dst.status.pod_ip} >/dev/null && echo REACHED")
-        return "REACHED" in out
-
-    with ThreadPoolExecutor(max_workers=min(16, len(pairs))) as pool:
-        outcomes = list(pool.map(ping, pairs))
-    failed = [f"{a.spec.node_name}->{b.spec.node_name}"
-              for (a, b), ok in zip(pairs, outcomes, strict=True) if not ok]
-    assert not failed, f"expected every pod pair across nodes to ping; failed: {failed}"
+    pods = [KubePod(kube, namespace, p.metadata.name, p.status.pod_ip, p.spec.node_name)
+            for p in one_pod_per_node(kube, namespace, schedulable_nodes, "mesh")]
+    results = ping_matrix(pods)
+    allure.attach(matrix_html([p.label for p in pods], results), "ping matrix",
+                  allure.attachment_type.HTML)
+    failed = failed_pairs(results)
+    assert not failed, (
+        f"expected every pod pair across nodes to ping; failed: {', '.join(failed)} "
+        f"({'; '.join(f'{a}->{b}: {o.detail}' for (a, b), o in results.items() if not o.ok)})"
+    )
 
 
 @allure.id("kubernetes-clusterip-service")
