@@ -11,6 +11,7 @@ pytest_plugins = [
     "fixtures.labels",
     "fixtures.timing",
     "suites.atomic.plugin",
+    "suites.kubernetes.upstream.plugin",
     "reports.plugin",
 ]
 

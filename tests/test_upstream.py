@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -411,3 +412,17 @@ def test_cached_e2e_binaries_are_checked_like_the_lab_binaries(tmp_path: Path,
     assert found.e2e_test == folder / "e2e.test" and found.ginkgo == folder / "ginkgo"
     (folder / "ginkgo").write_text("changed")
     assert stale(folder, VERSION, E2E_BINARIES) == {"ginkgo": "checksum mismatch"}
+
+
+# --- the option, as an operator types it -------------------------------------------------
+
+
+def test_option_works_from_the_project_root_without_paths() -> None:
+    """``pytest --upstream-conformance=scheduling`` at the root (no test path given)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "--upstream-conformance=scheduling"], cwd=root, capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "test_upstream_e2e_specs_pass[scheduling]" in done.stdout
