@@ -113,8 +113,10 @@ def launch(layout: Layout, data: state.State, host: HostPlan, service: str) -> i
     """Spawn the service (no wait); record and return its PID."""
     argv = holder.enter(holder.holder_pid(data, host.name)) + command(layout, data, host, service)
     cg = cgroups.service_cgroup(layout.name, host.name, service)
-    pid, start_ = spawn(argv, log=host.dir / "logs" / f"{service}.log", env=layout.env,
-                        cgroup=cg)
+    # the host's own temp dir: dockerd's containerd dumps its stacks there when dockerd
+    # restarts it (SIGUSR1), which otherwise litters the machine's /tmp
+    env = {**layout.env, "TMPDIR": "/run/tmp"}
+    pid, start_ = spawn(argv, log=host.dir / "logs" / f"{service}.log", env=env, cgroup=cg)
     state.set_process(layout.state_dir, f"{host.name}/{service}",
                       {"host": host.name, "service": service, "pid": pid, "start": start_})
     return pid

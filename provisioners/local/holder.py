@@ -38,7 +38,7 @@ mount -o remount,bind,ro /usr
 # SSH commands run bash, which reads ~/.bashrc; this machine's (e.g. pyenv init) is not the
 # host's and slows every command (and a killed session can leave its locks behind)
 if [ -f /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi
-mkdir -p /run/sshd /run/flannel /run/lock
+mkdir -p /run/sshd /run/flannel /run/lock /run/tmp
 chmod 0755 /run/sshd
 touch /run/{READY}
 exec sleep infinity
