@@ -19,6 +19,7 @@ from allure_pytest.utils import allure_label
 from fixtures.lab import LAB_KEY, RUN_ID_KEY
 from reports import allure_env, mustgather, secretscan
 from reports.redact import register_secret
+from reports.scrub import scrub
 from reports.store import Store, read_results
 from reports.waivers import Waiver, WaiverError, find, load_waivers
 from stackcheck.lab import Host, Lab
@@ -164,6 +165,7 @@ def _finish_results(config: pytest.Config, state: _State, alluredir: Path) -> No
     allure_env.write_environment(alluredir, allure_env.environment(lab, state.run_id))
     allure_env.write_categories(alluredir)
     allure_env.write_executor(alluredir)
+    scrub(alluredir, since_ms=state.started_ms)
     files = secretscan.lab_secret_files(lab) if lab is not None else []
     state.secrets = secretscan.scan(alluredir, secretscan.needles(files))
     if config.getoption("--no-history"):

@@ -32,6 +32,8 @@ _QUOTED = re.compile(
 _LINE = re.compile(
     rf"(?im)^(?P<k>[ \t]*(?:-[ \t]+)?{_KEY}[ \t]*[:=][ \t]*)(?P<v>(?!\[REDACTED\])[^\s#].*)$"
 )
+# inside a sentence: "... kubeconfig token: abc.def ..." (values of 6+ characters)
+_INLINE = re.compile(rf"(?i)(?P<k>\b{_KEY}[ \t]*[:=][ \t]*)(?P<v>(?!\[REDACTED\])[^\s,;'\"]{{6,}})")
 # env vars and CLI flags: OS_PASSWORD=x, --token=x, --password x
 _ENV = re.compile(r"(?i)(?P<k>\b[A-Z0-9_]*(?:PASSWORD|TOKEN|SECRET)[A-Z0-9_]*=)(?P<v>\S+)")
 _FLAG = re.compile(rf"(?i)(?P<k>--{_KEY}(?:=|\s+))(?P<v>[^\s-]\S*)")
@@ -66,7 +68,7 @@ def redact(text: str) -> str:
     for secret in sorted(_registered, key=len, reverse=True):
         text = text.replace(secret, MASK)
     text = _PEM.sub(lambda m: f"-----BEGIN {m.group(1)}PRIVATE KEY----- {MASK}", text)
-    for pattern in (_AUTH, _QUOTED, _ENV, _FLAG, _LINE, _URL_PASSWORD):
+    for pattern in (_AUTH, _QUOTED, _ENV, _FLAG, _LINE, _INLINE, _URL_PASSWORD):
         text = pattern.sub(_mask_value, text)
     return text
 

@@ -312,6 +312,31 @@ def test_a_leaked_key_fails_the_run_loudly(plugin_dir) -> None:
     assert "b3BlbnNzaC1rZXkt" not in run.stdout.str()
 
 
+def test_failure_messages_and_captured_output_are_redacted(plugin_dir) -> None:
+    """What allure-pytest records by itself (the exception, the traceback, captured output)
+    is redacted too: here the lab's SSH key, a token and a password, quoted by a failing check."""
+    plugin_dir.makepyfile(test_quote="""
+        import allure
+        @allure.id("demo-quotes")
+        def test_quotes_secrets(lab):
+            key = lab.ssh.identity_file.read_text()
+            print("OS_PASSWORD=hunter2-hunter2")
+            assert False, f"kubeconfig token: abc.def.ghi-0123456789 and key {key}"
+    """)
+    results = plugin_dir.path / "allure-results"
+    run = plugin_dir.runpytest_subprocess(f"--alluredir={results}", "-k", "quotes",
+                                          "--no-must-gather")
+    run.assert_outcomes(failed=1)
+    assert run.ret == pytest.ExitCode.TESTS_FAILED, "redacted results are safe: no exit 7"
+    result = _results(results)["test_quotes_secrets"]
+    details = result["statusDetails"]["message"] + result["statusDetails"]["trace"]
+    assert "[REDACTED]" in details
+    for secret in ("abc.def.ghi-0123456789", "b3BlbnNzaC1rZXkt"):
+        assert secret not in details
+    stdout = _attachments(result, results)["stdout"]
+    assert "hunter2" not in stdout and "OS_PASSWORD=[REDACTED]" in stdout
+
+
 # --- the regression summary ----------------------------------------------------------
 
 
