@@ -53,8 +53,13 @@ def wait_for(
     interval: float = 0.2,
     what: str = "condition",
     describe: Callable[[], str] | None = None,
+    retry_errors: bool = True,
 ) -> T:
-    """Poll ``condition`` until it returns a truthy value; raise WaitTimeout after ``timeout`` s."""
+    """Poll ``condition`` until it returns a truthy value; raise WaitTimeout after ``timeout`` s.
+
+    An exception from ``condition`` counts as "not yet" (reported on timeout), unless
+    ``retry_errors`` is false: then it ends the wait at once.
+    """
     started = time.time()
     start = time.monotonic()
     deadline = start + timeout
@@ -73,7 +78,10 @@ def wait_for(
             if value:
                 record(True, last_poll)
                 return value
-        except Exception as exc:  # noqa: BLE001 - kept and reported on timeout
+        except Exception as exc:  # kept and reported on timeout, or raised (retry_errors)
+            if not retry_errors:
+                record(False, last_poll)
+                raise
             last_error = exc
         if time.monotonic() >= deadline:
             record(False, last_poll)

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from stackcheck.waits import RECORDS, WaitTimeout, wait_for
+from suites.etcd.cluster import settles
+
 CONFTEST = 'pytest_plugins = ["fixtures.lab", "fixtures.timing"]\n'
 
 SUITE = textwrap.dedent("""
@@ -83,3 +86,17 @@ def test_a_run_without_waits_reports_none(pytester: pytest.Pytester, suite: Path
     result = pytester.runpytest_subprocess(
         f"--inventory={suite}", "-p", "no:testinfra", "-k", "nothing")
     assert "slowest" not in result.stdout.str()
+
+
+def test_an_error_ends_a_wait_at_once_unless_retried() -> None:
+    def broken() -> bool:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        wait_for(broken, timeout=30, what="the broken thing", retry_errors=False)
+    assert RECORDS[-1].what == "the broken thing" and not RECORDS[-1].ok
+    with pytest.raises(WaitTimeout, match="ConnectionError"):
+        wait_for(broken, timeout=0.3, interval=0.1)
+    with pytest.raises(ConnectionError):  # a check never mistakes an error for "settled"
+        settles(broken, 30)
+    assert settles(lambda: True, 1) and not settles(lambda: False, 0.3)

@@ -14,6 +14,7 @@ from reports import evidence
 from stackcheck.etcd import client_for, endpoint_host, member_id
 from stackcheck.lab import Host, Lab
 from stackcheck.linearizability import History, Op, check
+from stackcheck.waits import WaitTimeout, wait_for
 
 
 @dataclass
@@ -68,13 +69,17 @@ def leader(cluster: list[Member]) -> tuple[Member, dict]:
     raise AssertionError(f"leader {leader_id} is not among the reachable members")
 
 
-def settles(condition: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held in the end."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
+def settles(condition: Callable[[], bool], seconds: float, what: str = "the cluster to settle"
+            ) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass; whether it held in the end.
+
+    An exception from ``condition`` is raised at once (a check must not mistake it for a
+    pass); the wait is recorded like every other.
+    """
+    try:
+        wait_for(condition, timeout=seconds, interval=0.2, what=what, retry_errors=False)
+    except WaitTimeout:
+        return False
     return True
 
 
@@ -129,21 +134,20 @@ class Workload:
         without quorum fails every attempt. Failed attempts stay in the history (outcome
         unknown), so the linearizability check sees them too.
         """
-        deadline = time.monotonic() + seconds
-        while not self.write(member):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.5)
+        try:
+            wait_for(lambda: self.write(member), timeout=seconds, interval=0.5,
+                     what=f"an acknowledged write through {member.host.name}")
+        except WaitTimeout:
+            return False
         return True
 
     def read_within(self, member: Member, seconds: float) -> Op | None:
         """Read through ``member`` until a read succeeds or ``seconds`` pass."""
-        deadline = time.monotonic() + seconds
-        while (op := self.read(member)) is None:
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.5)
-        return op
+        try:
+            return wait_for(lambda: self.read(member), timeout=seconds, interval=0.5,
+                            what=f"a linearizable read through {member.host.name}")
+        except WaitTimeout:
+            return None
 
     def acknowledged(self) -> list[str]:
         return self.history.acknowledged_writes()

@@ -45,7 +45,7 @@ def test_applied_indexes_converge(cluster: list[Member]) -> None:
         seen.update(applied_indexes(cluster))
         return min(seen.values()) >= target
 
-    settles(converged, CONVERGE)
+    settles(converged, CONVERGE, "applied indexes to converge")
     behind = {name: index for name, index in seen.items() if index < target}
     assert not behind, (
         f"expected every member to apply up to raft index {target} within {CONVERGE:g}s; "
@@ -80,7 +80,7 @@ def test_hashkv_is_equal_on_every_member(lab: Lab, cluster: list[Member]) -> Non
         hashes.update(hashkv_each(lab, revision))
         return len(set(hashes.values())) == 1 and all(isinstance(h, int) for h in hashes.values())
 
-    settles(equal, CONVERGE)
+    settles(equal, CONVERGE, "one HashKV on every member")
     evidence.attach_json("hashkv per endpoint", hashes)
     assert len(set(hashes.values())) == 1 and all(isinstance(h, int) for h in hashes.values()), (
         f"expected one HashKV at revision {revision} on every endpoint within {CONVERGE:g}s; "

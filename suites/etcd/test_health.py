@@ -33,7 +33,7 @@ def test_every_endpoint_is_healthy(cluster: list[Member]) -> None:
         seen.update(unhealthy_endpoints(cluster))
         return not seen
 
-    settles(all_healthy, SETTLE)
+    settles(all_healthy, SETTLE, "every endpoint healthy")
     assert not seen, (
         f"expected every endpoint healthy with a leader (waited {SETTLE:g}s); saw {seen}"
     )
@@ -114,7 +114,7 @@ def test_exactly_one_leader_agreed_by_all(cluster: list[Member]) -> None:
         views.update(leader_views(cluster))
         return None not in views.values() and len(set(views.values())) == 1
 
-    settles(agreed, SETTLE)
+    settles(agreed, SETTLE, "every member to agree on the leader")
     missing = [name for name, v in views.items() if v is None]
     assert not missing, f"expected every member to answer status; no answer from {missing}"
     leaders = {name: v[0] for name, v in views.items() if v}
