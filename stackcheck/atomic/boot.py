@@ -8,6 +8,7 @@ must be active again afterwards (bounded waits).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from provisioners.base import Provisioner
 from stackcheck.lab import Host, Lab
 from stackcheck.ssh import host_connection, reconnect
-from stackcheck.waits import wait_for
+from stackcheck.waits import WaitTimeout, wait_for
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 REBOOT_TIMEOUT = 600.0  # s: a real host may take minutes
@@ -99,9 +100,14 @@ def active_services(lab: Lab, provisioner: Provisioner, host: Host) -> list[str]
 def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list[str],
                   timeout: float = SERVICES_TIMEOUT) -> list[str]:
     """Wait until every one of ``services`` is active; return those still inactive at the end."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = _inactive(lab, provisioner, host, services)
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(1)
+    left = list(services)
+
+    def all_active() -> bool:
+        left[:] = _inactive(lab, provisioner, host, services)
+        return not left
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(all_active, timeout=timeout, interval=1, retry_errors=False,
+                 what=f"{host.name}'s services {', '.join(services)} to be active",
+                 describe=lambda: f"inactive: {', '.join(left)}")
+    return left
