@@ -1,6 +1,11 @@
 """Root conftest: loads stackcheck's fixture plugins for the conformance suites."""
 
+from pathlib import Path
+
+import pytest
+
 pytest_plugins = [
+    "stackcheck.options",  # also the pytest11 entry point; here for an uninstalled tree
     "fixtures.lab",
     "fixtures.hosts",
     "fixtures.etcd",
@@ -10,14 +15,31 @@ pytest_plugins = [
     "fixtures.pods",
     "fixtures.labels",
     "fixtures.timing",
-    "suites.atomic.plugin",
     "suites.kubernetes.upstream.plugin",
     "reports.plugin",
 ]
 
 
-def pytest_ignore_collect(collection_path, config):
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a rootdir other than the project: pytest picked it from a misread option value.
+
+    pytest picks its rootdir and ini file before plugins add their options, so the value in
+    ``--inventory /elsewhere/lab.yaml`` looks like a test path to it.
+    """
+    if config.rootpath.resolve() != HERE or config.inipath is None:
+        raise pytest.UsageError(
+            f"pytest chose {config.rootpath} as its rootdir (ini file: {config.inipath}) instead "
+            f"of the stackcheck project {HERE}: it read an option's value given after a space as "
+            f"a test path. Write stackcheck's options with '=' (--inventory=/path/lab.yaml), or "
+            f"add -c {HERE / 'pyproject.toml'}."
+        )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """The harness's own tests run with their own command (see README), never with the suites."""
-    if collection_path.name == "tests" and collection_path.parent == config.rootpath:
+    if collection_path.resolve() == HERE / "tests":
         return True
     return None

@@ -40,17 +40,6 @@ class _State:
 STATE_KEY = pytest.StashKey[_State]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("stackcheck-reports", "stackcheck reports")
-    group.addoption("--waivers", type=Path, metavar="FILE",
-                    help="YAML of known failures (test, reason, owner/ticket, expires)")
-    group.addoption("--history-dir", type=Path, metavar="DIR",
-                    help="results store (default: .stackcheck/history in the rootdir)")
-    group.addoption("--no-history", action="store_true", help="do not keep this run")
-    group.addoption("--no-must-gather", action="store_true",
-                    help="attach no host bundle to failed checks")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     state = _State(started_ms=time.time() * 1000)
     path = config.getoption("--waivers")

@@ -159,14 +159,19 @@ def lab_down(lab_dir: Path) -> None:
 def run(ctx: click.Context, inventory: Path | None, alluredir: Path) -> None:
     """Run the conformance suites: pytest -n auto with stackcheck's defaults.
 
-    Extra arguments are passed to pytest (e.g. -k etcd, -m 'not disruptive').
+    Extra arguments are passed to pytest (e.g. -k etcd, -m 'not disruptive'). Works from
+    any folder: pytest runs in the project folder (--inventory and --alluredir are made
+    absolute first; other paths in extra arguments are read from the project folder).
     """
-    args = [sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
-            f"--alluredir={alluredir}", "--clean-alluredir"]
+    project = Path(__file__).resolve().parents[1]
+    args = [sys.executable, "-m", "pytest", "-c", str(project / "pyproject.toml"),
+            "-n", "auto", "--dist", "loadgroup",
+            f"--alluredir={alluredir.resolve()}", "--clean-alluredir"]
     if inventory:
-        args.append(f"--inventory={inventory}")
+        args.append(f"--inventory={inventory.resolve()}")
     args.extend(ctx.args)
     console.print("$ " + " ".join(args[1:]))
+    os.chdir(project)
     os.execv(sys.executable, args)
 
 

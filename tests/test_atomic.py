@@ -217,7 +217,7 @@ def run_suite(lab: Lab, *args: str, inject: str | None = None, host: str = "h2",
         plugin = ["-p", "atomic_inject"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", *target, *plugin, "-p", "no:cacheprovider",
-         "-p", "suites.atomic.plugin", "--no-must-gather", "--no-history", "-q", "-rfEs",
+         "--no-must-gather", "--no-history", "-q", "-rfEs",
          "--tb=line", *args],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=env,
     )

@@ -4,5 +4,5 @@
 origin refspec, one commit across hosts (non-disruptive). ``test_upgrade_rollback``: upgrade,
 reboot, rollback, reboot, services back after each reboot; ``test_downgrade``: an older commit
 is refused (disruptive, one host at a time, always restored). Reboots of hosts that are not a
-local lab's need ``--allow-reboot`` (``suites.atomic.plugin``).
+local lab's need ``--allow-reboot``.
 """

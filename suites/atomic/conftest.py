@@ -15,15 +15,6 @@ from stackcheck.atomic.boot import RebootPolicy, reboot_policy
 from stackcheck.atomic.journal import DeploymentJournal, Entry, journal_path, restore
 from stackcheck.atomic.model import Status, majority
 from stackcheck.lab import Host, Lab
-from suites.atomic.plugin import add_options
-
-PLUGIN = "suites.atomic.plugin"
-
-
-def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    """Options for ``pytest suites/atomic`` when the root conftest does not load the plugin."""
-    if not pluginmanager.has_plugin(PLUGIN):
-        add_options(parser)
 
 
 @dataclass(frozen=True)
