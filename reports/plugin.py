@@ -110,6 +110,8 @@ def _must_gather(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Inside Allure's own wrapper, so what is changed here is what Allure records."""
     report = yield
+    if report.when == "setup" and report.failed:  # e.g. the pods a check needs never ran
+        _must_gather(item)
     if report.when != "call":
         return report
     if report.failed:

@@ -337,6 +337,27 @@ def test_failure_messages_and_captured_output_are_redacted(plugin_dir) -> None:
     assert "hunter2" not in stdout and "OS_PASSWORD=[REDACTED]" in stdout
 
 
+def test_a_setup_failure_gets_a_must_gather_bundle_too(plugin_dir) -> None:
+    plugin_dir.makepyfile(test_setup_fail="""
+        import allure, pytest
+
+        @pytest.fixture
+        def pods(lab):
+            raise RuntimeError("the pods never ran")
+
+        @allure.id("demo-setup-fails")
+        def test_needs_pods(lab, lab_host, pods):
+            pass
+    """)
+    results = plugin_dir.path / "allure-results"
+    run = plugin_dir.runpytest_subprocess(f"--alluredir={results}", "-k", "needs_pods")
+    run.assert_outcomes(errors=2)
+    result = _results(results)["test_needs_pods[h2]"]
+    assert result["status"] == "broken"
+    bundle = _attachments(result, results)["must-gather h2"]
+    assert "h2 ran:" in bundle and "TOPSECRET" not in bundle
+
+
 # --- the regression summary ----------------------------------------------------------
 
 
