@@ -26,7 +26,9 @@ def test_a_path_after_a_space_that_moves_the_rootdir_stops_the_run(tmp_path: Pat
     inventory.write_text("name: x\n")
     done = collect("--inventory", str(inventory))
     assert done.returncode == 4, done.stdout[-1500:]
-    assert f"pytest chose {tmp_path} as its rootdir" in done.stderr
+    # the rootdir pytest picks is the file's folder or a common ancestor with the project
+    assert f"as its rootdir (ini file: None) instead of the stackcheck project {ROOT}" \
+        in done.stderr
     assert f"(--inventory=/path/lab.yaml), or add -c {ROOT / 'pyproject.toml'}" in done.stderr
 
 
