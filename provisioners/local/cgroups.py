@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -66,12 +67,12 @@ def lab_pids(lab: str) -> set[int]:
     return pids_in(root / lab_group(lab)) if root else set()
 
 
-def remove_lab_cgroups(lab: str, timeout: float = 5) -> list[str]:
-    """Remove the lab's cgroup dirs from every hierarchy, deepest first; return leftovers."""
+def remove_trees(tops: Iterable[Path], timeout: float = 5) -> list[str]:
+    """Remove cgroup dir trees, deepest first, retrying busy dirs until ``timeout``;
+    return the dirs left over."""
     deadline = time.monotonic() + timeout
     left: list[str] = []
-    for hier in _hierarchies():
-        top = hier / lab_group(lab)
+    for top in tops:
         if not top.is_dir():
             continue
         dirs = sorted((Path(d) for d, _s, _f in os.walk(top)), key=lambda p: -len(p.parts))
@@ -88,3 +89,8 @@ def remove_lab_cgroups(lab: str, timeout: float = 5) -> list[str]:
                         break
                     time.sleep(0.05)
     return left
+
+
+def remove_lab_cgroups(lab: str, timeout: float = 5) -> list[str]:
+    """Remove the lab's cgroup dirs from every hierarchy, deepest first; return leftovers."""
+    return remove_trees((hier / lab_group(lab) for hier in _hierarchies()), timeout)

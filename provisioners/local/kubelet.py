@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 from provisioners.local import cgroups, state
@@ -226,24 +224,5 @@ def kill_pods(data: state.State, host: str | None = None, timeout: float = 5) ->
 
 def remove_cgroup_roots(data: state.State, timeout: float = 5) -> list[str]:
     """Remove the recorded cgroup roots from every hierarchy, deepest first; return leftovers."""
-    deadline = time.monotonic() + timeout
-    left: list[str] = []
-    for hier in _hierarchies():
-        for name in _roots(data):
-            top = hier / name.lstrip("/")
-            if not top.is_dir():
-                continue
-            dirs = sorted((Path(d) for d, _s, _f in os.walk(top)), key=lambda p: -len(p.parts))
-            for d in dirs:
-                while True:
-                    try:
-                        d.rmdir()
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        if time.monotonic() >= deadline:
-                            left.append(str(d))
-                            break
-                        time.sleep(0.05)
-    return left
+    tops = [hier / name.lstrip("/") for hier in _hierarchies() for name in _roots(data)]
+    return cgroups.remove_trees(tops, timeout)
