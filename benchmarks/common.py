@@ -8,6 +8,7 @@ are of medians. Absolute times on a shared machine drift, ratios much less.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -51,6 +52,28 @@ def handle_signals() -> None:
 def need_root() -> None:
     if os.geteuid() != 0:
         sys.exit("the benchmarks build local labs: run them as root")
+
+
+def start() -> dict[str, Any]:
+    """Common start of a benchmark: root, signals that tear labs down, the machine's facts."""
+    need_root()
+    handle_signals()
+    return machine()
+
+
+def lab_parser(doc: str | None, *, repeat: int, timeout: float, hosts: int = 3,
+               pytest_args: bool = True) -> argparse.ArgumentParser:
+    """Options of a benchmark against one lab (its own, or ``--inventory``)."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--hosts", type=int, default=hosts, choices=(3, 6, 12))
+    parser.add_argument("--inventory", type=Path, help="use this running lab (left running)")
+    parser.add_argument("--timeout", type=float, default=timeout, help="per run, seconds")
+    if pytest_args:
+        parser.add_argument("--pytest-args", default="", help="extra pytest arguments")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser
 
 
 @dataclass

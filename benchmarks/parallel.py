@@ -13,7 +13,6 @@ and removes it at the end, also when interrupted.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -22,15 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     REPO,
-    handle_signals,
     interleaved,
+    lab_parser,
     local_lab,
     machine,
-    need_root,
     pytest_argv,
     ratio,
     run,
     save,
+    start,
 )
 from tracestats import print_summary, summarize
 
@@ -50,20 +49,11 @@ def auto_workers() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = lab_parser(__doc__, repeat=3, timeout=1800)
     parser.add_argument("--variants", nargs="+", default=["0", "2", "auto"])
-    parser.add_argument("--hosts", type=int, default=3, choices=(3, 6, 12))
-    parser.add_argument("--inventory", type=Path, help="use this running lab (left running)")
-    parser.add_argument("--timeout", type=float, default=1800, help="per run, seconds")
-    parser.add_argument("--pytest-args", default="", help="extra pytest arguments")
     parser.add_argument("--no-trace", action="store_true", help="skip the traced run")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
-    need_root()
-    handle_signals()
-    facts = machine()
+    facts = start()
     extra = args.pytest_args.split()
     with tempfile.TemporaryDirectory(prefix="stackcheck-parallel-") as tmp:
         work = Path(tmp)

@@ -18,7 +18,6 @@ kubernetes=false) and removes it at the end, also when interrupted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -32,15 +31,15 @@ import paramiko
 from common import (
     REPO,
     Timed,
-    handle_signals,
     interleaved,
+    lab_parser,
     local_lab,
     machine,
-    need_root,
     pytest_argv,
     ratio,
     run,
     save,
+    start,
 )
 from tracestats import events
 
@@ -91,18 +90,10 @@ def steady(checks: list[dict]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", type=int, default=12, choices=(3, 6, 12))
+    parser = lab_parser(__doc__, repeat=3, timeout=600, hosts=12, pytest_args=False)
     parser.add_argument("--checks", type=int, default=10, help="checks per host")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--inventory", type=Path, help="use this running lab (left running)")
-    parser.add_argument("--timeout", type=float, default=600, help="per run, seconds")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
-    need_root()
-    handle_signals()
-    facts = machine()
+    facts = start()
     with tempfile.TemporaryDirectory(prefix="stackcheck-percheck-") as tmp:
         work = Path(tmp)
         with local_lab(args.hosts, work, inventory=args.inventory) as bench:

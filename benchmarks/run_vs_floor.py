@@ -15,7 +15,6 @@ and removes it at the end, also when interrupted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -26,15 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     PYTHON,
     REPO,
-    handle_signals,
     interleaved,
+    lab_parser,
     local_lab,
     machine,
-    need_root,
     pytest_argv,
     ratio,
     run,
     save,
+    start,
 )
 from tracestats import print_summary, summarize
 
@@ -42,18 +41,8 @@ GOAL = 1.5
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--hosts", type=int, default=3, choices=(3, 6, 12))
-    parser.add_argument("--inventory", type=Path, help="use this running lab (left running)")
-    parser.add_argument("--timeout", type=float, default=1200, help="per run, seconds")
-    parser.add_argument("--pytest-args", default="", help="extra pytest arguments, e.g. -m ...")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
-    need_root()
-    handle_signals()
-    facts = machine()
+    args = lab_parser(__doc__, repeat=3, timeout=1200).parse_args()
+    facts = start()
     with tempfile.TemporaryDirectory(prefix="stackcheck-floor-") as tmp:
         work = Path(tmp)
         with local_lab(args.hosts, work, inventory=args.inventory) as bench:

@@ -26,14 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     REPO,
     Series,
-    handle_signals,
     loadavg,
     local_lab,
     machine,
-    need_root,
     pytest_argv,
     run,
     save,
+    start,
 )
 from tracestats import summarize
 
@@ -50,9 +49,7 @@ def main() -> int:
     parser.add_argument("--pytest-args", default="", help="extra pytest arguments")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
-    need_root()
-    handle_signals()
-    facts = machine()
+    facts = start()
     extra = args.pytest_args.split()
     metrics = ("bring-up", "teardown", "run", "disruptive", "ordinary", "ping matrix")
     results = {n: {m: Series(m) for m in metrics} for n in args.hosts}

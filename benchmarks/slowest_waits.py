@@ -13,7 +13,6 @@ and removes it at the end, also when interrupted.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import handle_signals, loadavg, local_lab, machine, need_root, pytest_argv, run, save
+from common import lab_parser, loadavg, local_lab, machine, pytest_argv, run, save, start
 
 TOP = 10
 
@@ -32,18 +31,8 @@ def oversleep(wait: dict) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--hosts", type=int, default=3, choices=(3, 6, 12))
-    parser.add_argument("--inventory", type=Path, help="use this running lab (left running)")
-    parser.add_argument("--timeout", type=float, default=1800, help="per run, seconds")
-    parser.add_argument("--pytest-args", default="", help="extra pytest arguments")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
-    need_root()
-    handle_signals()
-    facts = machine()
+    args = lab_parser(__doc__, repeat=1, timeout=1800).parse_args()
+    facts = start()
     runs = []
     with tempfile.TemporaryDirectory(prefix="stackcheck-waits-") as tmp:
         work = Path(tmp)
