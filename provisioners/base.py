@@ -81,7 +81,7 @@ class Provisioner(ABC):
     def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
         """Reboot a host and return once it is back (new boot id)."""
         from stackcheck.ssh import host_connection, reconnect
-        from stackcheck.waits import wait_for
+        from stackcheck.waits import NotYet, wait_for
 
         # plain `cat`: host.file() would first run testinfra's OS detection (3 commands) on
         # every fresh connection
@@ -90,10 +90,11 @@ class Provisioner(ABC):
         before = conn.check_output(read_boot_id).strip()
         conn.run(lab.control_for(host).reboot)
 
-        def new_boot_id() -> bool:
+        def new_boot_id() -> bool | NotYet:
             try:
-                return reconnect(lab, host).check_output(read_boot_id).strip() != before
-            except Exception:  # noqa: BLE001 - host is down while it reboots
-                return False
+                now = reconnect(lab, host).check_output(read_boot_id).strip()
+            except Exception as exc:  # noqa: BLE001 - host is down while it reboots
+                return NotYet(f"no SSH ({type(exc).__name__}: {exc})"[:200])
+            return now != before or NotYet(f"boot id still {before}")
 
         wait_for(new_boot_id, timeout=timeout, interval=0.5, what=f"{host.name} to reboot")

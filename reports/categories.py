@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 
 LAB_DEFECT = "lab defect"
+#: a check that did not run because the preflight found a layer it needs down
+BLOCKED_LAYERS = ("ssh", "etcd", "kubernetes")
+BLOCKED_PATTERN = r"blocked: needs (SSH|[a-z]+)"
 UNREACHABLE = "lab unreachable / preflight"
 HARNESS_ERROR = "harness error"
 
@@ -23,7 +26,16 @@ UNREACHABLE_PATTERN = (
 
 def categories_json() -> list[dict[str, object]]:
     """Allure categories; the first matching one wins."""
+    blocked = [
+        {
+            "name": f"blocked by {layer}",
+            "matchedStatuses": ["broken", "failed"],
+            "messageRegex": f"(?s).*blocked: needs {'SSH' if layer == 'ssh' else layer}\\b.*",
+        }
+        for layer in BLOCKED_LAYERS
+    ]
     return [
+        *blocked,
         {
             "name": UNREACHABLE,
             "matchedStatuses": ["broken"],
@@ -36,6 +48,9 @@ def categories_json() -> list[dict[str, object]]:
 
 def classify(status: str, message: str | None) -> str | None:
     """The category of a result with Allure ``status`` and exception ``message``."""
+    blocked = re.search(BLOCKED_PATTERN, message or "")
+    if blocked and status in ("failed", "broken"):
+        return f"blocked by {blocked.group(1).lower()}"
     if status == "failed":
         return LAB_DEFECT
     if status == "broken":

@@ -54,12 +54,20 @@ def _clip(text: str) -> str:
     return f"[... {len(text) - MAX_CHARS} chars cut ...]\n" + text[-MAX_CHARS:]
 
 
+#: host name -> why it could not be reached: tried once per process, never again
+UNREACHABLE: dict[str, str] = {}
+
+
 def gather_host(lab: Lab, host: Host, deadline: float) -> str:
     """The bundle of one host as text, redacted; errors become lines of the bundle."""
     parts = [f"# must-gather {host.name} ({host.address})"]
+    if host.name in UNREACHABLE:
+        return redact("\n".join([*parts, f"not gathered: {UNREACHABLE[host.name]}"]))
     try:
         conn = connect(lab, host)
+        conn.run("true")  # connects now, so a dead host costs one timeout, once
     except Exception as exc:  # noqa: BLE001 - a bundle must never fail the run
+        UNREACHABLE[host.name] = f"unreachable ({type(exc).__name__}: {exc}); not tried again"
         return redact("\n".join([*parts, f"cannot connect: {type(exc).__name__}: {exc}"]))
     for title, command in commands(host):
         if time.monotonic() > deadline:
@@ -76,7 +84,14 @@ def gather_host(lab: Lab, host: Host, deadline: float) -> str:
     return redact("\n\n".join(parts) + "\n")
 
 
-def gather(lab: Lab, hosts: Sequence[Host]) -> dict[str, str]:
-    """Bundles of up to ``MAX_HOSTS`` hosts, by host name, within ``BUDGET`` seconds."""
+def gather(lab: Lab, hosts: Sequence[Host],
+           unreachable: dict[str, str] | None = None) -> dict[str, str]:
+    """Bundles of up to ``MAX_HOSTS`` hosts, by host name, within ``BUDGET`` seconds.
+
+    Hosts in ``unreachable`` (the preflight's finding) and hosts that failed to connect
+    earlier in this process are not tried again.
+    """
+    for name, why in (unreachable or {}).items():
+        UNREACHABLE.setdefault(name, f"the preflight found it unreachable: {why}")
     deadline = time.monotonic() + BUDGET
     return {h.name: gather_host(lab, h, deadline) for h in list(hosts)[:MAX_HOSTS]}

@@ -17,6 +17,7 @@ import pytest
 from allure_pytest.utils import allure_label
 
 from fixtures.lab import LAB_KEY, RUN_ID_KEY
+from fixtures.preflight import verdict_of
 from reports import allure_env, mustgather, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
@@ -94,11 +95,14 @@ def _involved_hosts(item: pytest.Item) -> tuple[Lab | None, list[Host]]:
 def _must_gather(item: pytest.Item) -> None:
     if item.config.getoption("--no-must-gather"):
         return
+    if any(key == "blocked" for key, _ in item.user_properties):
+        return  # it never ran; the preflight verdict says why
     lab, hosts = _involved_hosts(item)
     if lab is None:
         return
+    verdict = verdict_of(item.config)
     try:
-        bundles = mustgather.gather(lab, hosts)
+        bundles = mustgather.gather(lab, hosts, verdict.unreachable if verdict else None)
     except Exception as exc:  # noqa: BLE001 - must-gather never fails the run
         bundles = {"error": f"must-gather failed: {type(exc).__name__}: {exc}"}
     for name, text in bundles.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -124,6 +125,7 @@ class Host(_Model):
 
 class EtcdAccess(_Model):
     endpoints: list[str] = Field(min_length=1)
+    external: bool = Field(False, description="endpoints may be outside the lab's hosts")
     ca_file: ExistingPath | None = None
     cert_file: ExistingPath | None = None
     key_file: ExistingPath | None = None
@@ -140,6 +142,7 @@ class EtcdAccess(_Model):
 
 class KubernetesAccess(_Model):
     kubeconfig: ExistingPath
+    external: bool = Field(False, description="the API server may be outside the lab's hosts")
 
 
 class FlannelConfig(_Model):
@@ -167,11 +170,13 @@ class Lab(_Model):
     )
 
     @model_validator(mode="after")
-    def _unique_hosts(self) -> Lab:
-        names = [h.name for h in self.hosts]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate host name(s): {', '.join(dupes)}")
+    def _consistent(self, info: ValidationInfo) -> Lab:
+        if (info.context or {}).get("skip_cross_check"):
+            return self  # load_inventory reports these with their line
+        problems = cross_check(self)
+        if problems:
+            loc, why = problems[0]
+            raise ValueError(f"{_field_path(loc)}: {why}")
         return self
 
     def host(self, name: str) -> Host:
@@ -244,6 +249,58 @@ def _describe(error: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def kubeconfig_server(path: Path) -> str | None:
+    """The API server URL of a kubeconfig's first cluster, or None if it has none."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        return str(data["clusters"][0]["cluster"]["server"])
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return None
+
+
+def cross_check(lab: Lab) -> list[tuple[tuple[Any, ...], str]]:
+    """What a valid-looking inventory still gets wrong: (field location, why) pairs.
+
+    Host names are unique; etcd endpoints and the Kubernetes API are on the lab's hosts
+    unless marked ``external`` (a typo'd endpoint would otherwise pass validation and
+    fail every etcd check later with a confusing error).
+    """
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen: set[str] = set()
+    for index, host in enumerate(lab.hosts):
+        if host.name in seen:
+            problems.append((("hosts", index, "name"), f"duplicate host name {host.name!r}"))
+        seen.add(host.name)
+    known = {h.address for h in lab.hosts} | {h.name for h in lab.hosts}
+    listed = ", ".join(h.address for h in lab.hosts[:6]) + (", …" if len(lab.hosts) > 6 else "")
+    if lab.etcd is not None and not lab.etcd.external:
+        for index, endpoint in enumerate(lab.etcd.endpoints):
+            address = _url_host(endpoint)
+            if address not in known:
+                problems.append((
+                    ("etcd", "endpoints", index),
+                    f"{endpoint} is on no host of the lab (hosts: {listed}); "
+                    f"set etcd.external: true for an etcd outside the lab",
+                ))
+    if lab.kubernetes is not None and not lab.kubernetes.external:
+        server = kubeconfig_server(lab.kubernetes.kubeconfig)
+        if server is not None and _url_host(server) not in known:
+            problems.append((
+                ("kubernetes", "kubeconfig"),
+                f"its API server {server} is on no host of the lab (hosts: {listed}); "
+                f"set kubernetes.external: true for an API outside the lab",
+            ))
+    return problems
+
+
+def _url_host(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
 def load_inventory(path: str | Path) -> Lab:
     """Read and validate an inventory file; raise InventoryError with file:line: field: why."""
     path = Path(path)
@@ -261,18 +318,27 @@ def load_inventory(path: str | Path) -> Lab:
         raise InventoryError(f"{path}{line}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise InventoryError(f"{path}:1: expected a mapping of lab fields at the top level")
+    context = {"base_dir": path.resolve().parent, "skip_cross_check": True}
     try:
-        return Lab.model_validate(data, context={"base_dir": path.resolve().parent})
+        lab = Lab.model_validate(data, context=context)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
-        node = _node_at(root, loc)
-        line = node.start_mark.line + 1 if node is not None else 1
         more = len(exc.errors()) - 1
-        tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-        raise InventoryError(
-            f"{path}:{line}: {_field_path(loc)}: {_describe(first)}{tail}"
-        ) from None
+        raise InventoryError(_located(path, root, loc, _describe(first), more)) from None
+    problems = cross_check(lab)
+    if problems:
+        loc, why = problems[0]
+        raise InventoryError(_located(path, root, loc, why, len(problems) - 1))
+    return lab
+
+
+def _located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], why: str,
+             more: int) -> str:
+    node = _node_at(root, loc)
+    line = node.start_mark.line + 1 if node is not None else 1
+    tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{path}:{line}: {_field_path(loc)}: {why}{tail}"
 
 
 def write_inventory(lab: Lab, path: Path) -> Path:

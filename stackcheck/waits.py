@@ -19,6 +19,36 @@ class WaitTimeout(TimeoutError):
     """A condition did not hold in time; the message says what was awaited and last seen."""
 
 
+class NotYet:
+    """A falsy poll result that says what was seen: ``return NotYet("h2: inactive")``.
+
+    On a timeout, ``wait_for`` reports the last one, so a condition can explain itself
+    without a separate ``describe`` callable.
+    """
+
+    def __init__(self, seen: str) -> None:
+        self.seen = seen
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.seen
+
+    def __repr__(self) -> str:
+        return f"NotYet({self.seen!r})"
+
+
+def _seen(value: object, error: Exception | None) -> str:
+    """What the last poll saw, for a timeout message (never a bare "not yet")."""
+    if error is not None:
+        text = str(error).strip().splitlines()
+        return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    if isinstance(value, NotYet):
+        return str(value)
+    return f"the condition returned {value!r}"
+
+
 @dataclass
 class WaitRecord:
     what: str
@@ -58,12 +88,15 @@ def wait_for(
     """Poll ``condition`` until it returns a truthy value; raise WaitTimeout after ``timeout`` s.
 
     An exception from ``condition`` counts as "not yet" (reported on timeout), unless
-    ``retry_errors`` is false: then it ends the wait at once.
+    ``retry_errors`` is false: then it ends the wait at once. The timeout message says what
+    the last poll saw: ``describe()`` if given, else the last error, else the last value
+    (a :class:`NotYet` carries its own words).
     """
     started = time.time()
     start = time.monotonic()
     deadline = start + timeout
     last_error: Exception | None = None
+    last_value: object = None
     polls = 0
 
     def record(ok: bool, last_poll: float) -> None:
@@ -78,6 +111,7 @@ def wait_for(
             if value:
                 record(True, last_poll)
                 return value
+            last_value, last_error = value, None
         except Exception as exc:  # kept and reported on timeout, or raised (retry_errors)
             if not retry_errors:
                 record(False, last_poll)
@@ -85,6 +119,6 @@ def wait_for(
             last_error = exc
         if time.monotonic() >= deadline:
             record(False, last_poll)
-            seen = describe() if describe else (repr(last_error) if last_error else "not yet")
+            seen = describe() if describe else _seen(last_value, last_error)
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}; last seen: {seen}")
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))

@@ -67,12 +67,17 @@ def test_round_trip_through_yaml(ssh_files: Path) -> None:
         (GOOD.replace("known_hosts: known_hosts", "known_hosts: nowhere"),
          ":5: ssh.known_hosts: file not found: {dir}/nowhere"),
         (GOOD.replace("  - name: h2", "  - name: h1"),
-         ":1: (top level): duplicate host name(s): h1"),
+         ":10: hosts[1].name: duplicate host name 'h1'"),
+        (GOOD.replace("endpoints: [https://192.0.2.11:2379]",
+                      "endpoints: [https://192.0.2.11:2379, https://192.0.2.99:2379]"),
+         ":14: etcd.endpoints[1]: https://192.0.2.99:2379 is on no host of the lab (hosts: "
+         "192.0.2.11, 192.0.2.12); set etcd.external: true for an etcd outside the lab"),
         ("hosts: [\n", ":2: not valid YAML: expected the node content, but found '<stream end>'"),
         ("- just\n- a list\n", ":1: expected a mapping of lab fields at the top level"),
     ],
     ids=["bad-ip", "missing-name", "unknown-role", "unknown-field", "port-not-int",
-         "endpoint-not-url", "missing-known-hosts", "duplicate-host", "bad-yaml", "not-mapping"],
+         "endpoint-not-url", "missing-known-hosts", "duplicate-host", "endpoint-off-the-lab",
+         "bad-yaml", "not-mapping"],
 )
 def test_malformed_inventory_names_file_line_and_field(
     ssh_files: Path, text: str, expected: str
@@ -97,3 +102,16 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 def test_failure_tolerance() -> None:
     lab = Lab.model_construct(hosts=[])
     assert lab.failure_tolerance == 0
+
+
+def test_external_etcd_and_kubernetes_api_are_allowed_when_marked(ssh_files: Path) -> None:
+    (ssh_files / "admin.kubeconfig").write_text(
+        "clusters:\n- name: c\n  cluster: {server: 'https://api.example.test:6443'}\n")
+    text = GOOD.replace("endpoints: [https://192.0.2.11:2379]",
+                        "endpoints: [https://etcd.example.test:2379]\n  external: true")
+    with pytest.raises(InventoryError, match=r":17: kubernetes\.kubeconfig: its API server "
+                       r"https://api\.example\.test:6443 is on no host of the lab"):
+        load_inventory(write(ssh_files, text + "kubernetes:\n  kubeconfig: admin.kubeconfig\n"))
+    lab = load_inventory(write(ssh_files, text + "kubernetes:\n  kubeconfig: admin.kubeconfig\n"
+                                                 "  external: true\n"))
+    assert lab.etcd is not None and lab.etcd.external

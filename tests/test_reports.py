@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from reports import render
-from reports.categories import HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
+from reports.categories import BLOCKED_LAYERS, HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
 from reports.cli import report
 from reports.ids import check_ids
 from reports.redact import redact
@@ -272,7 +272,8 @@ def test_a_run_leaves_labelled_redacted_results_and_a_stored_run(plugin_dir) -> 
     env = (results / "environment.properties").read_text()
     assert "run.id=run-1" in env and "lab.hosts=2" in env and "etcd.version=3.4.23" in env
     categories = [c["name"] for c in json.loads((results / "categories.json").read_text())]
-    assert categories == [UNREACHABLE, LAB_DEFECT, HARNESS_ERROR]
+    assert categories == [*(f"blocked by {layer}" for layer in BLOCKED_LAYERS), UNREACHABLE,
+                          LAB_DEFECT, HARNESS_ERROR]
 
     stored = Store(plugin_dir.path / ".stackcheck" / "history").load("run-1")
     assert stored.tests["demo-flaky"].flaky and stored.tests["demo-flaky"].attempts == 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from provisioners.base import Provisioner
 from stackcheck.lab import Host, Lab
 from stackcheck.ssh import host_connection, reconnect
-from stackcheck.waits import WaitTimeout, wait_for
+from stackcheck.waits import NotYet, WaitTimeout, wait_for
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 REBOOT_TIMEOUT = 600.0  # s: a real host may take minutes
@@ -69,13 +69,17 @@ def reboot(lab: Lab, provisioner: Provisioner, host: Host,
     started = time.monotonic()
     provisioner.reboot(lab, host, timeout=timeout)
 
-    def new_boot_id() -> str | None:
-        value = boot_id(lab, host, fresh=True)
-        return value if _UUID.fullmatch(value) and value != before else None
+    def new_boot_id() -> str | NotYet:
+        try:
+            value = boot_id(lab, host, fresh=True)
+        except Exception as exc:  # noqa: BLE001 - the host is down while it reboots
+            return NotYet(f"no SSH ({type(exc).__name__}: {exc})"[:200])
+        if _UUID.fullmatch(value) and value != before:
+            return value
+        return NotYet(f"boot id still {before}" if value == before else f"boot id {value!r}")
 
     after = wait_for(new_boot_id, timeout=max(10.0, timeout - (time.monotonic() - started)),
-                     interval=1, what=f"{host.name} to answer with a new boot id",
-                     describe=lambda: f"boot id still {before} (or no SSH)")
+                     interval=1, what=f"{host.name} to answer with a new boot id")
     return Reboot(host.name, before, after, time.monotonic() - started)
 
 

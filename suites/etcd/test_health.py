@@ -1,10 +1,13 @@
 """etcd health and membership: every member answers and the cluster is the inventory's."""
 
 import allure
+import pytest
 
 from reports import evidence
 from stackcheck.lab import Lab
 from suites.etcd.cluster import Member, leader, problem, settles, status_of
+
+pytestmark = pytest.mark.owns("etcd")  # these report etcd's own health, never "blocked"
 
 #: s: a cluster that is mid-election (a loaded machine, a member just restarted) may settle
 SETTLE = 10.0

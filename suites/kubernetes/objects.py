@@ -79,8 +79,14 @@ def failed_scheduling(kube: Kube, namespace: str, pod_name: str) -> list[str]:
 def wait_unschedulable(kube: Kube, namespace: str, pod_name: str,
                        timeout: float = 60.0) -> list[str]:
     """Wait for a FailedScheduling event; the pod must still be unbound. Returns the messages."""
+    def seen() -> str:
+        pod = kube.core.read_namespaced_pod(pod_name, namespace)
+        return (f"{pod_name} is {pod.status.phase} on {pod.spec.node_name or '(no node)'}, "
+                f"no FailedScheduling event")
+
     messages = wait_for(lambda: failed_scheduling(kube, namespace, pod_name), timeout=timeout,
-                        interval=1, what=f"a FailedScheduling event for {pod_name}")
+                        interval=1, what=f"a FailedScheduling event for {pod_name}",
+                        describe=seen)
     current = kube.core.read_namespaced_pod(pod_name, namespace)
     assert current.spec.node_name is None and current.status.phase == "Pending", (
         f"{pod_name} was expected to stay Pending; it is {current.status.phase} on "

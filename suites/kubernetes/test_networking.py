@@ -6,12 +6,11 @@ import contextlib
 
 import allure
 import pytest
-from kubernetes.stream import stream
 
-from fixtures.kubernetes import Kube
+from fixtures.kubernetes import Kube, pod_exec
 from fixtures.pods import KubePod
 from stackcheck.pingmatrix import failed_pairs, matrix_html, ping_matrix
-from stackcheck.waits import WaitTimeout, wait_for
+from stackcheck.waits import NotYet, WaitTimeout, wait_for
 from suites.kubernetes.objects import container, pod, wait_running
 
 pytestmark = allure.feature("networking")
@@ -20,9 +19,7 @@ HOSTNAME = "kubernetes.io/hostname"
 
 def run_in(kube: Kube, namespace: str, name: str, command: str) -> str:
     """Run a shell command in a pod; returns its output (stdout and stderr)."""
-    return stream(kube.exec_core().connect_get_namespaced_pod_exec, name, namespace,
-                  command=["sh", "-c", command], stderr=True, stdin=False, stdout=True,
-                  tty=False, _request_timeout=30)
+    return pod_exec(kube, namespace, name, ["sh", "-c", command], timeout=20)
 
 
 def one_pod_per_node(kube: Kube, namespace: str, nodes: list[str], app: str, **spec) -> list:
@@ -75,9 +72,9 @@ def test_clusterip_service_reaches_its_endpoint_from_another_node(
     request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {cluster_ip} 80"
     answers: list[str] = []
 
-    def served() -> bool:  # kube-proxy programs the Service asynchronously
+    def served() -> bool | NotYet:  # kube-proxy programs the Service asynchronously
         answers.append(run_in(kube, namespace, "client", request))
-        return namespace in answers[-1]
+        return namespace in answers[-1] or NotYet(f"the client got {answers[-1][-200:]!r}")
 
     with contextlib.suppress(WaitTimeout):
         wait_for(served, timeout=30, interval=1, what=f"ClusterIP {cluster_ip} to answer")

@@ -6,7 +6,7 @@ import pytest
 from fixtures.kubernetes import Kube
 from stackcheck.lab import Lab
 
-pytestmark = allure.feature("preflight")
+pytestmark = [allure.feature("preflight"), pytest.mark.owns("kubernetes")]
 
 
 @allure.id("kubernetes-api-ready")

@@ -1,0 +1,123 @@
+"""One-line, human descriptions of the errors the lab's client libraries raise.
+
+paramiko, etcd3gw (over requests/urllib3) and the kubernetes client fail with long chains
+of exceptions whose last line is often bare (``etcd3gw.exceptions.ConnectionTimeoutError``
+with no text). A person needs one line naming what was reached and what happened.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from stackcheck.lab import Host, SSHAccess
+
+MAX_LINE = 200
+
+
+def trim(text: str, limit: int = 2000, marker: str = "[... {n} more lines]") -> str:
+    """``text`` cut to whole lines of at most ``limit`` chars, with a marker, never mid-word."""
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    size = 0
+    lines = text.splitlines()
+    for line in lines:
+        if size + len(line) + 1 > limit and kept:
+            break
+        kept.append(cut_line(line, limit))
+        size += len(line) + 1
+    return "\n".join([*kept, marker.format(n=len(lines) - len(kept))])
+
+
+def cut_line(line: str, limit: int = MAX_LINE) -> str:
+    """``line`` shortened to at most ``limit`` chars at a word boundary, marked with '…'."""
+    if len(line) <= limit:
+        return line
+    space = line.rfind(" ", 0, limit - 2)
+    return line[: space if space > limit // 2 else limit - 2] + " …"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return seen
+
+
+def _texts(exc: BaseException) -> str:
+    parts = []
+    for item in _chain(exc):
+        parts.append(type(item).__name__)
+        parts.append(str(getattr(item, "detail_text", "") or ""))
+        parts.append(str(item))
+        reason = getattr(item, "reason", None)
+        if reason is not None:
+            parts.append(str(reason))
+        errors = getattr(item, "errors", None)  # paramiko's NoValidConnectionsError
+        if isinstance(errors, dict):
+            parts.extend(f"{type(e).__name__} {e}" for e in errors.values())
+    return " ".join(parts).lower()
+
+
+def network_reason(exc: BaseException) -> str | None:
+    """'connection refused', 'timed out', … if ``exc`` is a failure to reach a peer."""
+    text = _texts(exc)
+    for needle, reason in (
+        ("connection refused", "connection refused"),
+        ("no route to host", "no route to host"),
+        ("network is unreachable", "network unreachable"),
+        ("name or service not known", "name does not resolve"),
+        ("certificate verify failed", "TLS certificate not trusted"),
+        ("sslerror", "TLS handshake failed"),
+        ("timed out", "timed out"),
+        ("timeout", "timed out"),
+        ("connection reset", "connection reset"),
+        ("remotedisconnected", "connection closed by the peer"),
+        ("connection aborted", "connection closed by the peer"),
+        ("max retries exceeded", "no connection"),
+    ):
+        if needle in text:
+            return reason
+    if any(isinstance(e, (socket.timeout, TimeoutError)) for e in _chain(exc)):
+        return "timed out"
+    return None
+
+
+def ssh_error(exc: BaseException, host: Host, access: SSHAccess) -> str:
+    """Why SSH to ``host`` failed, e.g. ``no SSH on 10.0.0.13:22 within 10 s``."""
+    import paramiko
+
+    where = f"{host.address}:{access.port}"
+    timeout = f"{access.connect_timeout:g} s"
+    for item in _chain(exc):
+        if isinstance(item, paramiko.BadHostKeyException):
+            return f"host key of {where} differs from known_hosts (possible impostor)"
+        if isinstance(item, paramiko.SSHException) and "not found in known_hosts" in str(item):
+            return f"host key of {where} is not in known_hosts {access.known_hosts}"
+        if isinstance(item, paramiko.AuthenticationException):
+            return f"SSH on {where} refused the key for user {access.user}"
+    reason = network_reason(exc)
+    if reason == "timed out":
+        return f"no SSH on {where} within {timeout}"
+    if reason:
+        return f"no SSH on {where}: {reason}"
+    return f"SSH to {where} failed: {short(exc)}"
+
+
+def etcd_error(exc: BaseException) -> str:
+    """Why an etcd call failed, in a few words (the gateway's own message if it sent one)."""
+    reason = network_reason(exc)
+    if reason:
+        return reason
+    detail = str(getattr(exc, "detail_text", "") or "").strip()
+    if detail:
+        return f"{type(exc).__name__}: {cut_line(detail.splitlines()[0])}"
+    return short(exc)
+
+
+def short(exc: BaseException) -> str:
+    """``Type: first line of the message`` of ``exc``, at most one line."""
+    text = str(exc).strip()
+    first = cut_line(text.splitlines()[0]) if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -1,0 +1,271 @@
+"""Broken-lab verdicts without a lab: the preflight's per-layer verdicts, blocked checks
+failing at once with one line, library errors as one line, messages that say what they saw."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+
+from fixtures.lab import pytest_cmdline_main
+from reports import mustgather
+from reports.categories import categories_json, classify
+from stackcheck import preflight
+from stackcheck.errors import cut_line, etcd_error, trim
+from stackcheck.lab import Lab
+from stackcheck.waits import NotYet, WaitTimeout, wait_for
+
+
+def _lab(ssh_files: Path, hosts: int = 3) -> Lab:
+    return Lab.model_validate({
+        "name": "t", "ssh": {"known_hosts": str(ssh_files / "known_hosts")},
+        "hosts": [{"name": f"h{i}", "address": f"192.0.2.1{i}", "roles": ["etcd"]}
+                  for i in range(1, hosts + 1)],
+        "etcd": {"endpoints": [f"https://192.0.2.1{i}:2379" for i in range(1, hosts + 1)]},
+    })
+
+
+# --- verdicts ----------------------------------------------------------------------------
+
+
+def test_etcd_majority_down_is_no_quorum_naming_the_members(ssh_files: Path) -> None:
+    lab = _lab(ssh_files)
+    health = preflight.etcd_health(lab, {
+        "https://192.0.2.11:2379": None,
+        "https://192.0.2.12:2379": "does not answer (connection refused)",
+        "https://192.0.2.13:2379": "does not answer (timed out)",
+    })
+    assert health.status == preflight.DOWN and not health.ok
+    assert health.down == ["h2", "h3"]
+    assert health.summary == ("no quorum (1/3 healthy); h2: does not answer (connection "
+                              "refused); h3: does not answer (timed out)")
+
+
+def test_etcd_minority_down_keeps_the_layer_usable(ssh_files: Path) -> None:
+    lab = _lab(ssh_files)
+    health = preflight.etcd_health(lab, {
+        "https://192.0.2.11:2379": None, "https://192.0.2.12:2379": None,
+        "https://192.0.2.13:2379": "does not answer (timed out)",
+    })
+    assert health.status == preflight.DEGRADED and health.ok
+    assert health.summary.startswith("quorum kept (2/3); h3: does not answer")
+
+
+def test_ssh_health_names_each_unreachable_host(ssh_files: Path) -> None:
+    lab = _lab(ssh_files)
+    health = preflight.ssh_health(lab, {"h3": "no SSH on 192.0.2.13:22 within 10 s"})
+    assert health.status == preflight.DEGRADED and health.down == ["h3"]
+    assert health.summary == "h3 does not answer (h3: no SSH on 192.0.2.13:22 within 10 s)"
+    assert preflight.ssh_health(lab, {}).summary == "all 3 hosts answer"
+
+
+def test_verdict_round_trips_through_its_file(tmp_path: Path) -> None:
+    verdict = preflight.Verdict(
+        {"etcd": preflight.LayerHealth(preflight.DOWN, "no quorum", ["h2"])}, 1.234,
+        {"h2": "no SSH"})
+    again = preflight.Verdict.read(verdict.write(tmp_path / "preflight.json"))
+    assert again == preflight.Verdict(verdict.layers, 1.23, {"h2": "no SSH"})
+    data = json.loads((tmp_path / "preflight.json").read_text())
+    assert data["layers"]["etcd"]["ok"] is False
+    assert preflight.Verdict.read(tmp_path / "missing.json") is None
+
+
+def test_the_preflight_of_an_unreachable_lab_is_bounded(ssh_files: Path) -> None:
+    """Nothing listens on 127.0.0.1's port 9 (discard) here: every probe fails at once."""
+    lab = Lab.model_validate({
+        "name": "t", "ssh": {"known_hosts": str(ssh_files / "known_hosts"), "port": 9,
+                             "connect_timeout": 2},
+        "hosts": [{"name": "h1", "address": "127.0.0.1"}],
+        "etcd": {"endpoints": ["http://127.0.0.1:9"]},
+    })
+    verdict = preflight.run(lab)
+    assert verdict.elapsed_s < 2 + preflight.SLACK + 1
+    assert verdict.unreachable == {"h1": "no SSH on 127.0.0.1:9: connection refused"}
+    assert verdict.layers["etcd"].summary == (
+        "no quorum (0/1 healthy); h1: does not answer (connection refused)")
+
+
+# --- blocked checks and one-line errors, in a real pytest run ----------------------------
+
+CONFTEST = '''
+import json
+import pytest
+from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
+from stackcheck.lab import Lab
+
+pytest_plugins = ["fixtures.preflight", "fixtures.hosts", "reports.plugin"]
+
+def pytest_configure(config):
+    here = config.rootpath
+    config.stash[RUN_ID_KEY] = "run-1"
+    config.stash[RUN_DIR_KEY] = here
+    config.stash[LAB_KEY] = Lab.model_validate(json.loads((here / "lab.json").read_text()))
+
+@pytest.fixture(scope="session")
+def lab(request):
+    return request.config.stash[LAB_KEY]
+
+@pytest.fixture(scope="session")
+def etcd_client(lab):
+    raise AssertionError("a blocked check must not set up its fixtures")
+
+@pytest.fixture
+def host(lab_host):
+    return lab_host
+'''
+
+FLANNEL_CHECKS = '''
+import etcd3gw.exceptions
+
+def test_reads_leases(etcd_client):
+    pass
+
+def test_plumbing(lab_host, host):
+    pass
+
+def test_gateway_times_out(lab_host):
+    raise etcd3gw.exceptions.ConnectionTimeoutError(
+        "HTTPSConnectionPool(host='192.0.2.12', port=2379): Read timed out. (read timeout=5)")
+'''
+
+ETCD_HEALTH = '''
+import pytest
+pytestmark = pytest.mark.owns("etcd")
+
+def test_every_member_healthy(lab):
+    pass
+'''
+
+
+@pytest.fixture
+def broken_run(pytester: pytest.Pytester, ssh_files: Path) -> pytest.RunResult:
+    lab = _lab(ssh_files)
+    (pytester.path / "lab.json").write_text(lab.to_json())
+    preflight.Verdict(
+        {"ssh": preflight.LayerHealth(preflight.DEGRADED, "h3 does not answer", ["h3"]),
+         "etcd": preflight.LayerHealth(preflight.DOWN, "no quorum (1/3 healthy); h2: does not "
+                                       "answer (connection refused)", ["h2", "h3"])},
+        0.5, {"h3": "no SSH on 192.0.2.13:22 within 10 s"},
+    ).write(pytester.path / "preflight.json")
+    pytester.makeconftest(CONFTEST)
+    (pytester.path / "suites" / "flannel").mkdir(parents=True)
+    (pytester.path / "suites" / "etcd").mkdir(parents=True)
+    (pytester.path / "suites" / "flannel" / "test_checks.py").write_text(FLANNEL_CHECKS)
+    (pytester.path / "suites" / "etcd" / "test_health.py").write_text(ETCD_HEALTH)
+    # --no-must-gather: the hosts' TEST-NET addresses must never be dialled
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rfE", "--no-must-gather",
+                                         f"--alluredir={pytester.path / 'results'}")
+
+
+def test_blocked_checks_fail_at_once_with_one_line(broken_run: pytest.RunResult) -> None:
+    out = broken_run.stdout.str()
+    # etcd's own health check runs (it owns the cause); leases are blocked; h1, h2 plumbing
+    # passes; h3's plumbing is blocked by SSH; the gateway error is one line per host
+    broken_run.assert_outcomes(passed=3, errors=2, failed=3)
+    broken_run.stdout.fnmatch_lines([
+        "*ERROR at setup of test_reads_leases*",
+        "blocked: needs etcd: no quorum (1/3 healthy); h2: does not answer (connection refused)",
+        "*ERROR at setup of test_plumbing?h3?*",
+        "blocked: needs SSH to h3: no SSH on 192.0.2.13:22 within 10 s",
+    ])
+    assert ("etcd unreachable at 192.0.2.12:2379 during the check: timed out "
+            "(ConnectionTimeoutError)") in out
+    assert "Traceback" not in out and "site-packages" not in out, out
+
+
+def test_blocked_checks_have_their_own_allure_category(broken_run: pytest.RunResult,
+                                                       pytester: pytest.Pytester) -> None:
+    results = [json.loads(p.read_text()) for p in (pytester.path / "results").glob("*-result.json")]
+    blocked = next(r for r in results if r["name"] == "test_reads_leases")
+    assert blocked["status"] == "broken"
+    assert classify(blocked["status"], blocked["statusDetails"]["message"]) == "blocked by etcd"
+    unreachable = next(r for r in results if r["name"] == "test_gateway_times_out[h1]")
+    assert "etcd unreachable at 192.0.2.12:2379" in unreachable["statusDetails"]["message"]
+    names = [c["name"] for c in categories_json()]
+    assert names.index("blocked by etcd") < names.index("lab defect")
+    assert classify("broken", "Blocked: blocked: needs SSH to h3: x") == "blocked by ssh"
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def test_trim_cuts_whole_lines_with_a_marker() -> None:
+    text = "\n".join(f"line {i}: Error: context deadline exceeded" for i in range(100))
+    out = trim(text, 200)
+    assert out.endswith("[... 96 more lines]")
+    assert all(line.endswith("exceeded") for line in out.splitlines()[:-1])
+    cut = cut_line("Error: context deadline exceeded " * 20, 60)
+    assert len(cut) <= 60 and cut.endswith(" …")
+    assert cut[:-2].split()[-1] in {"Error:", "context", "deadline", "exceeded"}
+
+
+def test_a_bare_etcd_gateway_timeout_is_named() -> None:
+    import etcd3gw.exceptions
+
+    assert etcd_error(etcd3gw.exceptions.ConnectionTimeoutError("Read timed out.")) == "timed out"
+    refused = etcd3gw.exceptions.ConnectionFailedError(
+        "HTTPSConnectionPool(host='192.0.2.12', port=2379): Max retries exceeded "
+        "(Caused by NewConnectionError(': Failed to establish a new connection: "
+        "[Errno 111] Connection refused'))")
+    assert etcd_error(refused) == "connection refused"
+
+
+def test_a_timeout_says_what_the_last_poll_saw() -> None:
+    with pytest.raises(WaitTimeout) as exc:
+        wait_for(lambda: NotYet("h2: etcd inactive"), timeout=0.2, interval=0.05, what="etcd")
+    assert str(exc.value).endswith("last seen: h2: etcd inactive")
+    with pytest.raises(WaitTimeout) as exc:
+        wait_for(lambda: [], timeout=0.1, interval=0.05, what="pods")
+    assert "last seen: the condition returned []" in str(exc.value)
+    assert "not yet" not in str(exc.value)
+
+
+def test_must_gather_tries_an_unreachable_host_once(ssh_files: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[str] = []
+
+    def connect(lab: Lab, host):
+        attempts.append(host.name)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(mustgather, "connect", connect)
+    monkeypatch.setattr(mustgather, "UNREACHABLE", {})
+    lab = _lab(ssh_files)
+    for _ in range(3):
+        bundles = mustgather.gather(lab, [lab.host("h2"), lab.host("h3")],
+                                    unreachable={"h3": "no SSH on 192.0.2.13:22 within 10 s"})
+    assert attempts == ["h2"]
+    assert "not gathered: the preflight found it unreachable" in bundles["h3"]
+    assert "not tried again" in bundles["h2"]
+
+
+# --- plain `pytest -n auto` groups the disruptive checks --------------------------------------
+
+
+def _config(args: list[str], numprocesses: object, dist: str) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        option=types.SimpleNamespace(numprocesses=numprocesses, dist=dist),
+        invocation_params=types.SimpleNamespace(args=tuple(args)),
+    )
+
+
+@pytest.mark.parametrize(("args", "workers", "dist", "expected"), [
+    (["-n", "auto"], "auto", "no", "loadgroup"),       # the README's first example
+    (["-n", "2", "--dist", "load"], 2, "load", "load"),  # a mode the user chose stays
+    (["-n", "2", "--dist=no"], 2, "no", "no"),
+    ([], None, "no", "no"),                              # no xdist
+])
+def test_xdist_runs_select_loadgroup_unless_told_otherwise(
+        args: list[str], workers: object, dist: str, expected: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    config = _config(args, workers, dist)
+    pytest_cmdline_main(config)  # type: ignore[arg-type]
+    assert config.option.dist == expected
+
+
+def test_the_verdict_prints_one_line_per_layer() -> None:
+    verdict = preflight.Verdict({"etcd": preflight.LayerHealth(preflight.DOWN, "no quorum")})
+    assert verdict.lines() == ["etcd: down — no quorum"]
