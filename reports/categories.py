@@ -12,7 +12,7 @@ import re
 LAB_DEFECT = "lab defect"
 #: a check that did not run because the preflight found a layer it needs down
 BLOCKED_LAYERS = ("ssh", "etcd", "kubernetes")
-BLOCKED_PATTERN = r"blocked: needs (SSH|[a-z]+)"
+BLOCKED_PATTERN = r"blocked: needs (?:every )?(SSH|[a-z]+)"
 UNREACHABLE = "lab unreachable / preflight"
 HARNESS_ERROR = "harness error"
 
@@ -24,13 +24,17 @@ UNREACHABLE_PATTERN = (
 )
 
 
+def _word(layer: str) -> str:
+    return "SSH" if layer == "ssh" else layer
+
+
 def categories_json() -> list[dict[str, object]]:
     """Allure categories; the first matching one wins."""
     blocked = [
         {
             "name": f"blocked by {layer}",
             "matchedStatuses": ["broken", "failed"],
-            "messageRegex": f"(?s).*blocked: needs {'SSH' if layer == 'ssh' else layer}\\b.*",
+            "messageRegex": f"(?s).*blocked: needs (every )?{_word(layer)}\\b.*",
         }
         for layer in BLOCKED_LAYERS
     ]

@@ -170,7 +170,7 @@ def test_blocked_checks_fail_at_once_with_one_line(broken_run: pytest.RunResult)
         "*ERROR at setup of test_plumbing?h3?*",
         "blocked: needs SSH to h3: no SSH on 192.0.2.13:22 within 10 s",
     ])
-    assert ("etcd unreachable at 192.0.2.12:2379 during the check: timed out "
+    assert ("etcd unreachable at h2 (192.0.2.12:2379) during the check: timed out "
             "(ConnectionTimeoutError)") in out
     assert "Traceback" not in out and "site-packages" not in out, out
 
@@ -182,7 +182,7 @@ def test_blocked_checks_have_their_own_allure_category(broken_run: pytest.RunRes
     assert blocked["status"] == "broken"
     assert classify(blocked["status"], blocked["statusDetails"]["message"]) == "blocked by etcd"
     unreachable = next(r for r in results if r["name"] == "test_gateway_times_out[h1]")
-    assert "etcd unreachable at 192.0.2.12:2379" in unreachable["statusDetails"]["message"]
+    assert "etcd unreachable at h2 (192.0.2.12:2379)" in unreachable["statusDetails"]["message"]
     names = [c["name"] for c in categories_json()]
     assert names.index("blocked by etcd") < names.index("lab defect")
     assert classify("broken", "Blocked: blocked: needs SSH to h3: x") == "blocked by ssh"

@@ -12,6 +12,9 @@ from stackcheck.etcd import hashkv
 from stackcheck.lab import Lab
 from suites.etcd.cluster import Member, problem, settles, status_of
 
+#: they compare every member with the others: a member the preflight found down blocks them
+pytestmark = pytest.mark.needs_every_member("etcd")
+
 #: s: members of a healthy cluster converge in milliseconds; a loaded machine may lag
 CONVERGE = 30.0
 

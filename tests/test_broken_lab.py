@@ -1,0 +1,171 @@
+"""A broken lab gets a verdict as good as a healthy one's: the cause named once, fast.
+
+One real local lab (3 hosts, no Kubernetes) serves the module. Each test breaks it by
+hand (etcd majority stopped; a host at an address where nothing answers), runs the
+non-disruptive suites against its inventory in a separate pytest process, reads the
+JUnit XML, and restores the lab whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioners import ProvisionConfig, get_provisioner
+from stackcheck.lab import Lab
+from stackcheck.ssh import close_all
+
+REPO = Path(__file__).resolve().parent.parent
+SUBNET = "10.213.8.0/24"
+#: an address on the lab's own subnet (inside its namespaces) that no host has
+DEAD_ADDRESS = "10.213.8.99"
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs root"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    provisioner = get_provisioner("local")
+    config = ProvisionConfig(
+        run_id="broken", state_dir=tmp_path_factory.mktemp("brokenlab") / "lab", hosts=3,
+        options={"subnet": SUBNET, "name": "brk", "kubernetes": "false"},
+    )
+    try:
+        yield provisioner.create(config)
+    finally:
+        close_all()
+        provisioner.abort(config)
+
+
+@dataclass
+class Run:
+    """A pytest run of the suites: its output, outcome per check, and wall time."""
+
+    stdout: str
+    seconds: float
+    outcomes: dict[str, tuple[str, str]]  # check id -> (passed|failed|error|skipped, message)
+
+    def with_outcome(self, outcome: str) -> dict[str, str]:
+        return {name: msg for name, (out, msg) in self.outcomes.items() if out == outcome}
+
+
+def run_suites(inventory: Path, tmp_path: Path, *args: str) -> Run:
+    junit = tmp_path / "junit.xml"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--inventory={inventory}", "-p", "no:cacheprovider",
+         "-q", "-rfE", f"--junitxml={junit}", "--no-history", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+    seconds = time.monotonic() - started
+    outcomes: dict[str, tuple[str, str]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            found = case.find(tag)
+            if found is not None:
+                outcome = "failed" if tag == "failure" else tag
+                message = found.get("message") or ""
+                # setup errors read 'failed on setup with "<message>"'
+                message = message.removeprefix('failed on setup with "').removesuffix('"')
+                break
+        outcomes[name] = (outcome, message)
+    return Run(done.stdout + done.stderr, seconds, outcomes)
+
+
+def _service(lab: Lab, hosts: list[str], action: str) -> None:
+    provisioner = get_provisioner("local")
+    for name in hosts:
+        result = provisioner.service(lab, lab.host(name), "etcd", action)
+        assert result.ok, f"{name}: etcd {action}: {result.stderr}"
+
+
+def _inventory(lab: Lab) -> Path:
+    assert lab.state_dir is not None
+    return Path(lab.state_dir) / "inventory.yaml"
+
+
+def _assert_no_library_traceback(run: Run) -> None:
+    for needle in ("Traceback", "site-packages", "urllib3", "etcd3gw.exceptions"):
+        assert needle not in run.stdout, f"{needle!r} in the output:\n{run.stdout[-3000:]}"
+
+
+def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path) -> None:
+    healthy = run_suites(_inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
+    assert not healthy.with_outcome("failed") and not healthy.with_outcome("error"), (
+        healthy.stdout[-3000:])
+    _service(lab, ["h2", "h3"], "stop")
+    try:
+        broken = run_suites(_inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
+        quorum = run_suites(_inventory(lab), tmp_path, "suites/etcd/test_quorum.py")
+    finally:
+        _service(lab, ["h2", "h3"], "start")
+    # the verdict, once, at the start
+    assert "etcd: down — no quorum (0/3 healthy); h1: answers but has no leader; " \
+           "h2: does not answer (connection refused); h3: does not answer (connection " \
+           "refused)" in broken.stdout, broken.stdout[:2000]
+    # checks that need etcd are blocked, with one line naming it; etcd's own health fails
+    errors = broken.with_outcome("error")
+    assert errors and all(m.startswith("blocked: needs etcd: no quorum") for m in errors.values())
+    blocked_layers = {name.split("::")[0] for name in errors}
+    assert {"test_data_model", "test_host_plumbing", "test_daemon",
+            "test_consistency"} <= blocked_layers, sorted(errors)
+    failed = broken.with_outcome("failed")
+    assert set(failed) >= {"test_health::test_every_endpoint_is_healthy"}, sorted(failed)
+    assert all(name.startswith("test_health::") for name in failed), sorted(failed)
+    # checks of what is fine still run and pass
+    passed = broken.with_outcome("passed")
+    for name in ("test_daemon::test_daemon_answers[h1]",
+                 "test_reachability::test_host_answers_ssh[h3]",
+                 "test_datapath::test_every_pod_pings_every_other_pod"):
+        assert name in passed, f"{name}: {broken.outcomes.get(name)}"
+    _assert_no_library_traceback(broken)
+    assert broken.seconds <= healthy.seconds + 30, (broken.seconds, healthy.seconds)
+    # disruptive scenarios do not start on a cluster without quorum: blocked at once
+    assert set(quorum.with_outcome("error")) == set(quorum.outcomes), quorum.stdout[-2000:]
+    assert quorum.seconds < 30, quorum.seconds
+
+
+def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
+        lab: Lab, tmp_path: Path) -> None:
+    data = yaml.safe_load(_inventory(lab).read_text())
+    old = lab.host("h3").address
+    for host in data["hosts"]:
+        if host["name"] == "h3":
+            host["address"] = DEAD_ADDRESS
+    data["etcd"]["endpoints"] = [e.replace(old, DEAD_ADDRESS) for e in data["etcd"]["endpoints"]]
+    data["ssh"]["connect_timeout"] = 5
+    inventory = _inventory(lab).parent / "inventory-dead-h3.yaml"
+    inventory.write_text(yaml.safe_dump(data))
+    run = run_suites(inventory, tmp_path, "-n", "2", "-m", "not disruptive")
+    assert f"ssh: degraded — h3 does not answer (h3: no SSH on {DEAD_ADDRESS}:22" in run.stdout
+    assert "etcd: degraded — quorum kept (2/3); h3: does not answer" in run.stdout
+    errors = run.with_outcome("error")
+    consistency = {n: m for n, m in errors.items() if n.startswith("test_consistency::")}
+    assert len(consistency) == 3 and all(
+        m.startswith("blocked: needs every etcd member: quorum kept (2/3); h3: does not answer")
+        for m in consistency.values()), consistency
+    ssh = {n: m for n, m in errors.items() if n not in consistency}
+    assert ssh and all(m.startswith("blocked: needs SSH to") for m in ssh.values()), ssh
+    assert all("[h3]" in name or "datapath" in name for name in ssh), sorted(ssh)
+    assert "test_reachability::test_host_answers_ssh[h3]" in run.with_outcome("failed")
+    passed = run.with_outcome("passed")
+    for name in ("test_daemon::test_daemon_answers[h1]", "test_daemon::test_daemon_answers[h2]",
+                 "test_host_plumbing::test_vxlan_device_matches_config[h1]",
+                 "test_reachability::test_host_answers_ssh[h2]"):
+        assert name in passed, f"{name}: {run.outcomes.get(name)}"
+    _assert_no_library_traceback(run)
+    assert run.seconds <= 5 + 60, run.seconds
