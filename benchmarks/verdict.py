@@ -1,0 +1,126 @@
+"""Benchmark 6: time to verdict on a broken lab, next to the healthy run.
+
+Three variants of the conformance run (``-n auto --dist loadgroup``, Allure on) against one
+3-host local lab, interleaved:
+
+- ``healthy``: the lab as built;
+- ``etcd majority down``: etcd stopped on h2 and h3 before the run (started again after);
+- ``h3 unreachable``: an inventory whose h3 (and its etcd endpoint) is at an address of the
+  lab's own subnet where nothing answers, SSH connect timeout 5 s.
+
+Prints the median and spread per variant, its ratio to the healthy run, and the preflight's
+own time. Usage: ``.venv/bin/python benchmarks/verdict.py [--repeat 3] [--inventory lab.yaml]
+[--pytest-args "-m 'not disruptive'"]``. Without ``--inventory`` it builds a 3-host lab
+``bench`` on 10.213.60.0/24 (kubernetes=false) and removes it at the end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    REPO,
+    Timed,
+    interleaved,
+    lab_parser,
+    local_lab,
+    machine,
+    pytest_argv,
+    ratio,
+    run,
+    save,
+    start,
+)
+
+from provisioners import get_provisioner
+from stackcheck.lab import Lab
+
+
+def dead_host_inventory(lab: Lab, inventory: Path, host: str = "h3") -> Path:
+    """A copy of ``inventory`` with ``host`` at an unused address of the lab's subnet."""
+    data = yaml.safe_load(inventory.read_text())
+    old = lab.host(host).address
+    network = ipaddress.ip_network(f"{old}/24", strict=False)
+    dead = str(network.network_address + 99)
+    for entry in data["hosts"]:
+        if entry["name"] == host:
+            entry["address"] = dead
+    data["etcd"]["endpoints"] = [e.replace(old, dead) for e in data["etcd"]["endpoints"]]
+    data["ssh"]["connect_timeout"] = 5
+    out = inventory.parent / f"inventory-dead-{host}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def etcd_service(lab: Lab, hosts: list[str], action: str) -> None:
+    provisioner = get_provisioner(lab.provisioner)
+    for name in hosts:
+        provisioner.service(lab, lab.host(name), "etcd", action)
+
+
+def preflight_seconds() -> float | None:
+    """The preflight's own time, from the newest run folder of the project."""
+    runs = sorted((REPO / ".stackcheck" / "runs").glob("*/preflight.json"),
+                  key=lambda p: p.stat().st_mtime)
+    return json.loads(runs[-1].read_text())["elapsed_s"] if runs else None
+
+
+def main() -> int:
+    args = lab_parser(__doc__, repeat=3, timeout=1800).parse_args()
+    facts = start()
+    extra = shlex.split(args.pytest_args)
+    preflights: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="stackcheck-verdict-") as tmp:
+        work = Path(tmp)
+        with local_lab(args.hosts, work, inventory=args.inventory) as bench:
+            dead = dead_host_inventory(bench.lab, bench.inventory)
+
+            def conformance(inventory: Path, name: str) -> Timed:
+                timed = run(pytest_argv(inventory, work / name, extra=extra),
+                            timeout=args.timeout)
+                seconds = preflight_seconds()
+                if seconds is not None:
+                    preflights.setdefault(name, []).append(seconds)
+                return timed
+
+            def majority_down() -> Timed:
+                etcd_service(bench.lab, ["h2", "h3"], "stop")
+                try:
+                    return conformance(bench.inventory, "etcd majority down")
+                finally:
+                    etcd_service(bench.lab, ["h2", "h3"], "start")
+
+            variants: dict[str, Callable[[], Timed]] = {
+                "healthy": lambda: conformance(bench.inventory, "healthy"),
+                "etcd majority down": majority_down,
+                "h3 unreachable": lambda: conformance(dead, "h3 unreachable"),
+            }
+            series = interleaved(variants, args.repeat)
+        facts["load_end"] = machine()["load_start"]
+    healthy = series["healthy"].median
+    print(f"\nmachine: {facts['cpus']} x {facts['cpu']}, {facts['memory_gib']} GiB; "
+          f"load {facts['load_start']} -> {facts['load_end']}; {facts['date']}")
+    print(f"{'variant':<20} {'median s':>9} {'spread':>13} {'/ healthy':>10} {'preflight s':>12}")
+    for name, s in series.items():
+        pre = preflights.get(name, [])
+        pre_text = f"{max(pre):.1f}" if pre else "-"
+        print(f"{name:<20} {s.median:>9.1f} {s.spread():>13} "
+              f"{ratio(s.median, healthy):>10.2f} {pre_text:>12}")
+    save(args.json, {"machine": facts, "pytest_args": extra,
+                     "series": {n: s.values for n, s in series.items()},
+                     "preflight_s": preflights})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
