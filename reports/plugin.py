@@ -18,7 +18,7 @@ from allure_pytest.utils import allure_label
 
 from fixtures.lab import LAB_KEY, RUN_ID_KEY
 from fixtures.preflight import verdict_of
-from reports import allure_env, mustgather, secretscan
+from reports import allure_env, mustgather, preflight_result, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
 from reports.store import Store, read_results
@@ -157,7 +157,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _finish_results(config: pytest.Config, state: _State, alluredir: Path) -> None:
     lab = config.stash.get(LAB_KEY, None)
     alluredir.mkdir(parents=True, exist_ok=True)
-    allure_env.write_environment(alluredir, allure_env.environment(lab, state.run_id))
+    verdict = verdict_of(config)
+    allure_env.write_environment(alluredir, allure_env.environment(lab, state.run_id)
+                                 | preflight_result.environment(verdict))
+    if verdict is not None:
+        preflight_result.write(alluredir, verdict, state.run_id, state.started_ms)
     allure_env.write_categories(alluredir)
     allure_env.write_executor(alluredir)
     scrub(alluredir, since_ms=state.started_ms)

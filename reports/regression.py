@@ -30,6 +30,8 @@ class Summary:
     waived: list[dict] = field(default_factory=list)
     expired_waivers: list[str] = field(default_factory=list)
     junitxml: str | None = None
+    #: the preflight's verdict of this run, layer -> "status — summary"
+    preflight: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +79,8 @@ def compare(current: RunRecord, previous: list[RunRecord], *,
         | {"flaky": sum(t.flaky for t in tests), "total": len(current.tests)},
         expired_waivers=list(current.expired_waivers),
         junitxml=current.junitxml,
+        preflight={k.removeprefix("preflight."): v for k, v in current.environment.items()
+                   if k.startswith("preflight.")},
     )
     last = previous[0] if previous else None
     for key, test in sorted(current.tests.items()):
@@ -147,6 +151,9 @@ def to_markdown(s: Summary) -> str:
         f"Compared with {against}.",
         "",
     ]
+    bad = {k: v for k, v in s.preflight.items() if not v.startswith("ok")}
+    out += _lines("Preflight found the lab broken", [{"k": k, "v": v} for k, v in bad.items()],
+                  lambda e: f"{e['k']}: {e['v']}")
     out += _lines("Expired waivers (fail the run)", [{"w": w} for w in s.expired_waivers],
                   lambda e: e["w"])
     out += _lines("Newly failing", s.newly_failing,

@@ -269,3 +269,36 @@ def test_xdist_runs_select_loadgroup_unless_told_otherwise(
 def test_the_verdict_prints_one_line_per_layer() -> None:
     verdict = preflight.Verdict({"etcd": preflight.LayerHealth(preflight.DOWN, "no quorum")})
     assert verdict.lines() == ["etcd: down — no quorum"]
+
+
+# --- the preflight in the report ------------------------------------------------------------
+
+
+def test_the_preflight_is_its_own_result_and_in_the_environment() -> None:
+    from reports import preflight_result
+
+    verdict = preflight.Verdict({
+        "ssh": preflight.LayerHealth(preflight.OK, "all 3 hosts answer"),
+        "etcd": preflight.LayerHealth(preflight.DOWN, "no quorum (1/3 healthy)", ["h2", "h3"]),
+    }, 0.4)
+    result = preflight_result.result(verdict, "run-1", 1000.0)
+    assert result["status"] == "failed"
+    assert result["statusDetails"]["message"] == "etcd: down — no quorum (1/3 healthy)"
+    assert [s["status"] for s in result["steps"]] == ["passed", "failed"]
+    assert {"name": "epic", "value": "lab"} in result["labels"]
+    assert preflight_result.environment(verdict) == {
+        "preflight.ssh": "ok — all 3 hosts answer",
+        "preflight.etcd": "down — no quorum (1/3 healthy)"}
+
+
+def test_the_regression_summary_leads_with_a_broken_preflight() -> None:
+    from reports.regression import compare, to_markdown
+    from reports.store import RunRecord
+
+    run = RunRecord("r2", 0.0, 1.0, environment={
+        "preflight.ssh": "ok — all 3 hosts answer",
+        "preflight.etcd": "down — no quorum (1/3 healthy)"})
+    text = to_markdown(compare(run, []))
+    assert ("### Preflight found the lab broken (1)\n\n"
+            "- etcd: down — no quorum (1/3 healthy)") in text
+    assert "ssh: ok" not in text
