@@ -17,7 +17,7 @@ import pytest
 from allure_pytest.utils import allure_label
 
 from fixtures.lab import LAB_KEY, RUN_ID_KEY
-from reports import allure_env, mustgather, secretscan
+from reports import allure_env, mustgather, overview, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
 from reports.store import Store, read_results
@@ -156,6 +156,7 @@ def _finish_results(config: pytest.Config, state: _State, alluredir: Path) -> No
     allure_env.write_environment(alluredir, allure_env.environment(lab, state.run_id))
     allure_env.write_categories(alluredir)
     allure_env.write_executor(alluredir)
+    overview.for_session(config, alluredir, state.started_ms)
     scrub(alluredir, since_ms=state.started_ms)
     files = secretscan.lab_secret_files(lab) if lab is not None else []
     state.secrets = secretscan.scan(alluredir, secretscan.needles(files))
