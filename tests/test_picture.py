@@ -15,7 +15,7 @@ from reports import overview
 from reports.allure_env import executor
 from reports.store import read_results
 from stackcheck.cli import main
-from stackcheck.lab import Lab
+from stackcheck.lab import EtcdAccess, Lab
 from stackcheck.picture.model import (
     EtcdMember,
     HostView,
@@ -274,3 +274,18 @@ def test_local_lab_progress_quotes_the_lab_name(capsys) -> None:
         pass
     assert "local lab 'lab': sshd on every host" in capsys.readouterr().err
     assert Progress("local lab 'x'").title == "local lab 'x'"
+
+
+def test_gather_turns_what_does_not_answer_into_down_parts_and_notes(ssh_files: Path) -> None:
+    lab = _lab(ssh_files)
+    lab.etcd = EtcdAccess(endpoints=["http://127.0.0.1:9"])  # loopback, nothing listens
+    lab.hosts[0].roles = ["etcd"]  # no flannel host: nothing is read over SSH
+
+    def status(_lab: Lab) -> dict:
+        raise RuntimeError("status is broken")
+
+    snap = gather(lab, status=status)
+    [member] = snap.etcd_members
+    assert not member.healthy and member.host is None
+    assert any(n.startswith("service states: RuntimeError: status is broken") for n in snap.notes)
+    assert "etcd: no member reports a leader" in snap.problems()

@@ -113,6 +113,9 @@ class Snapshot:
         leaders = [m for m in self.etcd_members or [] if m.leader]
         if self.etcd_members and not leaders:
             out.append("etcd: no member reports a leader")
-        if self.ping is not None and self.ping.failed():
-            out.append(f"ping matrix ({self.ping.kind}): {', '.join(self.ping.failed())} failed")
+        failed = self.ping.failed() if self.ping is not None else []
+        if failed:
+            more = f" and {len(failed) - 8} more" if len(failed) > 8 else ""
+            out.append(f"ping matrix ({self.ping.kind}): {len(failed)} pair(s) failed: "
+                       f"{', '.join(failed[:8])}{more}")
         return out

@@ -11,13 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from stackcheck.lab import Host, Lab
 from stackcheck.picture.model import EtcdMember, HostView, KubeNode, Overlay, Snapshot
 from stackcheck.picture.runfiles import read_pingmatrix, read_preflight
-
-T = TypeVar("T")
 
 #: Seconds each part of the probe may take (a down host must not hold the picture up).
 PART_TIMEOUT = 20.0
@@ -25,27 +23,33 @@ PART_TIMEOUT = 20.0
 StatusFn = Callable[[Lab], dict[str, dict[str, str]]]
 
 
-def _bounded(what: str, fn: Callable[[], T], notes: list[str],
-             timeout: float = PART_TIMEOUT) -> T | None:
-    """``fn()`` in a daemon thread; None plus a note when it fails or outlasts ``timeout``."""
+def _bounded(parts: dict[str, Callable[[], Any]], notes: list[str],
+             timeout: float = PART_TIMEOUT) -> dict[str, Any]:
+    """Run every part at once in daemon threads; the values of those that finished within
+    ``timeout`` (together), a note for each that failed or did not answer."""
     box: dict[str, Any] = {}
+    errors: dict[str, str] = {}
 
-    def run() -> None:
+    def run(what: str, fn: Callable[[], Any]) -> None:
         try:
-            box["value"] = fn()
+            box[what] = fn()
         except Exception as exc:  # noqa: BLE001 - a part that cannot be read is a note
-            box["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            errors[what] = f"{type(exc).__name__}: {first}"[:200]
 
-    worker = threading.Thread(target=run, name=f"picture-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        notes.append(f"{what}: no answer within {timeout:.0f}s")
-        return None
-    if "error" in box:
-        notes.append(f"{what}: {box['error'][:200]}")
-        return None
-    return box.get("value")
+    workers = [threading.Thread(target=run, args=item, name=f"picture-{item[0]}", daemon=True)
+               for item in parts.items()]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    for what in parts:
+        if what in errors:
+            notes.append(f"{what}: {errors[what]}")
+        elif what not in box:
+            notes.append(f"{what}: no answer within {timeout:.0f}s")
+    return dict(box)
 
 
 def _etcd_members(lab: Lab) -> list[EtcdMember]:
@@ -132,7 +136,7 @@ def _overlays(lab: Lab, device: str | None, subnets: dict[str, str],
                for h in hosts if h.name not in skip]
     for worker in workers:
         worker.start()
-    deadline = time.monotonic() + PART_TIMEOUT
+    deadline = time.monotonic() + PART_TIMEOUT / 2
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
     for host in hosts:
@@ -141,7 +145,7 @@ def _overlays(lab: Lab, device: str | None, subnets: dict[str, str],
             result.subnet = out[host.name].subnet
             out[host.name] = result
         elif host.name not in skip:
-            why = result or f"no answer within {PART_TIMEOUT:.0f}s"
+            why = result or f"no answer within {PART_TIMEOUT / 2:.0f}s"
             notes.append(f"{host.name}: {device} not read: {why}")
     return out
 
@@ -177,24 +181,31 @@ def gather(lab: Lab, *, status: StatusFn | None = None, run_dir: Path | None = N
         return snap
     ssh = (snap.preflight or {}).get("ssh")
     ssh_down = set(ssh.down) if ssh else set()
+    parts: dict[str, Callable[[], Any]] = {}
     if status is not None:
-        states = _bounded("service states", lambda: status(lab), notes) or {}
-        for view in snap.hosts:
-            view.services = states.get(view.name)
+        parts["service states"] = lambda: status(lab)
     if lab.etcd is not None:
-        snap.etcd_members = _bounded("etcd status", lambda: _etcd_members(lab), notes)
+        parts["etcd status"] = lambda: _etcd_members(lab)
+        if lab.hosts_with("flannel"):
+            def overlays() -> dict[str, Overlay]:
+                device, subnets = _flannel(lab)
+                return _overlays(lab, device, subnets, ssh_down, notes)
+
+            parts["flannel leases"] = overlays
+    if lab.kubernetes is not None:
+        parts["Kubernetes nodes"] = lambda: _nodes(lab)
+    found = _bounded(parts, notes)
+    for view in snap.hosts:
+        view.services = (found.get("service states") or {}).get(view.name)
+        view.overlay = (found.get("flannel leases") or {}).get(view.name)
+    if "etcd status" in parts:
+        snap.etcd_members = found.get("etcd status")
         for member in snap.etcd_members or []:
             view = snap.host(member.host) if member.host else None
             if view is not None:
                 view.etcd = member
-        if lab.hosts_with("flannel"):
-            found = _bounded("flannel leases", lambda: _flannel(lab), notes)
-            device, subnets = found if found else (None, {})
-            overlays = _overlays(lab, device, subnets, ssh_down, notes)
-            for view in snap.hosts:
-                view.overlay = overlays.get(view.name)
-    if lab.kubernetes is not None:
-        snap.nodes = _bounded("Kubernetes nodes", lambda: _nodes(lab), notes)
+    if "Kubernetes nodes" in parts:
+        snap.nodes = found.get("Kubernetes nodes")
         for node in snap.nodes or []:
             view = snap.host(node.name)
             if view is not None:

@@ -15,8 +15,9 @@ from stackcheck.picture.model import HostView, PingMatrix, PreflightLayer, Snaps
 RED, GREEN, AMBER, GREY, INK = "#d32f2f", "#2e7d32", "#ef8f00", "#9e9e9e", "#212121"
 FILL = {"ok": "#66bb6a", "recovered": "#ffb74d", "failed": "#e53935", None: "#eeeeee"}
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-MARGIN, CARD_W, CARD_H, GAP, LINE = 20, 260, 176, 16, 18
+MARGIN, CARD_W, CARD_BASE, GAP, LINE = 20, 280, 146, 16, 18
 PER_ROW, CELL = 4, 30
+MATRIX_X = 480  # the ping matrix sits right of the preflight, this far from the margin
 
 
 def _fit(text: str, width: float, size: float = 12, bold: bool = False) -> str:
@@ -61,15 +62,34 @@ class _Canvas:
         self.parts.append(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="5" fill="{color}"/>')
 
 
+def _service_rows(host: HostView) -> list[list[tuple[str, str, float]]]:
+    """The host's services as rows of (name, state, width) that fit a card."""
+    rows: list[list[tuple[str, str, float]]] = [[]]
+    used = 0.0
+    for service, state in (host.services or {}).items():
+        width = 16 + len(service) * 6.5
+        if rows[-1] and used + width > CARD_W - 24:
+            rows.append([])
+            used = 0.0
+        rows[-1].append((service, state, width))
+        used += width
+    return rows
+
+
+def _card_height(hosts: list[HostView]) -> float:
+    return CARD_BASE + max((len(_service_rows(h)) for h in hosts), default=1) * LINE
+
+
 def _host_problem(snap: Snapshot, host: HostView) -> bool:
     return bool(snap.down_by_preflight(host.name)) or any(
         line.startswith(f"{host.name}: ") for line in snap.problems())
 
 
-def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float) -> None:
+def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float,
+          height: float) -> None:
     down = snap.down_by_preflight(host.name)
     bad = _host_problem(snap, host)
-    c.rect(x, y, CARD_W, CARD_H, fill="#fff5f5" if bad else "#ffffff",
+    c.rect(x, y, CARD_W, height, fill="#fff5f5" if bad else "#ffffff",
            stroke=RED if bad else "#bdbdbd", width=3 if bad else 1, radius=8,
            css=f"host {'failed' if bad else 'healthy'}")
     inner = CARD_W - 24
@@ -83,16 +103,16 @@ def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float) -> Non
     if host.services is None:
         c.text(x + 12, row, "services: not read", size=11, color=GREY)
     else:
-        cx = x + 17
-        for service, state in host.services.items():
-            width = 16 + len(service) * 6.5
-            if cx + width > x + CARD_W - 8:
+        for index, line in enumerate(_service_rows(host)):
+            if index:
                 row += LINE
-                cx = x + 17
-            c.dot(cx, row - 4, GREEN if state == "active" else RED)
-            c.text(cx + 8, row, service, size=11, color=INK if state == "active" else RED,
-                   tip=f"{host.name}: {service} {state}")
-            cx += width
+            cx = x + 17
+            for service, state, width in line:
+                c.dot(cx, row - 4, GREEN if state == "active" else RED)
+                c.text(cx + 8, row, service, size=11,
+                       color=INK if state == "active" else RED,
+                       tip=f"{host.name}: {service} {state}")
+                cx += width
     row += LINE + 2
     _member_line(c, host, x + 12, row, inner)
     row += LINE
@@ -100,11 +120,11 @@ def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float) -> Non
     row += 2 * LINE
     _node_line(c, host, x + 12, row, inner)
     if down:
-        c.line(x + 6, y + 6, x + CARD_W - 6, y + CARD_H - 6, RED, 4)
-        c.line(x + CARD_W - 6, y + 6, x + 6, y + CARD_H - 6, RED, 4)
-        c.rect(x + 20, y + CARD_H / 2 - 14, CARD_W - 40, 24, fill=RED, radius=4)
+        c.line(x + 6, y + 6, x + CARD_W - 6, y + height - 6, RED, 4)
+        c.line(x + CARD_W - 6, y + 6, x + 6, y + height - 6, RED, 4)
+        c.rect(x + 20, y + height / 2 - 14, CARD_W - 40, 24, fill=RED, radius=4)
         banner = _fit(f"DOWN ({', '.join(down)})", inner - 30, 13, bold=True)
-        c.text(x + CARD_W / 2, y + CARD_H / 2 + 3, banner, size=13, color="#ffffff", bold=True,
+        c.text(x + CARD_W / 2, y + height / 2 + 3, banner, size=13, color="#ffffff", bold=True,
                anchor="middle", css="down")
 
 
@@ -182,34 +202,47 @@ def _preflight(c: _Canvas, layers: dict[str, PreflightLayer], x: float, y: float
     return y
 
 
+def _cell(ping: PingMatrix) -> int:
+    """Cell size: 30 px up to 16 hosts, smaller beyond (at least 10 px)."""
+    return CELL if len(ping.hosts) <= 16 else max(10, 480 // len(ping.hosts))
+
+
+def _label_w(ping: PingMatrix) -> float:
+    return max(40, max((len(h) for h in ping.hosts), default=2) * 7 + 10)
+
+
+def _matrix_width(ping: PingMatrix) -> float:
+    return max(300, _label_w(ping) + len(ping.hosts) * _cell(ping))
+
+
 def _matrix(c: _Canvas, ping: PingMatrix, x: float, y: float) -> float:
     c.text(x, y, f"ping matrix ({ping.kind}): row pings column", size=14, bold=True)
     y += 12
-    label_w = max(40, max((len(h) for h in ping.hosts), default=2) * 7 + 10)
+    label_w, cell = _label_w(ping), _cell(ping)
     top = y + label_w
     for j, target in enumerate(ping.hosts):
-        cx = x + label_w + j * CELL + CELL / 2
+        cx = x + label_w + j * cell + cell / 2
         c.parts.append(f'<text x="{cx:.0f}" y="{top - 6:.0f}" font-size="11" fill="{INK}" '
                        f'transform="rotate(-60 {cx:.0f} {top - 6:.0f})">{escape(target)}</text>')
     for i, source in enumerate(ping.hosts):
-        cy = top + i * CELL
-        c.text(x + label_w - 6, cy + CELL / 2 + 4, source, size=11, anchor="end")
+        cy = top + i * cell
+        c.text(x + label_w - 6, cy + cell / 2 + 4, source, size=11, anchor="end")
         for j, target in enumerate(ping.hosts):
-            cx = x + label_w + j * CELL
+            cx = x + label_w + j * cell
             if source == target:
-                c.rect(cx, cy, CELL - 2, CELL - 2, fill="#f5f5f5", stroke="#e0e0e0")
+                c.rect(cx, cy, cell - 2, cell - 2, fill="#f5f5f5", stroke="#e0e0e0")
                 continue
             found = ping.pairs.get((source, target))
             status = found[0] if found else None
             tip = f"{source}->{target}: {status or 'not measured'}"
             if found and found[1]:
                 tip += f" ({found[1]})"
-            c.rect(cx, cy, CELL - 2, CELL - 2, fill=FILL[status], radius=3, tip=tip,
+            c.rect(cx, cy, cell - 2, cell - 2, fill=FILL[status], radius=3, tip=tip,
                    css=f"pair {status or 'unknown'}")
-            if status == "failed":
-                c.text(cx + CELL / 2 - 1, cy + CELL / 2 + 4, "✗", size=13, color="#ffffff",
+            if status == "failed" and cell >= 20:
+                c.text(cx + cell / 2 - 1, cy + cell / 2 + 4, "✗", size=13, color="#ffffff",
                        bold=True, anchor="middle")
-    y = top + len(ping.hosts) * CELL + 16
+    y = top + len(ping.hosts) * cell + 16
     lx = x
     for status in ("ok", "recovered", "failed"):
         c.rect(lx, y - 10, 12, 12, fill=FILL[status], radius=2)
@@ -223,6 +256,9 @@ def render(snap: Snapshot) -> str:
     c = _Canvas()
     per_row = max(1, min(PER_ROW, len(snap.hosts)))
     width = max(760, 2 * MARGIN + per_row * CARD_W + (per_row - 1) * GAP)
+    matrix_x = MARGIN + MATRIX_X
+    if snap.ping is not None and snap.ping.hosts:
+        width = max(width, matrix_x + _matrix_width(snap.ping) + MARGIN)
     problems = snap.problems()
     title = f"lab {snap.lab} ({snap.provisioner}) — {len(snap.hosts)} hosts"
     c.text(MARGIN, 30, _fit(title, width - 300, 20, bold=True), size=20, bold=True)
@@ -235,11 +271,12 @@ def render(snap: Snapshot) -> str:
     c.text(width - MARGIN - 120, 34, verdict, size=14, bold=True, color="#ffffff",
            anchor="middle", css="verdict")
     y = 70
+    card_h = _card_height(snap.hosts)
     for index, host in enumerate(snap.hosts):
         col, row = index % per_row, index // per_row
-        _card(c, snap, host, MARGIN + col * (CARD_W + GAP), y + row * (CARD_H + GAP))
+        _card(c, snap, host, MARGIN + col * (CARD_W + GAP), y + row * (card_h + GAP), card_h)
     rows = (len(snap.hosts) + per_row - 1) // per_row
-    y += rows * (CARD_H + GAP) + 10
+    y += rows * (card_h + GAP) + 10
     for text, color in _summary(snap):
         c.dot(MARGIN + 5, y - 4, color)
         c.text(MARGIN + 16, y, text, size=13, color=color, bold=color == RED)
@@ -247,15 +284,15 @@ def render(snap: Snapshot) -> str:
     y += 10
     left_end = y
     if snap.preflight:
-        left_end = _preflight(c, snap.preflight, MARGIN, y, width / 2 - MARGIN) + 10
+        left_end = _preflight(c, snap.preflight, MARGIN, y, MATRIX_X - 20) + 10
     else:
         c.text(MARGIN, y, "preflight: no verdict in this run", size=12, color=GREY)
         left_end = y + LINE
     if snap.ping is not None and snap.ping.hosts:
-        right_x = width / 2 if snap.preflight else MARGIN + 280
-        right_end = _matrix(c, snap.ping, right_x, y)
+        right_end = _matrix(c, snap.ping, matrix_x, y)
     else:
-        c.text(width / 2, y, "ping matrix: not measured in this run", size=12, color=GREY)
+        c.text(MARGIN + MATRIX_X, y, "ping matrix: not measured in this run", size=12,
+               color=GREY)
         right_end = y + LINE
     y = max(left_end, right_end) + 10
     if problems:
