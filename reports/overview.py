@@ -1,9 +1,10 @@
 """The lab overview in the Allure report: the lab picture as one result at the top.
 
-The result "Lab overview" (parentSuite ``(lab)``) carries the picture inline in its
-description and as an SVG attachment; it is ``failed`` when the picture shows a failed part,
-with the problems as its message. The picture is also written next to the results as
-``lab-overview.svg``. The regression store does not count it as a check.
+The result "Lab overview" (parentSuite ``(lab)``) carries the picture as an SVG attachment
+"lab picture" and inline in its description (Allure 3 shows it there; Allure 2 strips
+images from descriptions, so there it is the attachment); it is ``failed`` when the picture
+shows a failed part, with the problems as its message. The picture is also written next to
+the results as ``lab-overview.svg``. The regression store does not count it as a check.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def is_overview(result: dict) -> bool:
 def _description(svg: str) -> str:
     """The picture inline: an ``<img>`` with a data URI (report viewers strip inline SVG)."""
     data = base64.b64encode(svg.encode()).decode()
-    return (f'<p>The lab as this run saw it; failed parts are red, hosts the preflight found '
-            f'down are crossed out (open the "lab picture" attachment to zoom).</p>'
+    return (f'<p>The lab as this run saw it at its end: failed parts are red, hosts the '
+            f'preflight found down are crossed out. The picture is the "lab picture" '
+            f'attachment below.</p>'
             f'<img alt="lab picture" style="max-width:100%" '
             f'src="data:image/svg+xml;base64,{data}"/>')
 
