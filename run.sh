@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # stackcheck's two entry points; each installs what it needs first.
-#   ./run.sh conformance [pytest args]  full conformance run against the local lab (Allure results)
+#   ./run.sh conformance [pytest args]  full conformance run against the local lab, then the
+#                                       offline HTML report (allure-report/index.html)
 #   ./run.sh selftest [pytest args]     the harness's own tests
 set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBIAN_PACKAGES=(python3-venv iproute2 procps kmod e2fsprogs openssh-server openssh-client
                  etcd-server etcd-client ostree docker.io tini busybox-static iptables iputils-ping
-                 dpkg-dev make rsync gcc libc6-dev time)
+                 dpkg-dev make rsync gcc libc6-dev time
+                 chromium)  # the harness's look at the HTML report
+# Node.js and npm for the HTML report (Allure 3 needs nothing else), unless they are there
+# already: NodeSource's nodejs bundles npm and conflicts with Debian's npm package.
+command -v node >/dev/null && command -v npm >/dev/null || DEBIAN_PACKAGES+=(nodejs npm)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -43,9 +48,23 @@ case "$cmd" in
     conformance)
         install_debian_packages
         install_venv
+        .venv/bin/stackcheck report --prepare ||  # the Allure CLI now, so the report renders offline
+            echo "stackcheck: the HTML report will be missing; the run goes on" >&2
         say "conformance run against the local lab (Allure results in allure-results/)"
-        exec .venv/bin/python -m pytest -n auto --dist loadgroup --alluredir=allure-results \
-            --clean-alluredir "$@"
+        # pytest runs in the foreground so Ctrl-C reaches it; the traps only keep this script
+        # alive until pytest has torn the lab down, so the report is rendered whatever happened.
+        trap 'say "stopping: pytest tears the lab down first"' INT TERM
+        status=0
+        .venv/bin/python -m pytest -n auto --dist loadgroup --alluredir=allure-results \
+            --clean-alluredir "$@" || status=$?
+        trap - INT TERM
+        say "HTML report"
+        if .venv/bin/stackcheck report --results allure-results --out allure-report; then
+            say "report: $PWD/allure-report/index.html (lab picture: $PWD/allure-results/lab-overview.svg)"
+        else
+            echo "stackcheck: no HTML report this time (see above); results in allure-results/" >&2
+        fi
+        exit "$status"
         ;;
     selftest)
         install_debian_packages

@@ -57,29 +57,52 @@ def write_categories(alluredir: Path) -> Path:
     return path
 
 
+#: Where the published HTML report lives, if the CI job knows (else a default per CI).
+REPORT_URL = "STACKCHECK_REPORT_URL"
+REPORT_PATH = "allure-report/index.html"
+
+
+def _number(value: str | None) -> int:
+    return int(value) if (value or "").isdigit() else 0
+
+
 def executor(env: Mapping[str, str] = os.environ) -> dict[str, object] | None:
-    """Allure's executor.json from the CI's variables; None outside CI."""
+    """Allure's executor.json from the CI's variables (GitHub Actions, GitLab CI, Jenkins);
+    None outside CI. The report URL is ``$STACKCHECK_REPORT_URL`` when set, else where the
+    job's artifact ``allure-report/index.html`` is served (the run's page on GitHub)."""
+    found: dict[str, object] | None = None
     if env.get("GITHUB_ACTIONS"):
-        url = f"{env.get('GITHUB_SERVER_URL')}/{env.get('GITHUB_REPOSITORY')}"
-        return {"name": "GitHub Actions", "type": "github",
-                "buildName": f"{env.get('GITHUB_WORKFLOW', '')} "
-                              f"#{env.get('GITHUB_RUN_NUMBER', '')}",
-                "buildUrl": f"{url}/actions/runs/{env.get('GITHUB_RUN_ID')}",
-                "buildOrder": int(env.get("GITHUB_RUN_NUMBER", "0") or 0)}
-    if env.get("GITLAB_CI"):
-        return {"name": "GitLab CI", "type": "gitlab",
-                "buildName": f"{env.get('CI_JOB_NAME', '')} #{env.get('CI_PIPELINE_IID', '')}",
-                "buildUrl": env.get("CI_JOB_URL"), "reportUrl": env.get("CI_PIPELINE_URL"),
-                "buildOrder": int(env.get("CI_PIPELINE_IID", "0") or 0)}
-    if env.get("JENKINS_URL"):
-        return {"name": "Jenkins", "type": "jenkins",
-                "buildName": f"{env.get('JOB_NAME', '')} #{env.get('BUILD_NUMBER', '')}",
-                "buildUrl": env.get("BUILD_URL"),
-                "buildOrder": int(env.get("BUILD_NUMBER", "0") or 0)}
-    if env.get("CI"):
-        return {"name": env.get("CI_NAME", "CI"), "type": "ci",
-                "buildName": env.get("CI_BUILD_ID", "")}
-    return None
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        repo, run = env.get("GITHUB_REPOSITORY", ""), env.get("GITHUB_RUN_ID", "")
+        build = f"{server}/{repo}/actions/runs/{run}"
+        number = env.get("GITHUB_RUN_NUMBER", "")
+        found = {"name": "GitHub Actions", "type": "github",
+                 "buildName": f"{env.get('GITHUB_WORKFLOW', '')} #{number}",
+                 "buildUrl": build, "reportUrl": build,
+                 "buildOrder": _number(env.get("GITHUB_RUN_NUMBER"))}
+    elif env.get("GITLAB_CI"):
+        job = env.get("CI_JOB_URL")
+        found = {"name": "GitLab CI", "type": "gitlab",
+                 "buildName": f"{env.get('CI_JOB_NAME', '')} #{env.get('CI_PIPELINE_IID', '')}",
+                 "buildUrl": job,
+                 "reportUrl": f"{job}/artifacts/file/{REPORT_PATH}" if job else None,
+                 "buildOrder": _number(env.get("CI_PIPELINE_IID"))}
+    elif env.get("JENKINS_URL"):
+        build_url = env.get("BUILD_URL")
+        found = {"name": "Jenkins", "type": "jenkins",
+                 "buildName": f"{env.get('JOB_NAME', '')} #{env.get('BUILD_NUMBER', '')}",
+                 "buildUrl": build_url,
+                 "reportUrl": f"{build_url.rstrip('/')}/artifact/{REPORT_PATH}" if build_url
+                 else None,
+                 "buildOrder": _number(env.get("BUILD_NUMBER"))}
+    elif env.get("CI"):
+        found = {"name": env.get("CI_NAME", "CI"), "type": "ci",
+                 "buildName": env.get("CI_BUILD_ID", "")}
+    if found is not None:
+        found["reportName"] = "stackcheck"
+        if env.get(REPORT_URL):
+            found["reportUrl"] = env[REPORT_URL]
+    return found
 
 
 def write_executor(alluredir: Path, env: Mapping[str, str] = os.environ) -> Path | None:

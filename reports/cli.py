@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from reports.regression import compare, to_markdown
-from reports.render import RenderError, render
+from reports.render import RenderError, ensure_cli, pick_engine, render
 from reports.store import DEFAULT_HISTORY, RunRecord, Store, read_results
 from reports.waivers import WaiverError, find, load_waivers
 
@@ -68,14 +68,23 @@ def _apply_waivers(record: RunRecord, path: Path) -> None:
 @click.option("--waivers", type=Path, help="YAML of known failures, applied to the summary")
 @click.option("--slower-ratio", type=float, default=1.5, show_default=True,
               help="a check is 'markedly slower' at this duration ratio")
+@click.option("--prepare", is_flag=True,
+              help="only install the Allure CLI (npm, into the cache) and exit")
 def report(results: Path, out: Path, html: bool, engine: str, history_dir: Path,
            run_id: str | None, since_last: bool, nightly: int | None, waivers: Path | None,
-           slower_ratio: float) -> None:
+           slower_ratio: float, prepare: bool) -> None:
     """Render the offline HTML report and say what changed since the last run(s).
 
     Exit status 1 when a check is newly failing or a waiver expired (with --since-last or
     --nightly), 2 when the report cannot be made.
     """
+    if prepare:
+        try:
+            cli = ensure_cli(pick_engine(engine))
+        except RenderError as exc:
+            _fail(str(exc))
+        click.echo(f"Allure CLI ready: {cli}", err=True)
+        sys.exit(0)
     store = Store(history_dir)
     current = _current(store, results, run_id)
     if waivers is not None:

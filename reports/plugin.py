@@ -18,7 +18,7 @@ from allure_pytest.utils import allure_label
 
 from fixtures.lab import LAB_KEY, RUN_ID_KEY
 from fixtures.preflight import verdict_of
-from reports import allure_env, mustgather, preflight_result, secretscan
+from reports import allure_env, mustgather, overview, preflight_result, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
 from reports.store import Store, read_results
@@ -164,6 +164,7 @@ def _finish_results(config: pytest.Config, state: _State, alluredir: Path) -> No
         preflight_result.write(alluredir, verdict, state.run_id, state.started_ms)
     allure_env.write_categories(alluredir)
     allure_env.write_executor(alluredir)
+    overview.for_session(config, alluredir, state.started_ms)
     scrub(alluredir, since_ms=state.started_ms)
     files = secretscan.lab_secret_files(lab) if lab is not None else []
     state.secrets = secretscan.scan(alluredir, secretscan.needles(files))

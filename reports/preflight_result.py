@@ -51,7 +51,7 @@ def result(verdict: Verdict, run_id: str, started_ms: float) -> dict:
             {"name": "epic", "value": "lab"},
             {"name": "feature", "value": "preflight"},
             {"name": "severity", "value": "blocker"},
-            {"name": "parentSuite", "value": "lab"},
+            {"name": "parentSuite", "value": "(lab)"},  # with the lab overview, at the top
             {"name": "suite", "value": "preflight"},
             {"name": "run_id", "value": run_id},
         ],

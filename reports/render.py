@@ -21,6 +21,8 @@ from pathlib import Path
 CACHE = Path(os.environ.get("STACKCHECK_CACHE", "~/.cache/stackcheck")).expanduser() / "allure"
 PACKAGES = {"allure2": "allure-commandline@2", "allure3": "allure@3"}
 TIMEOUT = 300
+#: The suite tree: layer → check group → host (Allure 2 reads these labels by itself).
+TREE = ("parentSuite", "suite", "subSuite")
 
 
 # Allure 3's report plugins embed Google Analytics whatever ALLURE_NO_ANALYTICS says.
@@ -99,7 +101,8 @@ def _render_allure3(cli: Path, results: Path, out: Path, work: Path, name: str) 
         "name": name,
         "output": str(work / "report"),
         "historyPath": str((out / "history.jsonl").resolve()),
-        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name}}},
+        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name,
+                                            "groupBy": list(TREE)}}},
     }
     (work / "allurerc.json").write_text(json.dumps(config))
     _run([str(cli), "generate", "--config", str(work / "allurerc.json"), str(results)])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reports.allure_env import read_environment
 from reports.categories import classify
+from reports.overview import is_overview
 from reports.redact import redact
 
 FAILED = ("failed", "broken")
@@ -124,6 +125,8 @@ def read_results(alluredir: Path, *, since_ms: float | None = None,
         except (OSError, ValueError):
             continue
         if since_ms is not None and result.get("start", 0) < since_ms:
+            continue
+        if is_overview(result):  # the lab picture, not a check
             continue
         key = result.get("historyId") or _key(result)
         by_history.setdefault(key, []).append(result)

@@ -99,8 +99,19 @@ def lab_up(name: str, hosts: int, lab_dir: Path, inventory: Path | None,
 @lab.command("status")
 @click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
 @click.option("--inventory", type=Path, help="inventory of the lab (default: the local lab's)")
-def lab_status(lab_dir: Path, inventory: Path | None) -> None:
-    """Show each host, the state of its services and pending faults (exit 1 if any is off)."""
+@click.option("--svg", "svg", type=Path, metavar="FILE",
+              help="also draw the lab (hosts, etcd, flannel, nodes, the last run's ping matrix "
+                   "and preflight) as an SVG picture into FILE")
+@click.option("--run-dir", type=Path, metavar="DIR",
+              help="the run whose ping matrix and preflight --svg draws (default: the newest "
+                   "run of this lab under ./.stackcheck/runs)")
+def lab_status(lab_dir: Path, inventory: Path | None, svg: Path | None,
+               run_dir: Path | None) -> None:
+    """Show each host, the state of its services and pending faults.
+
+    Exit status: 0 every service is active, 1 a service is off or a fault is pending,
+    2 no lab here (no inventory) or its state cannot be read.
+    """
     try:
         current = _load_lab(lab_dir, inventory)
         name = current.provisioner if inventory is None else "existing"
@@ -125,7 +136,25 @@ def lab_status(lab_dir: Path, inventory: Path | None) -> None:
     if pending:
         click.echo(f"pending faults (left stopped by an interrupted run; the next run's "
                    f"preflight restarts them): {', '.join(f'{h}/{s}' for h, s in pending)}")
+    if svg is not None:
+        _draw(current, states, svg, run_dir)
     sys.exit(1 if bad or pending else 0)
+
+
+def _draw(current: Lab, states: dict[str, dict[str, str]], svg: Path,
+          run_dir: Path | None) -> None:
+    from stackcheck.picture import gather, render
+    from stackcheck.picture.runfiles import latest_run_dir
+
+    run_dir = run_dir or latest_run_dir(Path.cwd() / ".stackcheck" / "runs", current.name)
+    snap = gather(current, status=lambda _lab: states, run_dir=run_dir,
+                  run_id=run_dir.name if run_dir else None)
+    if run_dir is not None:
+        snap.notes.append(f"ping matrix and preflight from run {run_dir.name}")
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    svg.write_text(render(snap))
+    problems = snap.problems()
+    console.print(f"lab picture: {svg}" + (f" ({len(problems)} problem(s))" if problems else ""))
 
 
 @lab.command("down")

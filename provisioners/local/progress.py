@@ -8,13 +8,26 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
+LAB_PREFIX = "local lab "
+
+
+def _quote_name(title: str) -> str:
+    """``local lab lab`` → ``local lab 'lab'``: the lab's name reads as a name."""
+    name = title.removeprefix(LAB_PREFIX)
+    if title.startswith(LAB_PREFIX) and name and not name.startswith(("'", '"')):
+        return f"{LAB_PREFIX}{name!r}"
+    return title
+
 
 class Progress:
-    """Spinner while a step runs, a checked line with its duration when it ends."""
+    """Spinner while a step runs, a checked line with its duration when it ends.
+
+    Lines read ``✓ local lab 'lab': sshd on every host (0.31s)``.
+    """
 
     def __init__(self, title: str) -> None:
         self.console = Console(stderr=True, highlight=False)
-        self.title = title
+        self.title = _quote_name(title)
         self.started = time.monotonic()
         self.steps: dict[str, float] = {}
 
