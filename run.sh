@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 DEBIAN_PACKAGES=(python3-venv iproute2 procps kmod e2fsprogs openssh-server openssh-client
                  etcd-server etcd-client ostree docker.io tini busybox-static iptables iputils-ping
-                 dpkg-dev make rsync gcc libc6-dev time)
+                 dpkg-dev make rsync gcc libc6-dev time mmdebstrap systemd-container)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
