@@ -23,9 +23,6 @@ from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: cgroup v1 hierarchies each machine gets its own subtree in (the container's systemd
-#: manages name=systemd; pids tracks every process of the lab for teardown)
-HIERARCHIES = ("systemd", "unified", "pids")
 BOOT_TIMEOUT = 120.0
 ETCD_TIMEOUT = 90.0
 DOCKER_TIMEOUT = 90.0
@@ -35,14 +32,23 @@ PLUMBING = "flanneld.service: static vxlan plumbing unit (no flanneld binary giv
 
 
 def machine_cgroups(layout: Layout, host: HostPlan) -> list[Path]:
-    """``stackcheck-<lab>/<host>`` in each hierarchy of :data:`HIERARCHIES` (created)."""
+    """``stackcheck-<lab>/<host>`` in every mounted hierarchy (created; cpuset filled in).
+
+    The machine's cgroup namespace is rooted there: its systemd and its Docker containers
+    live in that subtree, never elsewhere on the machine, and teardown removes it.
+    """
     out = []
-    for hier in HIERARCHIES:
-        root = CGROUP_ROOT / hier
-        if (root / "cgroup.procs").exists():
-            path = root / lab_group(layout.name) / host.name
-            path.mkdir(parents=True, exist_ok=True)
-            out.append(path)
+    for hier in sorted(CGROUP_ROOT.iterdir()):
+        if not (hier / "cgroup.procs").exists():
+            continue
+        path = hier / lab_group(layout.name) / host.name
+        path.mkdir(parents=True, exist_ok=True)
+        if (hier / "cpuset.cpus").exists():
+            for d in (path.parent, path):
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    if not (d / name).read_text().strip():
+                        (d / name).write_text((d.parent / name).read_text())
+        out.append(path)
     return out
 
 

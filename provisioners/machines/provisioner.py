@@ -17,11 +17,12 @@ from provisioners.local.progress import Progress
 from provisioners.local.teardown import CREATE_LOCK, destroy_locked
 from provisioners.machines import tree
 from provisioners.machines.build import build
-from provisioners.machines.supervisor import STOP_TIMEOUT
 from stackcheck.lab import InventoryError, Lab, load_inventory
 
 DEFAULT_NAME = "machines"
 DEFAULT_SUBNET = "10.212.0.0/24"
+#: supervisors wait 20 s for a power-off before they kill the machine
+POWER_OFF_TIMEOUT = 25.0
 
 
 def layout_for(config: ProvisionConfig) -> Layout:
@@ -46,7 +47,7 @@ def healthy(state_dir: Path) -> bool:
     return etcd.healthy(layout)
 
 
-def power_off(state_dir: Path, timeout: float = STOP_TIMEOUT + 5) -> None:
+def power_off(state_dir: Path, timeout: float = POWER_OFF_TIMEOUT) -> None:
     """Ask every supervisor to power its machine off and wait (bounded) until they are gone."""
     data = state.read(state_dir) or {}
     procs = [r for r in data.get("processes", {}).values() if alive(r.get("pid"), r.get("start"))]

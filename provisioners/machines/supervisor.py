@@ -18,6 +18,7 @@ import argparse
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -28,6 +29,7 @@ from provisioners.machines.tree import OS_NAME
 
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container rebooted
 STOP_TIMEOUT = 20.0
+CGROUP_TIMEOUT = 60.0
 #: a reboot loop (machine dies at once every time) stops after this many quick exits
 MAX_QUICK_BOOTS = 5
 
@@ -42,6 +44,8 @@ def nspawn_argv(sysroot: Path, deployment: Path, netns: str, name: str, upstream
         "--link-journal=no", "--resolv-conf=off", "--timezone=off", "--console=read-only",
         # the host netns is the machine's own: it configures it (flannel.1, docker0)
         "--capability=CAP_NET_ADMIN",
+        # runc gives each container a session keyring (nspawn's filter blocks keyctl)
+        "--system-call-filter=@keyring",
         f"--bind={sysroot}:/sysroot", f"--bind={sysroot}/boot:/boot", f"--bind={var}:/var",
         f"--bind-ro={deployment}/usr:/usr", f"--bind-ro={booted_marker}:/run/ostree-booted",
         f"--bind-ro={upstream}:{UPSTREAM_MOUNT}",
@@ -75,6 +79,8 @@ class Supervisor:
                            Path(self.args.upstream), marker, self.args.uuid)
         self.log(f"booting {deployment.name}")
         self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self.delegate_cgroups, args=(self.child.pid,),
+                         daemon=True).start()
         while True:
             try:
                 rc = self.child.wait(timeout=STOP_TIMEOUT if self.stopping else None)
@@ -84,6 +90,26 @@ class Supervisor:
                 self.child.kill()
         self.log(f"systemd-nspawn exited {rc}")
         return rc
+
+    def delegate_cgroups(self, nspawn: int) -> None:
+        """Make the machine's cgroup v1 controllers writable (nspawn mounts them read-only).
+
+        Its cgroup namespace is rooted at the machine's own subtree, so its systemd and
+        Docker can make cgroups there and nowhere else (like a VM's own cgroup tree).
+        """
+        deadline = time.monotonic() + CGROUP_TIMEOUT
+        while time.monotonic() < deadline and not self.stopping:
+            init = _container_init(nspawn)
+            mounts = _cgroup_mounts(init) if init else []
+            if mounts:
+                failed = [m for m in mounts if subprocess.run(
+                    ["nsenter", "-t", str(init), "-m", "mount", "-o", "remount,bind,rw", m],
+                    capture_output=True).returncode != 0]
+                self.log("cgroup controllers writable in the machine" if not failed
+                         else f"could not make writable: {', '.join(failed)}")
+                return
+            time.sleep(0.1)
+        self.log(f"cgroup controllers not found within {CGROUP_TIMEOUT:g}s")
 
     def run(self) -> int:
         quick = 0
@@ -102,6 +128,38 @@ class Supervisor:
                 return 3
             self.log("rebooting into the default deployment")
         return 0
+
+
+def _container_init(nspawn: int) -> int | None:
+    """The machine's PID 1 (a child of nspawn whose innermost PID is 1)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if (fields.get("PPid", "").strip() == str(nspawn)
+                and fields.get("NSpid", "").split()[-1:] == ["1"]):
+            return int(proc.name)
+    return None
+
+
+def _cgroup_mounts(pid: int) -> list[str]:
+    """Read-only cgroup v1 controller mounts under /sys/fs/cgroup in ``pid``'s namespace."""
+    out = []
+    try:
+        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        pre, _, post = line.partition(" - ")
+        fields = pre.split()
+        if (post.split()[:1] == ["cgroup"] and fields[4].startswith("/sys/fs/cgroup/")
+                and "ro" in fields[5].split(",")):
+            out.append(fields[4])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
