@@ -18,7 +18,15 @@ from provisioners.local.proc import spawn
 from provisioners.local.progress import Progress
 from provisioners.machines import config, sysroot
 from provisioners.machines.tree import OS_NAME, Tree
-from stackcheck.lab import EtcdAccess, FlannelConfig, Host, Lab, SSHAccess, write_inventory
+from stackcheck.lab import (
+    EtcdAccess,
+    FlannelConfig,
+    Host,
+    Lab,
+    ServiceControl,
+    SSHAccess,
+    write_inventory,
+)
 from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
 
@@ -67,6 +75,9 @@ def make_lab(layout: Layout, env: dict[str, str]) -> Lab:
         etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
                         cert_file=files["cert"], key_file=files["key"]),
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
+        # systemctl and the default unit names; no kubelet: this lab runs no Kubernetes
+        service_control=ServiceControl(units={k: v for k, v in ServiceControl().units.items()
+                                              if k != "kubelet"}),
         environment=env,
     )
 
