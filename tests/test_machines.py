@@ -13,31 +13,102 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from provisioners import ProvisionConfig, get_provisioner
+from provisioners import ProvisionConfig, ProvisionerError, get_provisioner
 from provisioners.local import etcd as local_etcd
 from provisioners.local import network
 from provisioners.local.cgroups import CGROUP_ROOT, lab_group
+from provisioners.machines.config import docker_daemon, etcd_env, flannel_env
 from provisioners.machines.provisioner import layout_for
+from provisioners.machines.supervisor import nspawn_argv
+from provisioners.machines.sysroot import default_deployment
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
+F = TypeVar("F", bound=Callable[..., object])
 NAME = "mch"
 OPTIONS = {"name": NAME, "subnet": "10.213.16.0/24"}
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="a machines lab needs root"),
-    pytest.mark.skipif(shutil.which("systemd-nspawn") is None or shutil.which("mmdebstrap") is None,
-                       reason="needs Debian's systemd-container and mmdebstrap"),
-]
+
+
+def needs_lab(func: F) -> F:
+    """Marks of a check that builds (or uses) the module's machines lab."""
+    for mark in (
+        pytest.mark.lab,
+        pytest.mark.slow,
+        pytest.mark.skipif(os.geteuid() != 0, reason="a machines lab needs root"),
+        pytest.mark.skipif(
+            shutil.which("systemd-nspawn") is None or shutil.which("mmdebstrap") is None,
+            reason="needs Debian's systemd-container and mmdebstrap"),
+    ):
+        func = mark(func)
+    return func
+
+
+# --- without a lab ----------------------------------------------------------------------
+
+
+def _entry(sr: Path, version: int, target: str) -> None:
+    entries = sr / "boot/loader/entries"
+    entries.mkdir(parents=True, exist_ok=True)
+    (entries / f"ostree-{version}-debian.conf").write_text(
+        f"title Debian\nversion {version}\noptions root=x ostree=/ostree/boot.1/debian/abc/"
+        f"{target} quiet\nlinux /vmlinuz\n")
+
+
+def test_default_deployment_is_the_highest_versioned_entry(tmp_path: Path) -> None:
+    sr = tmp_path / "sysroot"
+    deploy = sr / "ostree/deploy/debian/deploy"
+    for d in ("aaa.0", "bbb.0"):
+        (deploy / d / "usr").mkdir(parents=True)
+    links = sr / "ostree/boot.1/debian/abc"
+    links.mkdir(parents=True)
+    (links / "0").symlink_to("../../../deploy/debian/deploy/bbb.0")
+    (links / "1").symlink_to("../../../deploy/debian/deploy/aaa.0")
+    _entry(sr, 1, "1")
+    _entry(sr, 2, "0")
+    assert default_deployment(sr) == deploy / "bbb.0"
+    (sr / "boot/loader/entries/ostree-2-debian.conf").unlink()
+    assert default_deployment(sr) == deploy / "aaa.0"
+
+
+def test_no_boot_entry_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(ProvisionerError, match="no boot loader entry"):
+        default_deployment(tmp_path)
+
+
+def test_configuration_of_a_host(tmp_path: Path) -> None:
+    layout = layout_for(ProvisionConfig("r1", tmp_path, hosts=3, options=dict(OPTIONS)))
+    h1 = layout.hosts[0]
+    env = dict(line.split("=", 1) for line in etcd_env(layout, h1).splitlines()[1:])
+    assert env["ETCD_INITIAL_CLUSTER"] == ("h1=https://10.213.16.11:2380,"
+                                           "h2=https://10.213.16.12:2380,"
+                                           "h3=https://10.213.16.13:2380")
+    assert env["ETCD_CLIENT_CERT_AUTH"] == env["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
+    flannel = flannel_env(layout, h1)
+    assert "10.244.2.0/24,10.213.16.12,0e:73:63:00:00:02" in flannel
+    assert "10.244.1.0/24" not in flannel.split("PEERS=")[1]
+    assert '"bip": "10.244.1.1/24"' in docker_daemon(h1)
+    assert "bip" not in docker_daemon(h1, bridge=False)
+
+
+def test_nspawn_boots_the_deployment_with_ostree_binds(tmp_path: Path) -> None:
+    argv = nspawn_argv(tmp_path / "sr", tmp_path / "dep", "sc-x-h1", "x-h1", tmp_path / "up",
+                       tmp_path / "marker", None)
+    assert "--boot" in argv and f"--directory={tmp_path / 'dep'}" in argv
+    assert f"--bind-ro={tmp_path / 'dep'}/usr:/usr" in argv
+    assert f"--bind-ro={tmp_path / 'marker'}:/run/ostree-booted" in argv
+    assert "--network-namespace-path=/run/netns/sc-x-h1" in argv
+
+
+# --- a real machines lab ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +144,7 @@ def sh(lab: Lab, host: str, command: str) -> str:
     return result.stdout
 
 
+@needs_lab
 def test_machines_run_systemd_and_the_distribution_units(lab: Lab) -> None:
     assert lab.provisioner == "machines"
     assert "kubelet" not in lab.service_control.units
@@ -84,6 +156,7 @@ def test_machines_run_systemd_and_the_distribution_units(lab: Lab) -> None:
         assert "*" in sh(lab, host.name, "ostree admin status")
 
 
+@needs_lab
 def test_suites_pass_with_real_reboots(lab: Lab) -> None:
     result = run_suite(lab, "-n", "2", "--dist", "loadgroup", "--allow-reboot", "suites/etcd",
                        "suites/docker", "suites/flannel", "suites/atomic", timeout=900)
@@ -96,6 +169,7 @@ def test_suites_pass_with_real_reboots(lab: Lab) -> None:
         assert log.count("rebooting into the default deployment") >= 2, log[-2000:]
 
 
+@needs_lab
 def test_etcd_suite_catches_two_stopped_members(lab: Lab) -> None:
     try:
         for h in ("h2", "h3"):
@@ -111,6 +185,7 @@ def test_etcd_suite_catches_two_stopped_members(lab: Lab) -> None:
         wait_for(lambda: local_etcd.healthy(layout), timeout=60, what="etcd healthy again")
 
 
+@needs_lab
 def test_docker_suite_catches_a_stopped_daemon(lab: Lab) -> None:
     try:
         sh(lab, "h2", "systemctl stop docker.socket docker")
@@ -121,6 +196,7 @@ def test_docker_suite_catches_a_stopped_daemon(lab: Lab) -> None:
         sh(lab, "h2", "systemctl start docker")
 
 
+@needs_lab
 def test_flannel_suite_catches_a_stopped_flanneld(lab: Lab) -> None:
     try:
         sh(lab, "h3", "systemctl stop flanneld")
@@ -131,6 +207,7 @@ def test_flannel_suite_catches_a_stopped_flanneld(lab: Lab) -> None:
         sh(lab, "h3", "systemctl start flanneld")
 
 
+@needs_lab
 def test_atomic_suite_catches_a_wrong_origin(lab: Lab) -> None:
     origin = ("/ostree/deploy/debian/deploy/"
               "$(ostree admin status | awk '/^\\* / {print $3}').origin")
@@ -145,6 +222,7 @@ def test_atomic_suite_catches_a_wrong_origin(lab: Lab) -> None:
         sh(lab, "h1", f"sed -i 's|^refspec=.*|{refspec}|' {origin}")
 
 
+@needs_lab
 def test_lab_down_leaves_nothing(lab: Lab, config: ProvisionConfig) -> None:
     get_provisioner("machines").abort(config)
     layout = layout_for(config)

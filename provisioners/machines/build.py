@@ -116,8 +116,11 @@ def _active(lab: Lab, host: Host, unit: str) -> str:
     return host_connection(lab, host).run(f"systemctl is-active {unit}").stdout.strip()
 
 
-def build(layout: Layout, tree: Tree, progress: Progress) -> Lab:
-    """Build the whole lab; the caller tears it down if this raises."""
+def build(layout: Layout, tree: Tree, progress: Progress, flanneld: Path | None = None) -> Lab:
+    """Build the whole lab; the caller tears it down if this raises.
+
+    ``flanneld``: the user's flanneld binary for ``flanneld.service`` (else the static unit).
+    """
     sd = layout.state_dir
     hosts = layout.hosts
     env: dict[str, str] = {
@@ -125,7 +128,9 @@ def build(layout: Layout, tree: Tree, progress: Progress) -> Lab:
         "kernel": platform.release(),
         "machines": "systemd-nspawn --boot (systemd as PID 1), one ostree sysroot each",
         "machine_tree": f"{tree.repo.parent.name} ({', '.join(c[:10] for c in tree.commits)})",
-        "flannel": PLUMBING, "flannel_network": FLANNEL_NETWORK,
+        "flannel": (f"flanneld.service: the user's flanneld ({flanneld})" if flanneld
+                    else PLUMBING),
+        "flannel_network": FLANNEL_NETWORK,
         "kubernetes": KUBERNETES,
         "ostree": "available", "ostree_os": OS_NAME, "ostree_branch": tree.branch,
         "ostree_refspec": sysroot.refspec(tree),
@@ -154,8 +159,10 @@ def build(layout: Layout, tree: Tree, progress: Progress) -> Lab:
             tar = image.result()
             for h in hosts:
                 for dep in deps[h.name]:
-                    config.write_etc(layout, h, dep)
+                    config.write_etc(layout, h, dep, flanneld=flanneld is not None)
                 config.write_var(layout, h)
+                if flanneld is not None:
+                    config.install_flanneld(flanneld, h)
                 config.copy_image(tar, h)
         with progress.step(f"boot {len(hosts)} machines (systemd-nspawn, supervised)"):
             for h in hosts:
@@ -171,8 +178,12 @@ def build(layout: Layout, tree: Tree, progress: Progress) -> Lab:
                      describe=lambda: "; ".join(
                          f"{h.name}: etcd {_active(lab, h, 'etcd')}" for h in lab.hosts
                          if h.has_role("etcd")))
-        with progress.step("flannel data model in etcd (config, one lease per host)"):
-            overlay.write_model(layout, {h.name: config.vtep_mac(h) for h in hosts})
+        if flanneld is not None:
+            with progress.step("flannel network config in etcd (flanneld takes the leases)"):
+                overlay.write_config(layout)
+        else:
+            with progress.step("flannel data model in etcd (config, one lease per host)"):
+                overlay.write_model(layout, {h.name: config.vtep_mac(h) for h in hosts})
         with progress.step("docker.service active; busybox image imported"):
             for h in lab.hosts:
                 wait_for(lambda h=h: _active(lab, h, "docker") == "active",

@@ -10,10 +10,13 @@ deployments by its 3-way merge, as on any Atomic host) and into the stateroot's 
   peer, the 3-member cluster) and certificates in ``/etc/etcd/pki``; other hosts mask it;
 - Docker: ``/etc/docker/daemon.json`` (bridge in the host's flannel subnet, flannel MTU) and
   a drop-in ordering ``docker.service`` after ``flanneld.service``;
-- ``flanneld.service``: no flanneld binary is packaged for Debian, so the unit of that name
-  sets up what flanneld's vxlan backend sets up (``flannel.1`` with the MAC its lease
-  announces, neighbour/FDB/route entries for every other host, ``/run/flannel/subnet.env``)
-  from ``/etc/flannel/vxlan.env``, and removes it on stop.
+- ``flanneld.service``: with the user's flanneld (option ``flanneld=PATH``, copied to
+  ``/usr/local/bin``) the unit runs it against the lab's etcd (TLS) and Docker takes its
+  bridge from ``/run/flannel/subnet.env`` (a drop-in, as on CoreOS). Without one (no flanneld
+  is packaged for Debian) the unit of that name sets up what flanneld's vxlan backend sets up
+  (``flannel.1`` with the MAC its lease announces, neighbour/FDB/route entries for every
+  other host, ``/run/flannel/subnet.env``) from ``/etc/flannel/vxlan.env``, and removes it on
+  stop.
 """
 
 from __future__ import annotations
@@ -84,6 +87,39 @@ After=flanneld.service
 Wants=flanneld.service
 """
 
+FLANNELD_UNIT = """\
+[Unit]
+Description=flannel overlay (flanneld, vxlan backend)
+After=network.target
+Before=docker.service
+
+[Service]
+ExecStart=/usr/local/bin/flanneld --etcd-endpoints={endpoints} \\
+    --etcd-cafile=/etc/flannel/pki/ca.crt --etcd-certfile=/etc/flannel/pki/client.crt \\
+    --etcd-keyfile=/etc/flannel/pki/client.key --etcd-prefix=/coreos.com/network \\
+    --iface=eth0 --ip-masq=false --subnet-file=/run/flannel/subnet.env
+Restart=on-failure
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+#: Docker's bridge from flanneld's subnet.env (waits for it), socket activation kept;
+#: ``$$`` is systemd's escape for a ``$`` the shell sees
+DOCKER_FLANNELD_DROPIN = """\
+[Unit]
+After=flanneld.service
+Wants=flanneld.service
+
+[Service]
+ExecStartPre=/bin/sh -c 'for i in $$(seq 60); do [ -s /run/flannel/subnet.env ] && exit 0; \\
+    sleep 1; done; echo "no /run/flannel/subnet.env from flanneld" >&2; exit 1'
+ExecStart=
+ExecStart=/bin/sh -c '. /run/flannel/subnet.env && exec /usr/sbin/dockerd -H fd:// \\
+    --containerd=/run/containerd/containerd.sock --bip=$${FLANNEL_SUBNET} --mtu=$${FLANNEL_MTU}'
+"""
+
 
 def vtep_mac(host: HostPlan) -> str:
     """A fixed, locally administered MAC for the host's flannel.1 (announced in its lease)."""
@@ -136,16 +172,21 @@ def flannel_env(layout: Layout, host: HostPlan) -> str:
             f'PEERS="{peers}"\n')
 
 
-def docker_daemon(host: HostPlan) -> str:
-    return json.dumps({
-        "bip": f"{host.bridge_ip}/24", "mtu": FLANNEL_MTU, "iptables": False,
-        "ip-masq": False, "storage-driver": "overlay2",
+def docker_daemon(host: HostPlan, bridge: bool = True) -> str:
+    """daemon.json; ``bridge``: bip/MTU here (else flanneld's subnet.env gives them)."""
+    config: dict[str, object] = {
+        "iptables": False, "ip-masq": False, "storage-driver": "overlay2",
         "exec-opts": ["native.cgroupdriver=cgroupfs"],
-    }, indent=2) + "\n"
+    }
+    if bridge:
+        config = {"bip": f"{host.bridge_ip}/24", "mtu": FLANNEL_MTU, **config}
+    return json.dumps(config, indent=2) + "\n"
 
 
-def write_etc(layout: Layout, host: HostPlan, deployment: Path) -> None:
-    """Every config file of ``host`` into one deployment's /etc."""
+def write_etc(layout: Layout, host: HostPlan, deployment: Path, flanneld: bool = False
+              ) -> None:
+    """Every config file of ``host`` into one deployment's /etc (``flanneld``: the user's
+    flanneld runs the overlay)."""
     etc = deployment / "etc"
     _write(etc / "hostname", f"{host.name}\n")
     hosts = "".join(f"{h.address} {h.name}\n" for h in layout.hosts)
@@ -167,11 +208,20 @@ def write_etc(layout: Layout, host: HostPlan, deployment: Path) -> None:
         mask = units / "etcd.service"
         mask.unlink(missing_ok=True)
         mask.symlink_to("/dev/null")
-    _write(etc / "docker/daemon.json", docker_daemon(host))
-    _write(units / "docker.service.d/flannel.conf", DOCKER_DROPIN)
-    _write(etc / "flannel/vxlan.env", flannel_env(layout, host))
-    _write(etc / "flannel/vxlan-up.sh", FLANNEL_UP, 0o755)
-    _write(units / "flanneld.service", FLANNEL_UNIT)
+    _write(etc / "docker/daemon.json", docker_daemon(host, bridge=not flanneld))
+    if flanneld:
+        pki = layout.pki_dir
+        for name in ("ca.crt", "client.crt", "client.key"):
+            _write(etc / "flannel/pki" / name, (pki / name).read_bytes(),
+                   0o600 if name.endswith(".key") else 0o644)
+        endpoints = ",".join(f"https://{h.address}:2379" for h in layout.etcd_hosts)
+        _write(units / "flanneld.service", FLANNELD_UNIT.format(endpoints=endpoints))
+        _write(units / "docker.service.d/flannel.conf", DOCKER_FLANNELD_DROPIN)
+    else:
+        _write(etc / "flannel/vxlan.env", flannel_env(layout, host))
+        _write(etc / "flannel/vxlan-up.sh", FLANNEL_UP, 0o755)
+        _write(units / "flanneld.service", FLANNEL_UNIT)
+        _write(units / "docker.service.d/flannel.conf", DOCKER_DROPIN)
     wants = units / "multi-user.target.wants/flanneld.service"
     wants.parent.mkdir(parents=True, exist_ok=True)
     wants.unlink(missing_ok=True)
@@ -188,6 +238,14 @@ def write_var(layout: Layout, host: HostPlan) -> None:
     _write(ssh / "authorized_keys", (layout.ssh_dir / "authorized_keys").read_bytes(), 0o600)
     for sub in ("home", "srv", "mnt", "opt", "usrlocal"):
         (var / sub).mkdir(exist_ok=True)
+
+
+def install_flanneld(binary: Path, host: HostPlan) -> None:
+    """The user's flanneld as ``/usr/local/bin/flanneld`` (``/var/usrlocal`` on ostree)."""
+    dest = stateroot_var(host) / "usrlocal/bin/flanneld"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(binary, dest)
+    dest.chmod(0o755)
 
 
 def copy_image(tar: Path, host: HostPlan) -> str:

@@ -85,6 +85,10 @@ class MachinesProvisioner(Provisioner):
                 raise ProvisionerError(f"{exe} is not installed (Debian package {pkg})")
         sd = Path(config.state_dir).resolve()
         layout = layout_for(config)
+        flanneld = config.options.get("flanneld")
+        binary = Path(flanneld).expanduser().resolve() if flanneld else None
+        if binary is not None and not (binary.is_file() and os.access(binary, os.X_OK)):
+            raise ProvisionerError(f"option flanneld={flanneld}: not an executable file")
         progress = Progress(f"machines lab {layout.name}")
         machine_tree = tree.ensure(progress)
         created = not sd.exists()
@@ -111,7 +115,7 @@ class MachinesProvisioner(Provisioner):
                 st["created_state_dir"] = created
                 st["provisioner"] = self.name
             try:
-                lab = build(layout, machine_tree, progress)
+                lab = build(layout, machine_tree, progress, flanneld=binary)
             except BaseException as exc:
                 progress.note(f"bring-up failed, tearing down: {exc}")
                 keep = str(config.options.get("keep_on_failure", "")).lower()
