@@ -175,7 +175,7 @@ def flannel_env(layout: Layout, host: HostPlan) -> str:
 def docker_daemon(host: HostPlan, bridge: bool = True) -> str:
     """daemon.json; ``bridge``: bip/MTU here (else flanneld's subnet.env gives them)."""
     config: dict[str, object] = {
-        "iptables": False, "ip-masq": False, "storage-driver": "overlay2",
+        "iptables": False, "ip-masq": False, "storage-driver": "overlay2", "shutdown-timeout": 2,
         "exec-opts": ["native.cgroupdriver=cgroupfs"],
     }
     if bridge:

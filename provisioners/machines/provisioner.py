@@ -55,15 +55,18 @@ def power_off(state_dir: Path, timeout: float = POWER_OFF_TIMEOUT) -> None:
     wait_gone(lambda: any(alive(r["pid"], r["start"]) for r in procs), timeout)
 
 
-def destroy_state_dir(state_dir: Path | str) -> list[str]:
+def destroy_state_dir(state_dir: Path | str, progress: Progress | None = None) -> list[str]:
     """Power the machines off, then remove everything recorded (also after a crash)."""
     sd = Path(state_dir)
     if state.read(sd) is None:
         return []
+    progress = progress or Progress(f"machines lab in {sd}")
     created = bool((state.read(sd) or {}).get("created_state_dir"))
     with FileLock(str(sd / CREATE_LOCK), timeout=600):
-        power_off(sd)
-        problems = destroy_locked(sd, keep=(CREATE_LOCK,))
+        with progress.step("power the machines off"):
+            power_off(sd)
+        with progress.step("remove processes, namespaces, cgroups, sysroots"):
+            problems = destroy_locked(sd, keep=(CREATE_LOCK,))
     if not problems:
         (sd / CREATE_LOCK).unlink(missing_ok=True)
         if created:
@@ -135,7 +138,7 @@ class MachinesProvisioner(Provisioner):
             raise ProvisionerError("this lab has no state_dir: nothing to destroy")
         _close_ssh()
         progress = Progress(f"machines lab {lab.name}")
-        problems = destroy_state_dir(lab.state_dir)
+        problems = destroy_state_dir(lab.state_dir, progress)
         if problems:
             raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
         progress.summary("destroyed")
