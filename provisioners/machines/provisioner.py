@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,10 +97,23 @@ class MachinesProvisioner(Provisioner):
         machine_tree = tree.ensure(progress)
         created = not sd.exists()
         sd.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._create_locked(config, sd, layout, machine_tree, binary, created, progress)
+        except BaseException:
+            if created and state.read(sd) is None:  # torn down: leave no empty folder behind
+                (sd / CREATE_LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    sd.rmdir()
+            raise
+
+    def _create_locked(self, config: ProvisionConfig, sd: Path, layout: Layout,
+                       machine_tree: tree.Tree, binary: Path | None, created: bool,
+                       progress: Progress) -> Lab:
+        wanted = {**layout.options(), "flanneld": str(binary) if binary else None}
         with FileLock(str(sd / CREATE_LOCK), timeout=600):
             old = state.read(sd)
             if old is not None:
-                if old.get("config") == layout.options() and healthy(sd):
+                if old.get("config") == wanted and healthy(sd):
                     try:
                         lab = load_inventory(layout.inventory)
                     except InventoryError:
@@ -113,7 +127,7 @@ class MachinesProvisioner(Provisioner):
                 problems = destroy_locked(sd, keep=(CREATE_LOCK,))
                 if problems:
                     raise ProvisionerError(f"could not remove the old lab: {'; '.join(problems)}")
-            state.new(sd, layout.run_id, layout.name, layout.options())
+            state.new(sd, layout.run_id, layout.name, wanted)
             with state.edit(sd) as st:
                 st["created_state_dir"] = created
                 st["provisioner"] = self.name
