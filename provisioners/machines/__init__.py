@@ -12,9 +12,12 @@ deployment when ``systemctl reboot`` ends its nspawn. The suites reach the machi
 through the inventory: default ``service_control`` (systemctl) and unit names, SSH.
 
 Options: ``name`` (default ``machines``), ``subnet`` (default ``10.212.0.0/24``),
-``keep_on_failure``. State in ``state_dir`` as for the local lab (``state.json``,
-``inventory.yaml``, ``pki/``, ``ssh/``, ``hosts/hN/`` with ``sysroot/`` and ``console.log``,
-the supervisor's and the machine's console output).
+``flanneld`` (path of your flanneld binary for ``flanneld.service``; default: the static unit
+of that name, see :mod:`provisioners.machines.config`), ``keep_on_failure``.
+
+State in ``state_dir`` as for the local lab (``state.json``, ``inventory.yaml``, ``pki/``,
+``ssh/``, ``hosts/hN/`` with ``sysroot/`` and ``console.log``, the supervisor's and the
+machine's console output).
 """
 
 from __future__ import annotations
