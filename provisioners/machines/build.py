@@ -113,7 +113,12 @@ def _ssh_ok(lab: Lab, host: Host) -> bool:
 
 
 def _active(lab: Lab, host: Host, unit: str) -> str:
-    return host_connection(lab, host).run(f"systemctl is-active {unit}").stdout.strip()
+    """``systemctl is-active`` of ``unit`` on ``host`` (or why it could not be asked)."""
+    try:
+        return host_connection(lab, host).run(f"systemctl is-active {unit}").stdout.strip()
+    except Exception as exc:  # noqa: BLE001 - for a wait's description only
+        close_all()
+        return f"unknown (ssh: {type(exc).__name__})"
 
 
 def build(layout: Layout, tree: Tree, progress: Progress, flanneld: Path | None = None) -> Lab:

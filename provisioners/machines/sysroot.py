@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
@@ -109,15 +107,3 @@ def passwd_ids(deployment: Path, user: str) -> tuple[int, int]:
         if parts[0] == user:
             return int(parts[2]), int(parts[3])
     raise ProvisionerError(f"no user {user!r} in {deployment}/etc/passwd")
-
-
-def unlock(sr: Path) -> None:
-    """Clear the immutable flag ostree sets on deployment dirs, so they can be removed."""
-    for dep in sr.glob("ostree/deploy/*/deploy/*"):
-        if dep.is_dir() and not dep.is_symlink():
-            subprocess.run(["chattr", "-i", str(dep)], capture_output=True)
-
-
-def remove(sr: Path) -> None:
-    unlock(sr)
-    shutil.rmtree(sr, ignore_errors=True)

@@ -78,10 +78,6 @@ class Tree:
     commits: list[str]
     branch: str = BRANCH
 
-    @property
-    def refspec_branch(self) -> str:
-        return self.branch
-
 
 def cached(base: Path | None = None) -> Tree | None:
     """The cached tree if complete, else None."""
