@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reports.redact import redact
-from stackcheck.lab import Host, Lab
+from stackcheck.lab import Host, Lab, ServiceControl
 
 BUDGET = 30.0
 COMMAND_TIMEOUT = 5
@@ -27,6 +27,15 @@ _LOGS = (
 )
 
 
+def _journal(host: Host) -> str:
+    """``journalctl -u <unit>`` of the host's service units, where systemd runs them."""
+    control = host.service_control or ServiceControl()
+    units = " ".join(shlex.quote(u) for u in control.units.values())
+    return (f"[ -d /run/systemd/system ] && command -v journalctl >/dev/null || exit 0; "
+            f"for u in {units}; do echo \"== journalctl -u $u\"; "
+            'journalctl -u "$u" -n 30 --no-pager -q 2>&1; done')
+
+
 def commands(host: Host) -> list[tuple[str, str]]:
     """(title, shell command) pairs gathered from ``host``."""
     return [
@@ -34,6 +43,7 @@ def commands(host: Host) -> list[tuple[str, str]]:
         ("ip route", "ip route"),
         ("bridge fdb", "bridge fdb show"),
         ("service logs", _LOGS),
+        ("service journals", _journal(host)),
         ("ostree status", f"ostree admin status --sysroot={shlex.quote(host.ostree_sysroot)}"),
     ]
 

@@ -1,0 +1,173 @@
+"""MachinesProvisioner: real systemd machines on this box, reached only through the inventory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from filelock import FileLock
+
+from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError
+from provisioners.local import etcd, network, state
+from provisioners.local.layout import Layout
+from provisioners.local.proc import alive, signal_pids, wait_gone
+from provisioners.local.progress import Progress
+from provisioners.local.teardown import CREATE_LOCK, destroy_locked
+from provisioners.machines import tree
+from provisioners.machines.build import build
+from stackcheck.lab import InventoryError, Lab, load_inventory
+
+DEFAULT_NAME = "machines"
+DEFAULT_SUBNET = "10.212.0.0/24"
+#: supervisors wait 20 s for a power-off before they kill the machine
+POWER_OFF_TIMEOUT = 25.0
+
+
+def layout_for(config: ProvisionConfig) -> Layout:
+    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, **config.options,
+               "kubernetes": "false"}
+    return Layout.from_options(Path(config.state_dir).resolve(), config.run_id, config.hosts,
+                               options)
+
+
+def healthy(state_dir: Path) -> bool:
+    """True if the lab recorded in ``state_dir`` is ready: supervisors alive, etcd healthy."""
+    data = state.read(state_dir)
+    if not data or data.get("status") != "ready":
+        return False
+    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
+        return False
+    if not {r["name"] for r in state.resources(data, "netns")} <= network.netns_list():
+        return False
+    config = data.get("config") or {}
+    layout = Layout.from_options(state_dir, data.get("run_id", ""), config.get("hosts", 3),
+                                 config)
+    return etcd.healthy(layout)
+
+
+def power_off(state_dir: Path, timeout: float = POWER_OFF_TIMEOUT) -> None:
+    """Ask every supervisor to power its machine off and wait (bounded) until they are gone."""
+    data = state.read(state_dir) or {}
+    procs = [r for r in data.get("processes", {}).values() if alive(r.get("pid"), r.get("start"))]
+    signal_pids([r["pid"] for r in procs], signal.SIGTERM)
+    wait_gone(lambda: any(alive(r["pid"], r["start"]) for r in procs), timeout)
+
+
+def destroy_state_dir(state_dir: Path | str, progress: Progress | None = None) -> list[str]:
+    """Power the machines off, then remove everything recorded (also after a crash)."""
+    sd = Path(state_dir)
+    if state.read(sd) is None:
+        return []
+    progress = progress or Progress(f"machines lab in {sd}")
+    created = bool((state.read(sd) or {}).get("created_state_dir"))
+    with FileLock(str(sd / CREATE_LOCK), timeout=600):
+        with progress.step("power the machines off"):
+            power_off(sd)
+        with progress.step("remove processes, namespaces, cgroups, sysroots"):
+            problems = destroy_locked(sd, keep=(CREATE_LOCK,))
+    if not problems:
+        (sd / CREATE_LOCK).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(sd, ignore_errors=True)
+    return problems
+
+
+class MachinesProvisioner(Provisioner):
+    """Hosts are systemd-nspawn machines booted from their own ostree deployments."""
+
+    name = "machines"
+
+    def create(self, config: ProvisionConfig) -> Lab:
+        if os.geteuid() != 0:
+            raise ProvisionerError("the machines provisioner needs root (namespaces, nspawn)")
+        for exe, pkg in (("systemd-nspawn", "systemd-container"), ("ostree", "ostree"),
+                         ("mmdebstrap", "mmdebstrap")):
+            if shutil.which(exe) is None:
+                raise ProvisionerError(f"{exe} is not installed (Debian package {pkg})")
+        sd = Path(config.state_dir).resolve()
+        layout = layout_for(config)
+        flanneld = config.options.get("flanneld")
+        binary = Path(flanneld).expanduser().resolve() if flanneld else None
+        if binary is not None and not (binary.is_file() and os.access(binary, os.X_OK)):
+            raise ProvisionerError(f"option flanneld={flanneld}: not an executable file")
+        progress = Progress(f"machines lab {layout.name}")
+        machine_tree = tree.ensure(progress)
+        created = not sd.exists()
+        sd.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._create_locked(config, sd, layout, machine_tree, binary, created, progress)
+        except BaseException:
+            if created and state.read(sd) is None:  # torn down: leave no empty folder behind
+                (sd / CREATE_LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    sd.rmdir()
+            raise
+
+    def _create_locked(self, config: ProvisionConfig, sd: Path, layout: Layout,
+                       machine_tree: tree.Tree, binary: Path | None, created: bool,
+                       progress: Progress) -> Lab:
+        wanted = {**layout.options(), "flanneld": str(binary) if binary else None}
+        with FileLock(str(sd / CREATE_LOCK), timeout=600):
+            old = state.read(sd)
+            if old is not None:
+                if old.get("config") == wanted and healthy(sd):
+                    try:
+                        lab = load_inventory(layout.inventory)
+                    except InventoryError:
+                        lab = None
+                    if lab is not None:
+                        lab.owned = False
+                        progress.summary(f"reusing the running lab ({len(lab.hosts)} machines)")
+                        return lab
+                progress.note("a stale or different lab is recorded here: tearing it down")
+                power_off(sd)
+                problems = destroy_locked(sd, keep=(CREATE_LOCK,))
+                if problems:
+                    raise ProvisionerError(f"could not remove the old lab: {'; '.join(problems)}")
+            state.new(sd, layout.run_id, layout.name, wanted)
+            with state.edit(sd) as st:
+                st["created_state_dir"] = created
+                st["provisioner"] = self.name
+            try:
+                lab = build(layout, machine_tree, progress, flanneld=binary)
+            except BaseException as exc:
+                progress.note(f"bring-up failed, tearing down: {exc}")
+                keep = str(config.options.get("keep_on_failure", "")).lower()
+                if keep not in ("1", "true", "yes", "on"):
+                    power_off(sd)
+                    destroy_locked(sd, keep=(CREATE_LOCK,))
+                if isinstance(exc, ProvisionerError):
+                    raise
+                if isinstance(exc, Exception):
+                    raise ProvisionerError(f"machines lab bring-up failed: {exc}") from exc
+                raise
+        progress.summary(f"{len(lab.hosts)} machines up")
+        return lab
+
+    def destroy(self, lab: Lab) -> None:
+        if lab.state_dir is None:
+            raise ProvisionerError("this lab has no state_dir: nothing to destroy")
+        _close_ssh()
+        progress = Progress(f"machines lab {lab.name}")
+        problems = destroy_state_dir(lab.state_dir, progress)
+        if problems:
+            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
+        progress.summary("destroyed")
+
+    def abort(self, config: ProvisionConfig) -> None:
+        """Remove whatever the state folder records (an interrupted create, or ``lab down``)."""
+        _close_ssh()
+        if not (Path(config.state_dir) / "state.json").exists():
+            return
+        problems = destroy_state_dir(Path(config.state_dir))
+        if problems:
+            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
+
+
+def _close_ssh() -> None:
+    from stackcheck.ssh import close_all
+
+    close_all()

@@ -1,0 +1,234 @@
+"""A machines lab (3 systemd-nspawn machines booted from ostree) passes the suites and each
+suite catches a fault injected the way an operator would break a machine (systemctl, ostree).
+
+The suites reach the lab only through its inventory (``existing`` path: systemctl, SSH);
+the atomic suite really reboots the machines (``--allow-reboot``). CI cost: ~3 min with the
+machine tree cached (first run: + ~70 s to build it with mmdebstrap; needs network for
+Debian's packages).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from provisioners import ProvisionConfig, ProvisionerError, get_provisioner
+from provisioners.local import etcd as local_etcd
+from provisioners.local import network
+from provisioners.local.cgroups import CGROUP_ROOT, lab_group
+from provisioners.machines.config import docker_daemon, etcd_env, flannel_env
+from provisioners.machines.provisioner import layout_for
+from provisioners.machines.supervisor import nspawn_argv
+from provisioners.machines.sysroot import default_deployment
+from stackcheck.lab import Lab
+from stackcheck.ssh import close_all, host_connection
+from stackcheck.waits import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+F = TypeVar("F", bound=Callable[..., object])
+NAME = "mch"
+OPTIONS = {"name": NAME, "subnet": "10.213.16.0/24"}
+
+
+
+def needs_lab(func: F) -> F:
+    """Marks of a check that builds (or uses) the module's machines lab."""
+    for mark in (
+        pytest.mark.lab,
+        pytest.mark.slow,
+        pytest.mark.skipif(os.geteuid() != 0, reason="a machines lab needs root"),
+        pytest.mark.skipif(
+            shutil.which("systemd-nspawn") is None or shutil.which("mmdebstrap") is None,
+            reason="needs Debian's systemd-container and mmdebstrap"),
+    ):
+        func = mark(func)
+    return func
+
+
+# --- without a lab ----------------------------------------------------------------------
+
+
+def _entry(sr: Path, version: int, target: str) -> None:
+    entries = sr / "boot/loader/entries"
+    entries.mkdir(parents=True, exist_ok=True)
+    (entries / f"ostree-{version}-debian.conf").write_text(
+        f"title Debian\nversion {version}\noptions root=x ostree=/ostree/boot.1/debian/abc/"
+        f"{target} quiet\nlinux /vmlinuz\n")
+
+
+def test_default_deployment_is_the_highest_versioned_entry(tmp_path: Path) -> None:
+    sr = tmp_path / "sysroot"
+    deploy = sr / "ostree/deploy/debian/deploy"
+    for d in ("aaa.0", "bbb.0"):
+        (deploy / d / "usr").mkdir(parents=True)
+    links = sr / "ostree/boot.1/debian/abc"
+    links.mkdir(parents=True)
+    (links / "0").symlink_to("../../../deploy/debian/deploy/bbb.0")
+    (links / "1").symlink_to("../../../deploy/debian/deploy/aaa.0")
+    _entry(sr, 1, "1")
+    _entry(sr, 2, "0")
+    assert default_deployment(sr) == deploy / "bbb.0"
+    (sr / "boot/loader/entries/ostree-2-debian.conf").unlink()
+    assert default_deployment(sr) == deploy / "aaa.0"
+
+
+def test_no_boot_entry_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(ProvisionerError, match="no boot loader entry"):
+        default_deployment(tmp_path)
+
+
+def test_configuration_of_a_host(tmp_path: Path) -> None:
+    layout = layout_for(ProvisionConfig("r1", tmp_path, hosts=3, options=dict(OPTIONS)))
+    h1 = layout.hosts[0]
+    env = dict(line.split("=", 1) for line in etcd_env(layout, h1).splitlines()[1:])
+    assert env["ETCD_INITIAL_CLUSTER"] == ("h1=https://10.213.16.11:2380,"
+                                           "h2=https://10.213.16.12:2380,"
+                                           "h3=https://10.213.16.13:2380")
+    assert env["ETCD_CLIENT_CERT_AUTH"] == env["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
+    flannel = flannel_env(layout, h1)
+    assert "10.244.2.0/24,10.213.16.12,0e:73:63:00:00:02" in flannel
+    assert "10.244.1.0/24" not in flannel.split("PEERS=")[1]
+    assert '"bip": "10.244.1.1/24"' in docker_daemon(h1)
+    assert "bip" not in docker_daemon(h1, bridge=False)
+
+
+def test_nspawn_boots_the_deployment_with_ostree_binds(tmp_path: Path) -> None:
+    argv = nspawn_argv(tmp_path / "sr", tmp_path / "dep", "sc-x-h1", "x-h1", tmp_path / "up",
+                       tmp_path / "marker", None)
+    assert "--boot" in argv and f"--directory={tmp_path / 'dep'}" in argv
+    assert f"--bind-ro={tmp_path / 'dep'}/usr:/usr" in argv
+    assert f"--bind-ro={tmp_path / 'marker'}:/run/ostree-booted" in argv
+    assert "--network-namespace-path=/run/netns/sc-x-h1" in argv
+
+
+# --- a real machines lab ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> ProvisionConfig:
+    return ProvisionConfig(run_id="machines", state_dir=tmp_path_factory.mktemp("mch") / "lab",
+                           hosts=3, options=dict(OPTIONS))
+
+
+@pytest.fixture(scope="module")
+def lab(config: ProvisionConfig) -> Iterator[Lab]:
+    provisioner = get_provisioner("machines")
+    try:
+        yield provisioner.create(config)
+    finally:
+        close_all()
+        provisioner.abort(config)
+
+
+def run_suite(lab: Lab, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run suites against the lab's inventory in a fresh pytest process."""
+    assert lab.state_dir is not None
+    inventory = Path(lab.state_dir) / "inventory.yaml"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", f"--inventory={inventory}", "-p", "no:cacheprovider",
+         "-q", "-rfEs", "--tb=line", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def sh(lab: Lab, host: str, command: str) -> str:
+    result = host_connection(lab, lab.host(host)).run(command)
+    assert result.rc == 0, f"{host}: {command}: {result.stderr}"
+    return result.stdout
+
+
+@needs_lab
+def test_machines_run_systemd_and_the_distribution_units(lab: Lab) -> None:
+    assert lab.provisioner == "machines"
+    assert "kubelet" not in lab.service_control.units
+    for host in lab.hosts:
+        assert sh(lab, host.name, "cat /proc/1/comm").strip() == "systemd"
+        units = ("ssh", "etcd", "docker", "flanneld")
+        states = sh(lab, host.name, f"systemctl is-active {' '.join(units)}").split()
+        assert states == ["active"] * 4, f"{host.name}: {dict(zip(units, states, strict=True))}"
+        assert "*" in sh(lab, host.name, "ostree admin status")
+
+
+@needs_lab
+def test_suites_pass_with_real_reboots(lab: Lab) -> None:
+    result = run_suite(lab, "-n", "2", "--dist", "loadgroup", "--allow-reboot", "suites/etcd",
+                       "suites/docker", "suites/flannel", "suites/atomic", timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "skipped" not in result.stdout.splitlines()[-1], result.stdout[-2000:]
+    # the supervisors booted each machine again (upgrade reboot + rollback reboot)
+    assert lab.state_dir is not None
+    for host in lab.hosts:
+        log = (Path(lab.state_dir) / "hosts" / host.name / "console.log").read_text()
+        assert log.count("rebooting into the default deployment") >= 2, log[-2000:]
+
+
+@needs_lab
+def test_etcd_suite_catches_two_stopped_members(lab: Lab) -> None:
+    try:
+        for h in ("h2", "h3"):
+            sh(lab, h, "systemctl stop etcd")
+        result = run_suite(lab, "suites/etcd/test_health.py")
+        assert result.returncode != 0, result.stdout[-2000:]
+        assert "h2" in result.stdout and "h3" in result.stdout, result.stdout[-2000:]
+    finally:
+        for h in ("h2", "h3"):
+            sh(lab, h, "systemctl start etcd")
+        layout = layout_for(ProvisionConfig("x", Path(lab.state_dir or "."), hosts=3,
+                                            options=dict(OPTIONS)))
+        wait_for(lambda: local_etcd.healthy(layout), timeout=60, what="etcd healthy again")
+
+
+@needs_lab
+def test_docker_suite_catches_a_stopped_daemon(lab: Lab) -> None:
+    try:
+        sh(lab, "h2", "systemctl stop docker.socket docker")
+        result = run_suite(lab, "suites/docker/test_daemon.py")
+        assert result.returncode != 0, result.stdout[-2000:]
+        assert "h2" in result.stdout, result.stdout[-2000:]
+    finally:
+        sh(lab, "h2", "systemctl start docker")
+
+
+@needs_lab
+def test_flannel_suite_catches_a_stopped_flanneld(lab: Lab) -> None:
+    try:
+        sh(lab, "h3", "systemctl stop flanneld")
+        result = run_suite(lab, "suites/flannel/test_host_plumbing.py")
+        assert result.returncode != 0, result.stdout[-2000:]
+        assert "h3" in result.stdout, result.stdout[-2000:]
+    finally:
+        sh(lab, "h3", "systemctl start flanneld")
+
+
+@needs_lab
+def test_atomic_suite_catches_a_wrong_origin(lab: Lab) -> None:
+    origin = ("/ostree/deploy/debian/deploy/"
+              "$(ostree admin status | awk '/^\\* / {print $3}').origin")
+    refspec = next(line for line in sh(lab, "h1", f"cat {origin}").splitlines()
+                   if line.startswith("refspec="))
+    try:
+        sh(lab, "h1", f"sed -i 's|^refspec=.*|refspec=lab:debian/12/x86_64/testing|' {origin}")
+        result = run_suite(lab, "suites/atomic/test_deployments.py")
+        assert result.returncode != 0, result.stdout[-2000:]
+        assert "h1" in result.stdout and "testing" in result.stdout, result.stdout[-2000:]
+    finally:
+        sh(lab, "h1", f"sed -i 's|^refspec=.*|{refspec}|' {origin}")
+
+
+@needs_lab
+def test_lab_down_leaves_nothing(lab: Lab, config: ProvisionConfig) -> None:
+    get_provisioner("machines").abort(config)
+    layout = layout_for(config)
+    assert not {h.netns for h in layout.hosts} & network.netns_list()
+    assert layout.root_link not in network.root_links()
+    assert not list(CGROUP_ROOT.glob(f"*/{lab_group(NAME)}"))
+    assert not Path(config.state_dir).exists()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"--netns sc-{NAME}-h" not in ps and f"sc-{NAME}-h1" not in ps
