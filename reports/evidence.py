@@ -32,6 +32,11 @@ def attach_json(name: str, obj: Any) -> None:
     allure.attach(redact(body), name=name, attachment_type=allure.attachment_type.JSON)
 
 
+def attach_svg(name: str, svg: str) -> None:
+    """A picture drawn by the project (e.g. an etcd traffic timeline)."""
+    allure.attach(redact(svg), name=name, attachment_type=allure.attachment_type.SVG)
+
+
 def _normalise(rows: Iterable[Mapping[str, Any] | Sequence[Any]],
                header: Sequence[str] | None) -> tuple[list[str], list[list[str]]]:
     rows = list(rows)

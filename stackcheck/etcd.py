@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from urllib.parse import urlsplit
 
 import requests
@@ -38,6 +40,75 @@ def member_id(status: dict) -> str:
     return str(status["header"]["member_id"])
 
 
+def hex_id(member_id_: str | int) -> str:
+    """A member id as etcdctl prints it (hex), from the decimal the gateway returns."""
+    try:
+        return f"{int(member_id_):x}"
+    except (TypeError, ValueError):
+        return str(member_id_)
+
+
+def trim(text: str, limit: int = 500) -> str:
+    """``text`` cut to about ``limit`` characters by whole lines, keeping the last lines
+    (where errors say what failed), with a marker saying what was left out; a single line
+    too long is cut at a word boundary, never mid-word."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    lines = text.splitlines()
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if kept and size + len(line) + 1 > limit:
+            break
+        kept.insert(0, line)
+        size += len(line) + 1
+    dropped = len(lines) - len(kept)
+    if len(kept) == 1 and len(kept[0]) > limit:
+        words = kept[0].split(" ")
+        tail: list[str] = []
+        for word in reversed(words):
+            if tail and sum(len(w) + 1 for w in tail) + len(word) > limit:
+                break
+            tail.insert(0, word)
+        kept = [f"[…{len(words) - len(tail)} words trimmed] " + " ".join(tail)]
+    if dropped:
+        kept.insert(0, f"[…{dropped} earlier line(s) trimmed]")
+    return "\n".join(kept)
+
+
+#: the reason inside a urllib3 error: "[Errno 111] Connection refused", "Read timed out."
+_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|(Read timed out|timed out|"
+                     r"Connection reset by peer|Connection aborted)")
+
+
+def error_text(exc: Exception) -> str:
+    """An etcd client error as one short phrase, trimmed by whole lines.
+
+    etcd3gw's connection errors have an empty message and urllib3's whole story as detail:
+    only its reason is kept (``does not answer (ConnectionFailedError: Connection refused)``).
+    An HTTP error keeps etcd's own message (``etcdserver: request timed out``).
+    """
+    text = str(exc).strip()
+    name = type(exc).__name__
+    detail = getattr(exc, "detail_text", None)
+    detail = detail.strip() if isinstance(detail, str) else ""
+    if not text and detail:
+        reason = _REASON.search(detail)
+        if reason or "Connection" in name:
+            why = (reason.group(1) or reason.group(2)).strip() if reason else "no reason given"
+            return f"does not answer ({name}: {why})"
+        text = detail
+    elif detail:
+        try:
+            body = json.loads(detail)
+            said = body.get("error") or body.get("message") if isinstance(body, dict) else None
+        except ValueError:
+            said = detail
+        text = f"{text}: {said}" if said else text
+    return trim(f"{name}: {text}", 300) if text else f"does not answer ({name})"
+
+
 def endpoint_host(endpoint: str) -> str:
     """The host part of an endpoint URL."""
     return urlsplit(endpoint).hostname or ""
@@ -70,7 +141,6 @@ def hashkv(access: EtcdAccess, revision: int) -> dict[str, int]:
     The v3 HTTP gateway of etcd 3.4 maps only the whole-backend Hash, so HashKV goes
     through etcdctl's gRPC client.
     """
-    import json
     import os
     import shutil
     import subprocess
@@ -82,5 +152,5 @@ def hashkv(access: EtcdAccess, revision: int) -> dict[str, int]:
     env = {**os.environ, "ETCDCTL_API": "3"}
     done = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"etcdctl endpoint hashkv failed: {done.stderr.strip()[:500]}")
+        raise RuntimeError(f"etcdctl endpoint hashkv failed: {trim(done.stderr)}")
     return {item["Endpoint"]: int(item["HashKV"]["hash"]) for item in json.loads(done.stdout)}

@@ -48,8 +48,9 @@ class Op:
     ended: float | None = None  # when the client gave up on an unknown op (for pictures)
     error: str = ""  # why a failed or unknown op failed
 
-    def describe(self) -> str:
-        """``c2@h3 cas k1 'a'->'b' (swapped) [12.031-12.044s]`` for messages."""
+    def describe(self, since: float = 0.0) -> str:
+        """``c2@h3 cas k1 'a'->'b' (swapped) [12.031-12.044s]`` for messages; times in
+        seconds after ``since``."""
         if self.kind == "write":
             what = f"write {self.key} {self.value!r}"
         elif self.kind == "read":
@@ -58,8 +59,8 @@ class Op:
             done = ("swapped" if self.swapped else f"not swapped, held {self.seen!r}"
                     ) if self.outcome == "ok" else self.outcome
             what = f"cas {self.key} {self.expect!r}->{self.value!r} ({done})"
-        ret = "?" if math.isinf(self.ret) else f"{self.ret:.3f}"
-        return f"{self.client or '?'} {what} [{self.call:.3f}-{ret}s, {self.outcome}]"
+        ret = "?" if math.isinf(self.ret) else f"{self.ret - since:.3f}"
+        return f"{self.client or '?'} {what} [{self.call - since:.3f}-{ret}s, {self.outcome}]"
 
 
 @dataclass

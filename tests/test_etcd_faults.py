@@ -7,8 +7,8 @@ run against the lab's inventory in separate pytest processes, as an operator wou
 
 from __future__ import annotations
 
-import importlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from xml.etree import ElementTree as ET
 
 import pytest
 
@@ -25,10 +25,16 @@ from provisioners import ProvisionConfig, get_provisioner
 from provisioners.local import control
 from provisioners.local import etcd as local_etcd
 from provisioners.local.layout import HostPlan
-from stackcheck.faults import FaultJournal, journal_path
-from stackcheck.lab import Host, Lab
+from stackcheck import timeline
+from stackcheck.etcd import trim
+from stackcheck.faults import FaultJournal, Faults, journal_path
+from stackcheck.lab import Lab
+from stackcheck.linearizability import History, Op
 from stackcheck.ssh import close_all
-from suites.etcd.cluster import Member, Workload, healthy, members
+from stackcheck.traffic_checks import member_of, unavailability, validate
+from stackcheck.workload import Record, Window
+from suites.etcd.cluster import Member, healthy, leader, members, require_healthy, wait_healthy
+from suites.etcd.scenario import UNAVAILABLE_BOUND, Scenario, read_logs, traffic
 
 REPO = Path(__file__).resolve().parent.parent
 HEALTH = "suites/etcd/test_health.py"
@@ -162,7 +168,8 @@ def test_member_with_wiped_data_is_caught(lab: Lab) -> None:
     assert result.returncode == 1, failures(result)
     assert "2 failed" in result.stdout, failures(result)
     assert (f"expected every endpoint healthy with a leader (waited 10s); saw "
-            f"{{'h2 ({endpoint})': 'does not answer (ConnectionFailedError)'}}") in result.stdout
+            f"{{'h2 ({endpoint})': 'does not answer (ConnectionFailedError: Connection refused)'}}"
+            ) in result.stdout
     assert "these read otherwise: {'h2': '<read failed: does not answer" in result.stdout
 
 
@@ -191,70 +198,135 @@ def test_member_bootstrapped_with_wrong_initial_cluster_is_caught(lab: Lab) -> N
         in out
 
 
-# --- the linearizability check is wired: the suite's own check fails a stale history ---
+# --- a scenario's traffic is validated at its end: tampered histories fail it ---
 
 
-class Register:
-    """A client of one in-memory register that speaks etcd3gw's calls used by the workload.
-
-    ``stale=True`` answers reads with the value before the last write, as a member that
-    serves reads without confirming it is current would: not linearizable.
-    """
-
-    def __init__(self, stale: bool) -> None:
-        self.stale = stale
-        self.values: list[str] = []
-
-    def transaction(self, txn: dict) -> dict:
-        import base64
-
-        put = txn["success"][0]["request_put"]
-        self.values.append(base64.b64decode(put["value"]).decode())
-        return {"succeeded": True}
-
-    def get(self, key: str) -> list[bytes]:
-        seen = self.values[:-1] if self.stale else self.values
-        return [seen[-1].encode()] if seen else []
+def leader_loss(lab: Lab, tmp_path: Path) -> Scenario:
+    """The leader-loss scenario with traffic (as in test_quorum), driven from here."""
+    cluster = members(lab)
+    faults = Faults(get_provisioner("local"), lab, FaultJournal(tmp_path / "faults.json"))
+    require_healthy(cluster)
+    with traffic(lab, cluster, "etcdfaults", "leader loss") as scenario:
+        scenario.wait_ops("writes through every member", 30, lambda ops: {
+            member_of(op.client) for op in ops if op.outcome == "ok" and op.kind == "write"
+        } == {"h1", "h2", "h3"})
+        old, _ = leader(cluster)
+        window = scenario.traffic.fault(f"etcd stopped on {old.host.name}", [old.host.name])
+        faults.stop(old.host, "etcd")
+        time.sleep(2)
+        faults.heal()
+        scenario.traffic.healed(window)
+        wait_healthy(cluster, 60, "a healthy cluster after the restart")
+        time.sleep(1)
+    return scenario
 
 
-@pytest.fixture
-def test_quorum(pytestconfig: pytest.Config) -> ModuleType:
-    """``suites/etcd/test_quorum.py`` itself (its ``disruptive`` marker is the suites')."""
-    pytestconfig.addinivalue_line("markers", "disruptive: registered by the suites' config")
-    return importlib.import_module("suites.etcd.test_quorum")
+def observed_write(record: Record) -> Op:
+    """An acknowledged write whose value another operation observed later."""
+    ops = record.history.ops
+    seen = {o.value if o.kind == "read" else (o.expect if o.swapped else o.seen)
+            for o in ops if o.outcome == "ok" and o.kind in ("read", "cas")}
+    return next(o for o in ops if o.kind == "write" and o.outcome == "ok" and o.value in seen)
 
 
-def recorded(stale: bool) -> Workload:
-    """Writes and reads recorded through the suite's Workload, as in test_quorum."""
-    host = Host(name="h1", address="10.0.0.11", roles=["etcd"])
-    member = Member(host, "https://10.0.0.11:2379", Register(stale))  # type: ignore[arg-type]
-    workload = Workload("stackcheck/test/register")
-    for _ in range(3):
-        assert workload.write(member)
-        assert workload.read(member)
-    return workload
+@pytest.mark.lab
+@needs_root
+def test_scenario_history_validates_and_tampering_is_caught(lab: Lab, tmp_path: Path) -> None:
+    scenario = leader_loss(lab, tmp_path)
+    record = scenario.record
+    assert scenario.findings is not None and not scenario.findings.problems, (
+        scenario.findings and scenario.findings.problems)
+    clients = {member_of(op.client) for op in record.history.ops}
+    assert clients == {"h1", "h2", "h3"} and len(record.clients) == 6
+    assert {op.kind for op in record.history.ops} == {"write", "read", "cas"}
+    assert record.windows[0].end is not None and record.leaders
+
+    # one acknowledged write removed from the history: its value was read, so the read
+    # fits no order
+    removed = observed_write(record)
+    record.history.ops.remove(removed)
+    logs = read_logs(members(lab), record)
+    findings = validate(record, logs, UNAVAILABLE_BOUND)
+    assert findings.verdict.ok is False
+    culprit = findings.verdict.culprit
+    assert culprit is not None and removed.value in (culprit.value, culprit.expect, culprit.seen)
+    assert findings.problems[0].startswith(f"the history is not linearizable: {culprit.client} ")
+    assert "fits no order" in findings.problems[0]
+    assert culprit.client in findings.problems[0].split("clients involved: ")[1]
+    with pytest.raises(AssertionError, match=r"leader loss: the traffic .* shows: the history "
+                                             r"is not linearizable"):
+        scenario.findings = findings
+        scenario.assert_valid()
+    record.history.ops.append(removed)
+
+    # an acknowledged write lost from etcd: its log entry deleted behind the checker's back
+    lost = observed_write(record)
+    members(lab)[0].client.delete(f"{lost.key}/log/{lost.value}")
+    findings = validate(record, read_logs(members(lab), record), UNAVAILABLE_BOUND)
+    acked = len(record.history.acknowledged_writes())
+    for host in ("h1", "h2", "h3"):
+        assert (f"1 of {acked} acknowledged writes are missing when read through {host} after "
+                f"recovery: {lost.value}") in findings.problems, findings.problems
 
 
-def test_suite_history_check_fails_a_stale_read_and_attaches_the_history(
-    monkeypatch: pytest.MonkeyPatch, test_quorum: ModuleType
-) -> None:
-    attached: list[tuple[str, object]] = []
-    monkeypatch.setattr("suites.etcd.cluster.evidence.attach_json",
-                        lambda name, obj: attached.append((name, obj)))
-    workload = recorded(stale=True)
-    with pytest.raises(AssertionError, match="expected a linearizable history of the register; "
-                                             "not linearizable"):
-        test_quorum.test_history_is_linearizable(workload)
-    assert [name for name, _ in attached] == ["history.json"]
-    ops = attached[0][1]["ops"]  # type: ignore[index]
-    assert len(ops) == 6 and {op["kind"] for op in ops} == {"write", "read"}
+@pytest.mark.lab
+@needs_root
+def test_disruptive_check_on_a_broken_cluster_fails_fast_with_health(lab: Lab) -> None:
+    for host in ("h1", "h2"):
+        assert get_provisioner("local").service(lab, lab.host(host), "etcd", "stop").ok
+    started = time.monotonic()
+    result = run_pytest(lab, "suites/etcd/test_quorum.py::test_leader_loss_elects_new_leader")
+    took = time.monotonic() - started
+    assert result.returncode == 1, failures(result)
+    assert "1 error" in result.stdout, failures(result)
+    out = result.stdout
+    assert "etcd is not healthy before the scenario (waited 8s), so the fault was not " \
+           "injected: h1: does not answer: " in out, failures(result)
+    assert "h3: answers but has no leader" in out, failures(result)
+    assert "not yet" not in out
+    assert took < 40, f"the check took {took:.0f}s"
 
 
-def test_suite_history_check_passes_a_current_register(
-    monkeypatch: pytest.MonkeyPatch, test_quorum: ModuleType
-) -> None:
-    attached: list[str] = []
-    monkeypatch.setattr("suites.etcd.cluster.evidence.attach_json",
-                        lambda name, obj: attached.append(name))
-    test_quorum.test_history_is_linearizable(recorded(stale=False))
-    assert attached == []
+def test_trim_keeps_whole_lines_and_words() -> None:
+    text = "\n".join(f'{{"level":"warn","msg":"retrying of unary invoker failed {i}"}}'
+                     for i in range(20)) + "\nError: context deadline exceeded"
+    trimmed = trim(text, 200)
+    assert trimmed.endswith("\nError: context deadline exceeded")
+    assert trimmed.startswith("[…") and "earlier line(s) trimmed]" in trimmed
+    assert all(line in text for line in trimmed.splitlines()[1:])
+    one = trim("Error: " + "word " * 100 + "context deadline exceeded", 60)
+    assert one.endswith("context deadline exceeded") and "words trimmed]" in one
+    assert all(w in {"word", "context", "deadline", "exceeded"} for w in one.split("] ")[1].split())
+
+
+def test_unavailability_excuses_the_fault_window_only() -> None:
+    h = History()
+    record = Record(h, ["c1@h1", "c2@h2"], ["k"], started=0.0, stopped=30.0)
+    for client, times in {"c1@h1": [1, 2, 20, 29], "c2@h2": [1, 2, 3, 4, 26]}.items():
+        for t in times:
+            h.ops.append(Op("write", f"{client}-{t}", t - 0.1, float(t), "ok", client, "k"))
+    record.windows.append(Window("h1 stopped", 5.0, 15.0, down=["h1"]))
+    assert unavailability(record, "h1") == pytest.approx(9.0)  # 2->5 is 3 s, 15->20 is 5 s
+    assert unavailability(record, "h2") == pytest.approx(22.0)  # 4->26
+    findings = validate(record, {"h1": {o.value for o in h.ops}, "h2": "timed out"}, 15.0)
+    assert findings.problems == [
+        "could not read the write log through h2 after recovery: timed out",
+        "expected every member to accept a write within 15s outside its fault window; "
+        "longest time without one (s): {'h2': 22.0}",
+    ]
+
+
+def test_timeline_draws_lanes_leader_and_fault() -> None:
+    h = History()
+    record = Record(h, ["c1@h1", "c2@h2"], ["k"], started=100.0, stopped=110.0)
+    h.ops += [Op("write", "a", 101, 101.2, "ok", "c1@h1", "k"),
+              Op("write", "b", 102, math.inf, "unknown", "c2@h2", "k", ended=107)]
+    record.windows.append(Window("etcd stopped on h1", 103, 106, down=["h1"]))
+    record.leaders += [(100.5, {"h1": "h1", "h2": "h1"}), (104, {"h1": None, "h2": "none"}),
+                       (105, {"h1": None, "h2": "h2"})]
+    picture = timeline.svg(record, "etcd: <leader loss>")
+    ET.fromstring(picture)  # well-formed
+    assert "etcd: &lt;leader loss&gt;" in picture
+    assert picture.count('fill="#2e7d32"') == 1 and picture.count('fill="#ef6c00"') == 1
+    assert "leader h1" in picture and "no leader" in picture and "leader h2" in picture
+    assert "etcd stopped on h1" in picture

@@ -1,20 +1,21 @@
-"""What the etcd checks read from a cluster: members, their status, a recorded workload."""
+"""What the etcd checks read from a cluster: members, their status, their health."""
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pytest
 from etcd3gw.client import Etcd3Client
 
-from reports import evidence
-from stackcheck.etcd import client_for, endpoint_host, member_id
+from stackcheck.etcd import client_for, endpoint_host, error_text, hex_id, member_id
 from stackcheck.lab import Host, Lab
-from stackcheck.linearizability import History, Op, check
 from stackcheck.waits import WaitTimeout, wait_for
+
+#: s: a disruptive check waits at most this for a healthy cluster before it starts
+SETTLE_BEFORE = 8.0
+#: s: a health probe's client timeout (a poll of 3 members takes at most ~3x this)
+QUICK = 1.5
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Member:
     host: Host
     endpoint: str
     client: Etcd3Client
+    #: a client that gives up after QUICK s, for health probes
+    quick: Etcd3Client | None = None
 
     @property
     def label(self) -> str:
@@ -38,7 +41,8 @@ def members(lab: Lab, timeout: float = 5.0) -> list[Member]:
         host = by_address.get(endpoint_host(endpoint))
         if host is None:
             raise LookupError(f"etcd endpoint {endpoint} is not the address of any host")
-        out.append(Member(host, endpoint, client_for(lab.etcd, endpoint, timeout)))
+        out.append(Member(host, endpoint, client_for(lab.etcd, endpoint, timeout),
+                          client_for(lab.etcd, endpoint, min(timeout, QUICK))))
     return out
 
 
@@ -50,129 +54,144 @@ def status_of(member: Member) -> dict | None:
 
 
 def problem(exc: Exception) -> str:
-    """An error as a short phrase (some etcd3gw errors have an empty message)."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else f"does not answer ({type(exc).__name__})"
+    """An error as a short phrase (see :func:`stackcheck.etcd.error_text`)."""
+    return error_text(exc)
+
+
+def names_by_id(cluster: list[Member], statuses: dict[str, dict | None] | None = None
+                ) -> dict[str, str]:
+    """Member id (decimal, as the gateway says it) -> ``h2 (8e9e05c52164694d)``.
+
+    Each answering member names itself; the member list of one that answers names the rest.
+    """
+    statuses = statuses if statuses is not None else {m.host.name: status_of(m)
+                                                      for m in cluster}
+    out = {}
+    for m in cluster:
+        status = statuses.get(m.host.name)
+        if status:
+            out[member_id(status)] = f"{m.host.name} ({hex_id(member_id(status))})"
+    if len(out) < len(cluster):
+        for m in cluster:
+            try:
+                listed = m.client.members()
+            except Exception:  # noqa: BLE001 - try the next member
+                continue
+            for item in listed:
+                ident = str(item.get("ID", ""))
+                out.setdefault(ident, f"{item.get('name') or '?'} ({hex_id(ident)})")
+            break
+    return out
+
+
+def name_of(ident: str, names: dict[str, str]) -> str:
+    """A member id as a name: ``h2 (8e9e…)``; ``none`` for 0; the hex id if unknown."""
+    if str(ident) == "0":
+        return "none"
+    return names.get(str(ident), f"unknown member {hex_id(ident)}")
 
 
 def leader(cluster: list[Member]) -> tuple[Member, dict]:
     """The member every reachable member names as leader (raises if they disagree)."""
-    views = {m.endpoint: s for m in cluster if (s := status_of(m))}
+    views = {m.host.name: s for m in cluster if (s := status_of(m))}
     leaders = {str(s.get("leader", "0")) for s in views.values()}
     if len(leaders) != 1 or "0" in leaders:
-        raise AssertionError(f"members disagree on the leader or have none: {leaders}")
+        names = names_by_id(cluster, views)
+        named = {host: name_of(str(s.get("leader", "0")), names) for host, s in views.items()}
+        raise AssertionError(f"members disagree on the leader or have none: {named}")
     (leader_id,) = leaders
     for m in cluster:
-        status = views.get(m.endpoint)
+        status = views.get(m.host.name)
         if status and member_id(status) == leader_id:
             return m, status
-    raise AssertionError(f"leader {leader_id} is not among the reachable members")
+    raise AssertionError(f"leader {name_of(leader_id, names_by_id(cluster, views))} is not "
+                         f"among the reachable members")
 
 
-def settles(condition: Callable[[], bool], seconds: float, what: str = "the cluster to settle"
-            ) -> bool:
+def settles(condition: Callable[[], bool], seconds: float, what: str = "the cluster to settle",
+            *, describe: Callable[[], str]) -> bool:
     """Poll ``condition`` until it holds or ``seconds`` pass; whether it held in the end.
 
     An exception from ``condition`` is raised at once (a check must not mistake it for a
     pass); the wait is recorded like every other.
     """
     try:
-        wait_for(condition, timeout=seconds, interval=0.2, what=what, retry_errors=False)
+        wait_for(condition, timeout=seconds, interval=0.2, what=what, retry_errors=False,
+                 describe=describe)
     except WaitTimeout:
         return False
     return True
 
 
+def health(cluster: list[Member]) -> dict[str, str]:
+    """Per member: ``ok (leader h1 (…), term 4)``, or what is wrong with it."""
+    statuses, out = {}, {}
+    for m in cluster:
+        try:
+            statuses[m.host.name] = (m.quick or m.client).status()
+        except Exception as exc:  # noqa: BLE001 - reported per member
+            statuses[m.host.name] = None
+            out[m.host.name] = f"does not answer: {problem(exc)}"
+    names = names_by_id(cluster, statuses)
+    leaders = {str(s.get("leader", "0")) for s in statuses.values() if s}
+    for m in cluster:
+        status = statuses[m.host.name]
+        if status is None:
+            continue
+        named = str(status.get("leader", "0"))
+        term = status.get("raftTerm", "?")
+        if named == "0":
+            out[m.host.name] = f"answers but has no leader (term {term})"
+            continue
+        if len(leaders) > 1:
+            out[m.host.name] = f"names leader {name_of(named, names)}, others differ"
+            continue
+        try:
+            (m.quick or m.client).get("stackcheck/health")  # linearizable: needs quorum
+        except Exception as exc:  # noqa: BLE001 - reported per member
+            out[m.host.name] = (f"leader {name_of(named, names)}, but a linearizable read "
+                                f"fails: {problem(exc)}")
+            continue
+        out[m.host.name] = f"ok (leader {name_of(named, names)}, term {term})"
+    return {m.host.name: out[m.host.name] for m in cluster}
+
+
+def is_healthy(summary: dict[str, str]) -> bool:
+    return all(state.startswith("ok ") for state in summary.values())
+
+
 def healthy(cluster: list[Member]) -> bool:
     """Every member answers, all agree on one leader, and a linearizable read works."""
-    try:
-        leader(cluster)
-        return all(status_of(m) for m in cluster) and all(
-            m.client.get("stackcheck/health") is not None for m in cluster
-        )
-    except Exception:  # noqa: BLE001 - not healthy yet
-        return False
+    return is_healthy(health(cluster))
 
 
-class Workload:
-    """Writes and linearizable reads of one register, every operation recorded."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.history = History()
-        self.counter = 0
-
-    def write(self, member: Member) -> bool:
-        self.counter += 1
-        value = f"v{self.counter}-{time.time_ns()}"
-        op = self.history.call("write", value, client=member.host.name)
-        puts = [{"request_put": {"key": _b64(k), "value": _b64(value)}}
-                for k in (self.key, f"{self.key}/log/{value}")]
-        try:  # the register and a log entry, atomically: the log proves no write was lost
-            member.client.transaction({"compare": [], "success": puts, "failure": []})
-        except Exception:  # noqa: BLE001 - outcome unknown, recorded as such
-            self.history.fail(op)
-            return False
-        self.history.ok(op)
-        return True
-
-    def read(self, member: Member) -> Op | None:
-        """A linearizable read of the register: its recorded op, or None if it failed."""
-        op = self.history.call("read", client=member.host.name)
-        try:
-            values = member.client.get(self.key)
-        except Exception:  # noqa: BLE001 - a failed read has no effect
-            self.history.fail(op)
-            return None
-        self.history.ok(op, values[0].decode() if values else None)
-        return op
-
-    def write_within(self, member: Member, seconds: float) -> bool:
-        """Write through ``member`` until one write is acknowledged or ``seconds`` pass.
-
-        On a loaded machine an election nobody caused can fail a single write; a cluster
-        without quorum fails every attempt. Failed attempts stay in the history (outcome
-        unknown), so the linearizability check sees them too.
-        """
-        try:
-            wait_for(lambda: self.write(member), timeout=seconds, interval=0.5,
-                     what=f"an acknowledged write through {member.host.name}")
-        except WaitTimeout:
-            return False
-        return True
-
-    def read_within(self, member: Member, seconds: float) -> Op | None:
-        """Read through ``member`` until a read succeeds or ``seconds`` pass."""
-        try:
-            return wait_for(lambda: self.read(member), timeout=seconds, interval=0.5,
-                            what=f"a linearizable read through {member.host.name}")
-        except WaitTimeout:
-            return None
-
-    def acknowledged(self) -> list[str]:
-        return self.history.acknowledged_writes()
-
-    def possible_values(self) -> set[str | None]:
-        """What the register may hold now: the last acknowledged write, or a write whose
-        outcome is unknown (it may have taken effect after that one)."""
-        acked = self.acknowledged()
-        unknown = {op.value for op in self.history.ops
-                   if op.kind == "write" and op.outcome == "unknown"}
-        return {acked[-1] if acked else self.history.initial} | unknown
-
-    def logged(self, member: Member) -> set[str]:
-        """Values whose log entry is present, read linearizably through ``member``."""
-        prefix = f"{self.key}/log/"
-        return {value.decode() for value, _ in member.client.get_prefix(prefix)}
+def summary_text(summary: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {state}" for name, state in summary.items())
 
 
-def assert_linearizable(history: History) -> None:
-    """Fail, with the history attached as JSON, unless it is linearizable for a register."""
-    ok, explanation = check(history)
-    if not ok:
-        evidence.attach_json("history.json", json.loads(history.to_json()))
-    assert ok, f"expected a linearizable history of the register; {explanation}"
+def require_healthy(cluster: list[Member], settle: float = SETTLE_BEFORE) -> None:
+    """Fail at once (after a short settle) unless the cluster is healthy, saying per member
+    what is wrong: a disruptive check must not start on a broken cluster."""
+    seen: dict[str, str] = {}
+
+    def ok() -> bool:
+        seen.clear()
+        seen.update(health(cluster))
+        return is_healthy(seen)
+
+    if not settles(ok, settle, "a healthy cluster before the scenario",
+                   describe=lambda: summary_text(seen)):
+        pytest.fail(f"etcd is not healthy before the scenario (waited {settle:g}s), so the "
+                    f"fault was not injected: {summary_text(seen)}", pytrace=False)
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+def wait_healthy(cluster: list[Member], timeout: float, what: str) -> None:
+    """Wait for a healthy cluster; the timeout says per member what it last saw."""
+    seen: dict[str, str] = {}
+
+    def ok() -> bool:
+        seen.clear()
+        seen.update(health(cluster))
+        return is_healthy(seen)
+
+    wait_for(ok, timeout=timeout, what=what, describe=lambda: summary_text(seen))

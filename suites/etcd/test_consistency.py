@@ -8,7 +8,7 @@ import allure
 import pytest
 
 from reports import evidence
-from stackcheck.etcd import hashkv
+from stackcheck.etcd import hashkv, trim
 from stackcheck.lab import Lab
 from suites.etcd.cluster import Member, problem, settles, status_of
 
@@ -48,7 +48,7 @@ def test_applied_indexes_converge(cluster: list[Member]) -> None:
         seen.update(applied_indexes(cluster))
         return min(seen.values()) >= target
 
-    settles(converged, CONVERGE, "applied indexes to converge")
+    settles(converged, CONVERGE, "applied indexes to converge", describe=lambda: str(seen))
     behind = {name: index for name, index in seen.items() if index < target}
     assert not behind, (
         f"expected every member to apply up to raft index {target} within {CONVERGE:g}s; "
@@ -64,7 +64,7 @@ def hashkv_each(lab: Lab, revision: int) -> dict[str, int | str]:
         try:
             out.update(hashkv(lab.etcd.model_copy(update={"endpoints": [endpoint]}), revision))
         except Exception as exc:  # noqa: BLE001 - reported per endpoint
-            out[endpoint] = problem(exc).splitlines()[-1][:300]
+            out[endpoint] = trim(problem(exc), 300)
     return out
 
 
@@ -83,7 +83,7 @@ def test_hashkv_is_equal_on_every_member(lab: Lab, cluster: list[Member]) -> Non
         hashes.update(hashkv_each(lab, revision))
         return len(set(hashes.values())) == 1 and all(isinstance(h, int) for h in hashes.values())
 
-    settles(equal, CONVERGE, "one HashKV on every member")
+    settles(equal, CONVERGE, "one HashKV on every member", describe=lambda: str(hashes))
     evidence.attach_json("hashkv per endpoint", hashes)
     assert len(set(hashes.values())) == 1 and all(isinstance(h, int) for h in hashes.values()), (
         f"expected one HashKV at revision {revision} on every endpoint within {CONVERGE:g}s; "

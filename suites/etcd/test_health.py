@@ -5,7 +5,7 @@ import pytest
 
 from reports import evidence
 from stackcheck.lab import Lab
-from suites.etcd.cluster import Member, leader, problem, settles, status_of
+from suites.etcd.cluster import Member, leader, name_of, names_by_id, problem, settles, status_of
 
 pytestmark = pytest.mark.owns("etcd")  # these report etcd's own health, never "blocked"
 
@@ -36,7 +36,7 @@ def test_every_endpoint_is_healthy(cluster: list[Member]) -> None:
         seen.update(unhealthy_endpoints(cluster))
         return not seen
 
-    settles(all_healthy, SETTLE, "every endpoint healthy")
+    settles(all_healthy, SETTLE, "every endpoint healthy", describe=lambda: str(seen))
     assert not seen, (
         f"expected every endpoint healthy with a leader (waited {SETTLE:g}s); saw {seen}"
     )
@@ -99,12 +99,12 @@ def test_cluster_size_is_odd(lab: Lab, cluster: list[Member]) -> None:
 
 
 def leader_views(cluster: list[Member]) -> dict[str, tuple[str, str] | None]:
-    """Per host: (leader id, raft term) as that member sees them, None if it does not answer."""
-    out: dict[str, tuple[str, str] | None] = {}
-    for m in cluster:
-        s = status_of(m)
-        out[m.host.name] = (str(s.get("leader", "0")), str(s.get("raftTerm", "?"))) if s else None
-    return out
+    """Per host: (leader as ``h1 (8e9e…)``, raft term) as that member sees them, None if it
+    does not answer."""
+    statuses = {m.host.name: status_of(m) for m in cluster}
+    known = names_by_id(cluster, statuses)
+    return {name: (name_of(str(s.get("leader", "0")), known), str(s.get("raftTerm", "?")))
+            if s else None for name, s in statuses.items()}
 
 
 @allure.feature("leader")
@@ -117,7 +117,7 @@ def test_exactly_one_leader_agreed_by_all(cluster: list[Member]) -> None:
         views.update(leader_views(cluster))
         return None not in views.values() and len(set(views.values())) == 1
 
-    settles(agreed, SETTLE, "every member to agree on the leader")
+    settles(agreed, SETTLE, "every member to agree on the leader", describe=lambda: str(views))
     missing = [name for name, v in views.items() if v is None]
     assert not missing, f"expected every member to answer status; no answer from {missing}"
     leaders = {name: v[0] for name, v in views.items() if v}

@@ -1,0 +1,121 @@
+"""A disruptive scenario with traffic: record it, validate it at its end, attach it."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from reports import evidence
+from stackcheck.lab import Lab
+from stackcheck.linearizability import Op
+from stackcheck.timeline import svg
+from stackcheck.traffic_checks import Findings, validate
+from stackcheck.waits import WaitTimeout, wait_for
+from stackcheck.workload import Record, Traffic, logged
+from suites.etcd.cluster import Member, problem
+
+#: concurrent clients, round robin over the members
+CLIENTS = 6
+#: s: a member outside its fault window accepts a write within this (seen: < 3 s after an
+#: election; a write caught in flight at the fault waits etcd's 5 s request timeout)
+UNAVAILABLE_BOUND = 15.0
+#: s: a traffic client waits this long for an answer (longer than etcd's own 5 s request
+#: timeout, so etcd, not the client, decides a write failed)
+CLIENT_TIMEOUT = 30.0
+#: s: reading the write log through a member after recovery
+LOG_READ_WITHIN = 20.0
+
+
+def read_logs(cluster: list[Member], record: Record) -> dict[str, set[str] | str]:
+    """Per member, every logged value of every key (or why it could not be read)."""
+    out: dict[str, set[str] | str] = {}
+    for m in cluster:
+        last = ["not yet"]
+
+        def read(member: Member = m, seen: list[str] = last) -> tuple[set[str]] | None:
+            try:
+                return (set().union(*(logged(member.client, key) for key in record.keys)),)
+            except Exception as exc:  # noqa: BLE001 - retried, then reported
+                seen[0] = problem(exc)
+                return None
+
+        try:
+            (out[m.host.name],) = wait_for(
+                read, timeout=LOG_READ_WITHIN, what=f"the write log read through {m.host.name}",
+                describe=lambda seen=last: seen[0])
+        except WaitTimeout as exc:
+            out[m.host.name] = str(exc)
+    return out
+
+
+@dataclass
+class Scenario:
+    """A scenario's traffic and, once it stopped, its validation."""
+
+    name: str
+    traffic: Traffic
+    findings: Findings | None = None
+
+    @property
+    def record(self) -> Record:
+        return self.traffic.record
+
+    def ops(self) -> list[Op]:
+        return list(self.record.history.ops)
+
+    def wait_ops(self, what: str, timeout: float, condition: Callable[[list[Op]], bool]) -> None:
+        """Wait until the recorded traffic shows ``condition(ops)``; the timeout says how
+        many operations of each outcome it saw."""
+        def describe() -> str:
+            counts: dict[str, int] = {}
+            for op in self.ops():
+                counts[op.outcome] = counts.get(op.outcome, 0) + 1
+            return f"{sum(counts.values())} operations so far, by outcome {counts}"
+
+        wait_for(lambda: condition(self.ops()), timeout=timeout, interval=0.2, what=what,
+                 describe=describe)
+
+    def assert_valid(self) -> None:
+        """Fail the scenario on any finding of its traffic's validation."""
+        assert self.findings is not None, f"{self.name}: the traffic was not validated"
+        assert not self.findings.problems, (
+            f"{self.name}: the traffic ({len(self.record.history.ops)} operations by "
+            f"{len(self.record.clients)} clients) shows: " + "; ".join(self.findings.problems))
+
+
+def attach(scenario: Scenario) -> None:
+    """The history (JSON), the timeline (SVG) and the verdicts, as the scenario's evidence."""
+    findings, name = scenario.findings, scenario.name
+    evidence.attach_json(f"{name} history", scenario.record.to_dict())
+    culprit = findings.verdict.culprit if findings else None
+    evidence.attach_svg(f"{name} timeline", svg(scenario.record, f"etcd: {name}", culprit))
+    if findings:
+        evidence.attach_json(f"{name} verdicts", findings.summary())
+
+
+@contextmanager
+def traffic(lab: Lab, cluster: list[Member], run_id: str, name: str) -> Iterator[Scenario]:
+    """Traffic through every member for the ``with`` block; then the history is validated
+    (the caller calls ``assert_valid``) and attached, whatever happened."""
+    assert lab.etcd is not None
+    prefix = f"stackcheck/{run_id}/traffic/{name.replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
+    load = Traffic(lab.etcd, {m.host.name: m.endpoint for m in cluster}, prefix,
+                   clients=CLIENTS, timeout=CLIENT_TIMEOUT, seed=zlib.crc32(name.encode()))
+    scenario = Scenario(name, load.start())
+    try:
+        yield scenario
+    finally:
+        record = load.stop()
+        try:
+            scenario.findings = validate(record, read_logs(cluster, record), UNAVAILABLE_BOUND)
+            evidence.measure(f"etcd {name} history check", scenario.findings.check_seconds)
+        finally:
+            attach(scenario)
+
+
+def since(ops: list[Op], t: float) -> list[Op]:
+    """The operations called at or after ``t`` (monotonic s)."""
+    return [op for op in ops if op.call >= t]
