@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -28,12 +29,20 @@ from provisioners.local.layout import HostPlan
 from stackcheck import timeline
 from stackcheck.etcd import trim
 from stackcheck.faults import FaultJournal, Faults, journal_path
-from stackcheck.lab import Lab
+from stackcheck.lab import Host, Lab
 from stackcheck.linearizability import History, Op
 from stackcheck.ssh import close_all
 from stackcheck.traffic_checks import member_of, unavailability, validate
 from stackcheck.workload import Record, Window
-from suites.etcd.cluster import Member, healthy, leader, members, require_healthy, wait_healthy
+from suites.etcd.cluster import (
+    Member,
+    health,
+    healthy,
+    leader,
+    members,
+    require_healthy,
+    wait_healthy,
+)
 from suites.etcd.scenario import UNAVAILABLE_BOUND, Scenario, read_logs, traffic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -280,9 +289,10 @@ def test_disruptive_check_on_a_broken_cluster_fails_fast_with_health(lab: Lab) -
     assert result.returncode == 1, failures(result)
     assert "1 error" in result.stdout, failures(result)
     out = result.stdout
-    assert "etcd is not healthy before the scenario (waited 8s), so the fault was not " \
-           "injected: h1: does not answer: " in out, failures(result)
-    assert "h3: answers but has no leader" in out, failures(result)
+    assert ("etcd is not healthy before the scenario (waited 8s), so the fault was not "
+            "injected: h1: does not answer (ConnectionFailedError: Connection refused); "
+            "h2: does not answer (ConnectionFailedError: Connection refused); "
+            "h3: answers but has no leader (term ") in out, failures(result)
     assert "not yet" not in out
     assert took < 40, f"the check took {took:.0f}s"
 
@@ -330,3 +340,44 @@ def test_timeline_draws_lanes_leader_and_fault() -> None:
     assert picture.count('fill="#2e7d32"') == 1 and picture.count('fill="#ef6c00"') == 1
     assert "leader h1" in picture and "no leader" in picture and "leader h2" in picture
     assert "etcd stopped on h1" in picture
+
+
+class Status:
+    """A client that answers ``status`` and ``members`` as a member of a fixed cluster."""
+
+    IDS: ClassVar[dict[str, str]] = {"h1": str(0x5455D690396CB74D),
+                                     "h2": str(0xA3D2C89D5A99713D), "h3": str(0x12345678)}
+
+    def __init__(self, me: str, leader: str | None) -> None:
+        self.me, self.leader = me, leader
+
+    def status(self) -> dict:
+        if self.leader is None:
+            raise ConnectionError("stopped")
+        return {"header": {"member_id": self.IDS[self.me], "revision": "1"},
+                "leader": self.IDS.get(self.leader, "0"), "raftTerm": "3"}
+
+    def members(self) -> list[dict]:
+        return [{"ID": i, "name": n} for n, i in self.IDS.items()]
+
+
+def fake_cluster(views: dict[str, str | None]) -> list[Member]:
+    out = []
+    for name, named in views.items():
+        host = Host(name=name, address=f"10.0.0.{name[1:]}", roles=["etcd"])
+        client = Status(name, named)
+        out.append(Member(host, f"https://{host.address}:2379", client))  # type: ignore[arg-type]
+    return out
+
+
+def test_leader_disagreement_names_members_with_hex_ids() -> None:
+    cluster = fake_cluster({"h1": "h1", "h2": "h2", "h3": None})
+    with pytest.raises(AssertionError) as caught:
+        leader(cluster)
+    assert str(caught.value) == (
+        "members disagree on the leader or have none: {'h1': 'h1 (5455d690396cb74d)', "
+        "'h2': 'h2 (a3d2c89d5a99713d)'}")
+    summary = health(cluster)
+    assert summary == {"h1": "names leader h1 (5455d690396cb74d), others differ",
+                       "h2": "names leader h2 (a3d2c89d5a99713d), others differ",
+                       "h3": "does not answer: ConnectionError: stopped"}
