@@ -65,27 +65,48 @@ def simulated(n: int, clients: int = 6, keys: int = 3, unknown: float = 0.03,
     return History(ops=ops)
 
 
+def stale(h: History) -> History:
+    """``h`` with its last read of a written value turned stale (the value before)."""
+    ops = [Op(**vars(op)) for op in h.ops]
+    for i in range(len(ops) - 1, -1, -1):
+        op = ops[i]
+        older = [o.value for o in ops[:i] if o.key == op.key and o.kind == "write"
+                 and o.outcome == "ok" and o.value != op.value and o.ret < op.call - 0.05]
+        if op.kind == "read" and op.value is not None and older:
+            op.value = older[-1]
+            break
+    return History(ops=ops)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--unknown", type=float, default=0.03,
+                        help="share of writes that time out (majority loss: ~0.3)")
     args = parser.parse_args()
-    histories = {n: simulated(n) for n in args.sizes}
-    times: dict[int, list[float]] = {n: [] for n in args.sizes}
-    steps: dict[int, int] = {}
-    for r in range(args.repeat):
-        order = args.sizes[r % len(args.sizes):] + args.sizes[:r % len(args.sizes)]
-        for n in order:
-            started = time.perf_counter()
-            verdict = check_history(histories[n])
-            times[n].append(time.perf_counter() - started)
-            assert verdict.ok is True, verdict.explanation
-            steps[n] = verdict.steps
-    print(f"{'ops':>7} {'median s':>9} {'min..max s':>15} {'steps':>8} {'µs/op':>7}")
+    cases = {}
     for n in args.sizes:
-        med = statistics.median(times[n])
-        print(f"{n:>7} {med:>9.3f} {min(times[n]):>7.3f}..{max(times[n]):<7.3f} "
-              f"{steps[n]:>8} {med / n * 1e6:>7.0f}")
+        cases[(n, "linearizable")] = (simulated(n, unknown=args.unknown), True)
+        cases[(n, "one stale read")] = (stale(cases[(n, "linearizable")][0]), False)
+    times: dict[tuple, list[float]] = {c: [] for c in cases}
+    steps: dict[tuple, int] = {}
+    names = list(cases)
+    for r in range(args.repeat):
+        for case in names[r % len(names):] + names[:r % len(names)]:
+            history, expected = cases[case]
+            started = time.perf_counter()
+            verdict = check_history(history)
+            times[case].append(time.perf_counter() - started)
+            assert verdict.ok is expected, verdict.explanation
+            steps[case] = verdict.steps
+    print(f"unknown writes: {args.unknown:.0%}; {args.repeat} rounds")
+    print(f"{'ops':>7} {'history':>15} {'median s':>9} {'min..max s':>15} {'steps':>8} "
+          f"{'µs/op':>7}")
+    for (n, kind), spent in times.items():
+        med = statistics.median(spent)
+        print(f"{n:>7} {kind:>15} {med:>9.3f} {min(spent):>7.3f}..{max(spent):<7.3f} "
+              f"{steps[(n, kind)]:>8} {med / n * 1e6:>7.0f}")
 
 
 if __name__ == "__main__":

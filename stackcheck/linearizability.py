@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 #: search steps per key before the checker gives up ("undecided"); a run's histories need
 #: a few per operation (see benchmarks/linearizability.py)
-MAX_STEPS = 2_000_000
+MAX_STEPS = 1_000_000
 
 
 @dataclass
@@ -238,7 +238,9 @@ def check_key(ops: list[Op], initial: str | None, max_steps: int = MAX_STEPS) ->
     state, writer = initial, None  # writer: the op that last set the state
     linearized = 0
     steps = 0
-    deepest = (-1, ops[0], initial, None)  # (depth, blocked op, state, writer)
+    # (depth, blocked op, state, writer) where the search got furthest
+    deepest: tuple[int, Op, str | None, Op | None] = (-1, Op("read", None, -math.inf,
+                                                             -math.inf), initial, None)
     entry = head.next
     while head.next is not None:
         steps += 1
@@ -262,7 +264,8 @@ def check_key(ops: list[Op], initial: str | None, max_steps: int = MAX_STEPS) ->
                     continue
             entry = entry.next
         else:  # a return: its op must be placed before here, and was not
-            if len(calls) > deepest[0]:
+            # the culprit: where the search got furthest in real time (then deepest)
+            if (entry.op.ret, len(calls)) > (deepest[1].ret, deepest[0]):  # type: ignore[union-attr]
                 deepest = (len(calls), entry.op, state, writer)
             if not calls:
                 break
