@@ -109,7 +109,7 @@ def leader(cluster: list[Member]) -> tuple[Member, dict]:
 
 
 def settles(condition: Callable[[], bool], seconds: float, what: str = "the cluster to settle",
-            *, describe: Callable[[], str]) -> bool:
+            describe: Callable[[], str] | None = None) -> bool:
     """Poll ``condition`` until it holds or ``seconds`` pass; whether it held in the end.
 
     An exception from ``condition`` is raised at once (a check must not mistake it for a

@@ -27,9 +27,10 @@ from stackcheck.waits import wait_for
 from stackcheck.workload import Window
 from suites.etcd.cluster import (
     Member,
+    health,
     leader,
     require_healthy,
-    status_of,
+    summary_text,
     wait_healthy,
 )
 from suites.etcd.scenario import Scenario, since, traffic
@@ -123,7 +124,7 @@ def test_leader_loss_elects_new_leader(
             _, new_status = wait_for(
                 lambda: leader(survivors), timeout=ELECTION_TIMEOUT,
                 what=f"a new leader agreed by {names(survivors)}",
-                describe=lambda: str({m.host.name: status_of(m) for m in survivors}),
+                describe=lambda: summary_text(health(survivors)),
             )
             elapsed = time.monotonic() - gone
         # from the old leader's process gone until the survivors agree on a new leader (etcd
