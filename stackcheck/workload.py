@@ -168,6 +168,7 @@ class Traffic:
                 done.append(self._write(etcd, client, key, f"{client}-{time.monotonic_ns()}"))
             else:
                 done.append(self._read(etcd, client, key, {}))
+            etcd.session.close()
 
         threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in kinds]
         for thread in threads:
@@ -195,6 +196,7 @@ class Traffic:
             else:
                 op = self._cas(etcd, client, key, last_seen.get(key), value, last_seen)
             self._stop.wait(PACE if op.outcome == "ok" else PACE_AFTER_FAILURE)
+        etcd.session.close()
 
     def _puts(self, key: str, value: str) -> list[dict]:
         return [{"request_put": {"key": _b64(k), "value": _b64(value)}}
@@ -270,6 +272,8 @@ class Traffic:
                     self._ids.get(leader, f"{int(leader):x}"))
             self.record.leaders.append((time.monotonic(), named))
             self._stop.wait(SAMPLE_EVERY)
+        for etcd in etcds.values():
+            etcd.session.close()
 
 
 def logged(etcd: Etcd3Client, key: str) -> set[str]:
