@@ -78,7 +78,7 @@ def sample(pid: int) -> dict | None:
     return {"threads": int(status["Threads"]), "fds": len(fds),
             "rss_mib": int(status["VmRSS"].split()[0]) / 1024,
             "ssh": len(socks & _ssh_inodes(pid)), "pytest": b"pytest" in b" ".join(cmdline),
-            "worker": b"-c" in cmdline}
+            "worker": b"python" in cmdline[0] and b"-c" in cmdline}
 
 
 class Sampler:
