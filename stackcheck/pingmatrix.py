@@ -76,6 +76,33 @@ PING_PROBE = Probe(
 )
 
 
+#: IP + ICMP headers: a ping of MTU - 28 data bytes fills the MTU exactly
+ICMP_OVERHEAD = 28
+
+
+def mtu_probe(mtu: int) -> Probe:
+    """Plain ping first ("no path" when it fails), then DF pings filling the MTU and one byte
+    over it: "MTU" when the first fails or the second passes (a reply within 0.3 s: the
+    kernel refuses a too-big DF packet at once, a peer answers in milliseconds)."""
+    size = mtu - ICMP_OVERHEAD
+    ping = "ping -c 2 -A -W 2"
+    return Probe(
+        body=(f'if ! {ping} "$1" >/dev/null 2>&1; then echo "nopath $1"; '
+              f'elif ! {ping} -M do -s {size} "$1" >/dev/null 2>&1; then echo "dfsmall $1"; '
+              f'elif ping -c 1 -W 0.3 -M do -s {size + 1} "$1" >/dev/null 2>&1; '
+              f'then echo "dfbig $1"; else echo "ok $1"; fi'),
+        words={
+            "ok": (True, "ok"),
+            "nopath": (False, "no path: a plain ping gets no reply"),
+            "dfsmall": (False, f"MTU: a plain ping answers, a {size}-byte ping with DF "
+                               f"(FLANNEL_MTU {mtu} - {ICMP_OVERHEAD}) does not"),
+            "dfbig": (False, f"MTU: a {size + 1}-byte ping with DF, 1 byte above "
+                             f"FLANNEL_MTU {mtu}, got through"),
+        },
+        seconds=10.0,
+    )
+
+
 @dataclass(frozen=True)
 class Concurrency:
     """How hard an all-pairs check drives the lab: sources at once, lanes (probes in flight)

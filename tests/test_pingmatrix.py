@@ -17,6 +17,7 @@ from stackcheck.pingmatrix import (
     failed_pairs,
     matrix_html,
     matrix_json,
+    mtu_probe,
     parse,
     ping_matrix,
     probe_matrix,
@@ -176,3 +177,21 @@ def test_an_exec_that_raises_fails_every_pair_of_its_source() -> None:
 
 def test_script_quotes_addresses() -> None:
     assert "'127.0.0.1;reboot'" in script(["127.0.0.1;reboot"])
+
+
+def test_mtu_probe_tells_no_path_from_mtu(tmp_path: Path) -> None:
+    """.2 answers nothing (no path), .3 answers plain pings only (MTU too small), .4 answers
+    even one byte over the MTU (MTU too big), .5 behaves."""
+    ping = stand_in_ping(tmp_path, (
+        'case "$*" in *"-s 1423"*) big=1;; *"-s 1422"*) full=1;; esac\n'
+        'case "$last" in 127.0.0.2) exit 1;; 127.0.0.3) [ -z "$full" ] || exit 1;; '
+        '127.0.0.4) exit 0;; esac\n[ -z "$big" ]'))
+    source = ShellPod("h1", "127.0.0.1", ping)
+    targets = {f"h{i}": f"127.0.0.{i}" for i in (2, 3, 4, 5)}
+    results = probe_matrix([source], targets, ALL_AT_ONCE, mtu_probe(1450),
+                           reprobe=ALL_AT_ONCE)
+    assert results[("h1", "h2")].detail.startswith("no path: a plain ping gets no reply")
+    assert results[("h1", "h3")].detail.startswith(
+        "MTU: a plain ping answers, a 1422-byte ping with DF (FLANNEL_MTU 1450 - 28) does not")
+    assert results[("h1", "h4")].detail.startswith("MTU: a 1423-byte ping with DF")
+    assert results[("h1", "h5")].status == "ok"

@@ -17,12 +17,12 @@ from fixtures.pods import KubePod, Pod
 from reports.evidence import attach_json
 from stackcheck.lab import Lab
 from stackcheck.pingmatrix import (
-    Probe,
     by_reason,
     concurrency_for,
     failed_pairs,
     matrix_html,
     matrix_json,
+    mtu_probe,
     ping_matrix,
     probe_matrix,
     recovered_pairs,
@@ -31,8 +31,6 @@ from stackcheck.ssh import host_connection
 
 # one worker runs both checks: one set of pods (n containers) per run, not one per worker
 pytestmark = [allure.feature("data path"), pytest.mark.xdist_group("datapath")]
-#: IP + ICMP headers: a ping of FLANNEL_MTU - 28 data bytes fills the overlay MTU exactly
-ICMP_OVERHEAD = 28
 
 
 def _kind(pods: list[Pod]) -> str:
@@ -79,29 +77,6 @@ class HostShell:
     def run(self, command: str, timeout: float) -> str:
         result = self.conn.run(f"timeout {timeout:g} sh -c {shlex.quote(command)}")
         return result.stdout + result.stderr
-
-
-def mtu_probe(mtu: int) -> Probe:
-    """Plain ping first ("no path" when it fails), then DF pings filling the MTU and one byte
-    over it: "MTU" when the first fails or the second passes (a reply within 0.3 s: the
-    kernel refuses a too-big DF packet at once, a peer answers in milliseconds)."""
-    size = mtu - ICMP_OVERHEAD
-    ping = "ping -c 2 -A -W 2"
-    return Probe(
-        body=(f'if ! {ping} "$1" >/dev/null 2>&1; then echo "nopath $1"; '
-              f'elif ! {ping} -M do -s {size} "$1" >/dev/null 2>&1; then echo "dfsmall $1"; '
-              f'elif ping -c 1 -W 0.3 -M do -s {size + 1} "$1" >/dev/null 2>&1; '
-              f'then echo "dfbig $1"; else echo "ok $1"; fi'),
-        words={
-            "ok": (True, "ok"),
-            "nopath": (False, "no path: a plain ping gets no reply"),
-            "dfsmall": (False, f"MTU: a plain ping answers, a {size}-byte ping with DF "
-                               f"(FLANNEL_MTU {mtu} - {ICMP_OVERHEAD}) does not"),
-            "dfbig": (False, f"MTU: a {size + 1}-byte ping with DF, 1 byte above "
-                             f"FLANNEL_MTU {mtu}, got through"),
-        },
-        seconds=10.0,
-    )
 
 
 @allure.id("flannel-path-mtu")
