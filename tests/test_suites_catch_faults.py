@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,17 @@ def subnet_of(lab: Lab, host: str) -> str:
     return key.rsplit("/", 1)[-1].replace("-", "/")
 
 
+def failed_checks(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """Node ids of the FAILED/ERROR lines of the run's short summary (``-rfE``)."""
+    return set(re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, re.MULTILINE))
+
+
+def counts(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """``{"passed": 40, "failed": 1, ...}`` from the run's last line."""
+    last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    return {word: int(n) for n, word in re.findall(r"(\d+) (\w+)", last)}
+
+
 def test_suites_pass_on_a_healthy_lab(lab: Lab) -> None:
     result = run_suite(lab, "-n", "2", "--dist", "loadgroup", "suites")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -165,16 +177,60 @@ def test_lease_with_wrong_public_ip_is_caught(lab: Lab) -> None:
 
 @pytest.mark.skipif(shutil.which("iptables") is None, reason="iptables is not installed")
 def test_blocked_vxlan_port_shows_in_the_ping_matrix(lab: Lab) -> None:
+    """The ping matrix fails exactly the two pairs; the path MTU check says "no path" for
+    them, not "MTU"."""
     rule = f"INPUT -p udp --dport 8472 -s {lab.host('h1').address} -j DROP"
     sh(lab, "h2", f"iptables -I {rule}")
     try:
-        result = run_suite(lab, "suites/flannel/test_datapath.py::"
-                                "test_every_pod_pings_every_other_pod")
+        result = run_suite(lab, "suites/flannel/test_datapath.py")
     finally:
         sh(lab, "h2", f"iptables -D {rule}")
     assert result.returncode == 1
-    failed = result.stdout.split("failed: ", 1)[-1].splitlines()[0]
+    assert counts(result) == {"failed": 2}, result.stdout[-3000:]
+    failed = result.stdout.split(" failed: ", 1)[-1].splitlines()[0]
     assert set(failed.split(", ")) == {"h1->h2", "h2->h1"}, result.stdout[-2000:]
+    mtu = re.search(r"2 of 6 pairs failed: (.*)", result.stdout)
+    assert mtu, result.stdout[-3000:]
+    assert mtu.group(1).startswith("no path: a plain ping gets no reply"), mtu.group(1)
+    assert set(re.findall(r"h\d->h\d", mtu.group(1))) == {"h1->h2", "h2->h1"}
+    assert "MTU:" not in mtu.group(1)
+
+
+def test_stale_lease_fails_only_the_lease_check(lab: Lab) -> None:
+    """A lease of a host not in the inventory: the lease check says so; every host's route,
+    neighbour and FDB check (and everything else) still passes."""
+    key = f"{PREFIX}/subnets/10.244.200.0-24"
+    value = json.dumps({"PublicIP": "10.213.7.99", "BackendType": "vxlan",
+                        "BackendData": {"VtepMAC": "02:00:00:00:00:99"}})
+    with etcd_value(lab, key, value):
+        result = run_suite(lab, "-n", "2", "-m", "not disruptive", "suites/flannel",
+                           "suites/docker")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert failed_checks(result) == {"suites/flannel/test_data_model.py::test_no_stale_leases"}
+    assert counts(result).get("failed") == 1 and "error" not in counts(result)
+    assert f"leases of hosts not in the inventory: {key} (no ttl)" in result.stdout
+
+
+def test_overlay_mtu_disagreeing_with_subnet_env_is_caught(lab: Lab) -> None:
+    """flannel.1 at 1400 on h2 while subnet.env says 1450: h2's device check fails (no other
+    host's), and the path MTU check blames h2 as a source with an MTU verdict."""
+    sh(lab, "h2", "ip link set dev flannel.1 mtu 1400")
+    try:
+        result = run_suite(lab, "suites/flannel/test_host_plumbing.py",
+                           "suites/flannel/test_datapath.py")
+    finally:
+        sh(lab, "h2", "ip link set dev flannel.1 mtu 1450")
+    assert result.returncode == 1
+    assert failed_checks(result) == {
+        "suites/flannel/test_host_plumbing.py::test_overlay_device_mtu_is_the_subnet_env_mtu[h2]",
+        "suites/flannel/test_datapath.py::test_path_mtu_is_the_flannel_mtu",
+    }, result.stdout[-3000:]
+    assert "h2: flannel.1 MTU 1400, subnet.env says FLANNEL_MTU=1450" in result.stdout
+    mtu = re.search(r"2 of 6 pairs failed: (.*)", result.stdout)
+    assert mtu, result.stdout[-3000:]
+    assert mtu.group(1).startswith("MTU: a plain ping answers, a 1422-byte ping with DF "
+                                   "(FLANNEL_MTU 1450 - 28) does not"), mtu.group(1)
+    assert set(re.findall(r"h\d->h\d", mtu.group(1))) == {"h2->h1", "h2->h3"}
 
 
 def test_stopped_majority_is_caught(lab: Lab) -> None:

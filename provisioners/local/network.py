@@ -109,6 +109,25 @@ def create(layout: Layout) -> None:
     run(["ip", "-n", u, "link", "set", "up0", "up"])
     run(["ip", "addr", "add", f"{layout.gateway}/{layout.prefix}", "dev", link])
     run(["ip", "link", "set", link, "up"])
+    pin_neighbours(layout)
+
+
+def pin_neighbours(layout: Layout) -> None:
+    """Permanent underlay neighbours (each peer's eth0 MAC) in every host namespace.
+
+    The kernel's ARP table is one for all namespaces, its garbage-collection thresholds
+    machine-wide (gc_thresh3 1024 by default): a 48-host lab doing all-pairs traffic needs
+    48 x 47 dynamic entries, overflows it ("neighbor table overflow") and drops packets of
+    a healthy data path. Permanent entries do not count against the thresholds; a real
+    lab has one kernel, and one table, per host.
+    """
+    macs = {h.name: run(["ip", "netns", "exec", h.netns, "cat",
+                         "/sys/class/net/eth0/address"]).stdout.strip() for h in layout.hosts}
+    for host in layout.hosts:
+        lines = [f"neigh replace {peer.address} lladdr {macs[peer.name]} dev eth0 nud permanent"
+                 for peer in layout.hosts if peer.name != host.name]
+        if lines:
+            run(["ip", "-n", host.netns, "-batch", "-"], input="\n".join(lines) + "\n")
 
 
 def netns_inode(name: str) -> int | None:

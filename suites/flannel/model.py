@@ -81,7 +81,7 @@ def read_leases(client: Etcd3Client, prefix: str) -> list[Lease]:
 
 
 def lease_ttls(client: Etcd3Client, prefix: str) -> dict[str, str]:
-    """Lease key -> remaining TTL (or 'no ttl'), for reporting stale leases."""
+    """Lease key -> 'ttl <remaining> s' (or 'no ttl'), for reporting stale leases."""
     out = {}
     for _, meta in client.get_prefix(f"{prefix}/subnets/"):
         key = meta["key"] if isinstance(meta["key"], str) else meta["key"].decode()
@@ -90,7 +90,7 @@ def lease_ttls(client: Etcd3Client, prefix: str) -> dict[str, str]:
             out[key] = "no ttl"
             continue
         info = client.post(client.get_url("/kv/lease/timetolive"), json={"ID": int(lease_id)})
-        out[key] = f"{info.get('TTL', '?')}s"
+        out[key] = f"ttl {info.get('TTL', '?')} s"
     return out
 
 

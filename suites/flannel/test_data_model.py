@@ -67,4 +67,4 @@ def test_no_stale_leases(lab: Lab, leases: list[Lease], etcd_client: Etcd3Client
     if stale:
         ttls = lease_ttls(etcd_client, lab.flannel.etcd_prefix)
         pytest.fail("leases of hosts not in the inventory: "
-                    + ", ".join(f"{k} (ttl {ttls.get(k, '?')})" for k in stale))
+                    + ", ".join(f"{k} ({ttls.get(k, 'ttl ?')})" for k in stale))

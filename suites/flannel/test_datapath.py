@@ -1,51 +1,105 @@
-"""The overlay's data path: every pod pings every other pod; path MTU is the flannel MTU."""
+"""The overlay's data path: every pod pings every other pod; every host's path MTU to the pods
+of the other hosts is its FLANNEL_MTU. Both all-pairs checks bound their load and re-probe
+lost pairs once (``stackcheck.pingmatrix``)."""
 
 from __future__ import annotations
+
+import json
+import os
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import allure
 import pytest
 
-from fixtures.pods import Pod
+from fixtures.pods import KubePod, Pod
+from reports.evidence import attach_json
 from stackcheck.lab import Lab
-from stackcheck.pingmatrix import failed_pairs, matrix_html, ping_matrix
+from stackcheck.pingmatrix import (
+    by_reason,
+    concurrency_for,
+    failed_pairs,
+    matrix_html,
+    matrix_json,
+    mtu_probe,
+    ping_matrix,
+    probe_matrix,
+    recovered_pairs,
+)
 from stackcheck.ssh import host_connection
-from suites.flannel.model import read_subnet_env
 
-pytestmark = allure.feature("data path")
+# one worker runs both checks: one set of pods (n containers) per run, not one per worker
+pytestmark = [allure.feature("data path"), pytest.mark.xdist_group("datapath")]
+
+
+def _kind(pods: list[Pod]) -> str:
+    """The evidence's "kind": Kubernetes "pods" or "docker" containers."""
+    return "pods" if isinstance(pods[0], KubePod) else "docker"
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
 
 
 @allure.id("flannel-pod-ping-matrix")
-def test_every_pod_pings_every_other_pod(pods: list[Pod]) -> None:
-    """n·(n-1) pairs, one concurrent exec per source pod; the matrix is attached."""
-    results = ping_matrix(pods)
-    allure.attach(matrix_html([p.label for p in pods], results), "ping matrix",
-                  allure.attachment_type.HTML)
+def test_every_pod_pings_every_other_pod(pods: list[Pod], pingmatrix_file: Path) -> None:
+    """n·(n-1) pairs, one exec per source pod, bounded concurrency, lost pairs re-probed once;
+    the matrix is attached and written to ``<run_dir>/evidence/pingmatrix.json``."""
+    conc = concurrency_for(len(pods))
+    results = ping_matrix(pods, conc)
+    labels = [p.label for p in pods]
+    allure.attach(matrix_html(labels, results), "ping matrix", allure.attachment_type.HTML)
+    evidence = matrix_json(_kind(pods), labels, results)
+    _write(pingmatrix_file, evidence)
+    recovered = recovered_pairs(results)
+    attach_json("ping matrix", {**evidence, "concurrency": str(conc), "recovered": recovered})
     failed = failed_pairs(results)
-    why = "\n".join(f"  {a}->{b}: {o.detail}" for (a, b), o in results.items() if not o.ok)
     assert not failed, (
         f"expected all {len(results)} pod pairs ({pods[0].kind}) to ping; "
-        f"{len(failed)} failed: {', '.join(failed)}\n{why}"
+        f"{len(failed)} failed: {', '.join(failed)}\n{by_reason(results)}"
     )
+
+
+class HostShell:
+    """A lab host as a probe source: ``sh -c`` over its shared SSH connection."""
+
+    def __init__(self, lab: Lab, name: str) -> None:
+        self.label = name
+        self.conn = host_connection(lab, lab.host(name))
+        env = self.conn.run("cat /run/flannel/subnet.env").stdout  # no testinfra OS detection
+        self.mtu = next((line.split("=", 1)[1].strip() for line in env.splitlines()
+                         if line.startswith("FLANNEL_MTU=")), "")
+
+    def run(self, command: str, timeout: float) -> str:
+        result = self.conn.run(f"timeout {timeout:g} sh -c {shlex.quote(command)}")
+        return result.stdout + result.stderr
 
 
 @allure.id("flannel-path-mtu")
 def test_path_mtu_is_the_flannel_mtu(lab: Lab, pods: list[Pod]) -> None:
-    """From a host to the pod on another host: FLANNEL_MTU - 28 bytes fit with DF, +1 not."""
-    src, dst = pods[0], pods[-1]
-    if src.host is None:
-        pytest.skip(f"pod {src.label} is not on an inventory host")
-    conn = host_connection(lab, src.host)
-    mtu = read_subnet_env(conn).get("FLANNEL_MTU")
-    if not mtu:
-        pytest.fail(f"{src.label}: no FLANNEL_MTU in /run/flannel/subnet.env")
-    size = int(mtu) - 28
-    fits = conn.run(f"ping -c 1 -W 2 -M do -s {size} {dst.ip}")
-    assert fits.rc == 0, (
-        f"{src.label}->{dst.label}: a {size}-byte ping with DF (FLANNEL_MTU {mtu} - 28) "
-        f"should pass; it failed: {fits.stdout.strip()[-200:]} {fits.stderr.strip()[-200:]}"
-    )
-    too_big = conn.run(f"ping -c 1 -W 2 -M do -s {size + 1} {dst.ip}")
-    assert too_big.rc != 0, (
-        f"{src.label}->{dst.label}: a {size + 1}-byte ping with DF exceeds "
-        f"FLANNEL_MTU {mtu} and should fail; it passed"
+    """From every host to the pod on every other host: a plain ping passes ("no path"
+    otherwise), FLANNEL_MTU - 28 bytes fit with DF and one byte more does not ("MTU")."""
+    hosts = [p.host.name for p in pods if p.host is not None]
+    if len(hosts) < 2:
+        pytest.skip("the path MTU needs pods on two inventory hosts")
+    with ThreadPoolExecutor(max_workers=concurrency_for(len(hosts)).sources) as pool:
+        sources = list(pool.map(lambda name: HostShell(lab, name), hosts))
+    no_env = [s.label for s in sources if not s.mtu.isdigit()]
+    if no_env:
+        pytest.fail(f"no FLANNEL_MTU in /run/flannel/subnet.env of {', '.join(no_env)}")
+    targets = {p.host.name: p.ip for p in pods if p.host is not None}
+    conc = concurrency_for(len(sources))
+    results = probe_matrix(sources, targets, conc,
+                           probe=lambda s: mtu_probe(int(s.mtu)))  # type: ignore[attr-defined]
+    attach_json("path MTU", {"concurrency": str(conc),
+                             "mtu": {s.label: s.mtu for s in sources},
+                             **matrix_json(_kind(pods), hosts, results)})
+    failed = failed_pairs(results)
+    assert not failed, (
+        f"expected every host's path MTU to the pods of the others to be its FLANNEL_MTU; "
+        f"{len(failed)} of {len(results)} pairs failed: {by_reason(results)}"
     )
