@@ -60,6 +60,9 @@ class Run:
     def with_outcome(self, outcome: str) -> dict[str, str]:
         return {name: msg for name, (out, msg) in self.outcomes.items() if out == outcome}
 
+    def counts(self) -> dict[str, int]:
+        return {o: len(self.with_outcome(o)) for o in ("passed", "failed", "error", "skipped")}
+
 
 def run_suites(inventory: Path, tmp_path: Path, *args: str) -> Run:
     junit = tmp_path / "junit.xml"
@@ -113,6 +116,9 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
         quorum = run_suites(_inventory(lab), tmp_path, "suites/etcd/test_quorum.py")
     finally:
         _service(lab, ["h2", "h3"], "start")
+    # pinned: a new check changes these on purpose (3 hosts, no Kubernetes: 12 skipped)
+    assert broken.counts() == {"passed": 21, "failed": 2, "error": 23, "skipped": 12}, (
+        broken.counts(), broken.stdout[-3000:])
     # the verdict, once, at the start
     assert "etcd: down — no quorum (0/3 healthy); h1: answers but has no leader; " \
            "h2: does not answer (connection refused); h3: does not answer (connection " \
@@ -153,6 +159,8 @@ def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
     run = run_suites(inventory, tmp_path, "-n", "2", "-m", "not disruptive")
     assert f"ssh: degraded — h3 does not answer (h3: no SSH on {DEAD_ADDRESS}:22" in run.stdout
     assert "etcd: degraded — quorum kept (2/3); h3: does not answer" in run.stdout
+    assert run.counts() == {"passed": 25, "failed": 7, "error": 14, "skipped": 12}, (
+        run.counts(), run.stdout[-3000:])
     errors = run.with_outcome("error")
     consistency = {n: m for n, m in errors.items() if n.startswith("test_consistency::")}
     assert len(consistency) == 3 and all(
