@@ -1,8 +1,11 @@
 """Processes of the control plane: started in their own session, tracked by PID file.
 
-Every process gets ``SC_OS_BASE=<base>`` in its environment; teardown stops the recorded
-process groups, then any process whose environment carries exactly that marker (daemons such
-as epmd that leave their group). Nothing is ever matched by program name.
+A PID file holds the PID and the kernel's start time of the process (so a reused PID is
+never mistaken for ours). Every process starts a session of its own and gets
+``SC_OS_BASE=<base>`` in its environment; teardown stops every process of the recorded
+sessions (workers included), then any process whose environment carries exactly that marker
+(daemons such as epmd that start their own session; services that rewrite their process title
+also clobber their environment, hence the sessions). Nothing is ever matched by program name.
 """
 
 from __future__ import annotations
@@ -48,6 +51,34 @@ def alive(pid: int) -> bool:
         return False
 
 
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name ([0] is the state)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def start_time(pid: int) -> str:
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
+
+
+def session(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[3]) if len(fields) > 3 else -1
+
+
+def recorded(pidfile: Path) -> int | None:
+    """The PID of a PID file if that very process still runs."""
+    try:
+        pid_text, started = pidfile.read_text().split()
+    except (OSError, ValueError):
+        return None
+    pid = int(pid_text)
+    return pid if alive(pid) and start_time(pid) == started else None
+
+
 def _marked(pid: int, base: Path) -> bool:
     try:
         env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -60,23 +91,21 @@ def start(base: Path, name: str, argv: Sequence[str], *, env: dict[str, str] | N
           netns: str | None = None) -> int:
     """Start ``argv`` (in ``netns`` if given), logging to log/NAME.log; returns its PID."""
     pidfile = base / "run" / f"{name}.pid"
-    if pidfile.exists():
-        pid = int(pidfile.read_text())
-        if alive(pid) and _marked(pid, base):
-            return pid
+    pid = recorded(pidfile)
+    if pid is not None:
+        return pid
     cmd = (["ip", "netns", "exec", netns] if netns else []) + list(argv)
     log = open(base / "log" / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env or env_for(base), start_new_session=True, cwd=base)
     log.close()
-    pidfile.write_text(str(proc.pid))
+    pidfile.write_text(f"{proc.pid} {start_time(proc.pid)}")
     return proc.pid
 
 
 def check_running(base: Path, name: str) -> str | None:
     """None when NAME runs, else the last lines of its log."""
-    pidfile = base / "run" / f"{name}.pid"
-    if pidfile.exists() and alive(int(pidfile.read_text())):
+    if recorded(base / "run" / f"{name}.pid") is not None:
         return None
     return f"{name} is not running; log tail: {log_tail(base, name)}"
 
@@ -89,42 +118,41 @@ def log_tail(base: Path, name: str, lines: int = 3) -> str:
     return " | ".join(line.strip()[:200] for line in text)
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _members(sessions: set[int], base: Path) -> list[int]:
+    """Running processes in one of ``sessions`` or carrying this base's marker."""
+    own = os.getpid()
+    return [pid for pid in _all_pids() if pid != own and alive(pid)
+            and (session(pid) in sessions or _marked(pid, base))]
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
 def stop_all(base: Path, timeout: float = 20.0) -> list[str]:
-    """Stop every recorded process group, then any leftover marked process; returns names."""
-    stopped = []
+    """Stop the processes of every recorded session and any marked one; returns names."""
     run = base / "run"
-    groups: dict[int, str] = {}
+    sessions: dict[int, str] = {}
     for pidfile in sorted(run.glob("*.pid")) if run.exists() else []:
-        pid = int(pidfile.read_text() or 0)
-        if pid and alive(pid) and _marked(pid, base):
-            groups[pid] = pidfile.stem
+        pid = recorded(pidfile)
+        if pid is not None:
+            sessions[pid] = pidfile.stem
         pidfile.unlink()
-    for pgid in groups:
-        _kill_group(pgid, signal.SIGTERM)
+    members = _members(set(sessions), base)
+    _signal(members, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in groups):
+    while time.monotonic() < deadline and _members(set(sessions), base):
         time.sleep(0.3)
-    for pgid in groups:
-        _kill_group(pgid, signal.SIGKILL)
-    stopped += list(groups.values())
-    for pid in marked_pids(base):
-        try:
-            os.kill(pid, signal.SIGKILL)
-            stopped.append(f"pid {pid}")
-        except ProcessLookupError:
-            pass
-    return stopped
-
-
-def marked_pids(base: Path) -> list[int]:
-    own = os.getpid()
-    return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and int(p.name) != own and _marked(int(p.name), base)]
+    left = _members(set(sessions), base)
+    _signal(left, signal.SIGKILL)
+    others = sorted(set(members) - set(sessions))
+    return list(sessions.values()) + ([f"{len(others)} more process(es)"] if others else [])
 
 
 def wait_for(what: str, check: Callable[[], str | None], timeout: float,
