@@ -53,7 +53,7 @@ def conn() -> Iterator[Any]:
         timings = plane.up()
     except live.NotAvailable as exc:
         pytest.skip(f"no live OpenStack control plane: {exc}")
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError, openstack.exceptions.SDKException) as exc:
         plane.down()
         pytest.skip(f"the live OpenStack control plane did not come up: {exc}")
     print(f"control plane up: {timings}")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as os_exc
+
+from ..cloud import short_error
 from .controlplane import DEFAULT_BASE, ControlPlane, NotAvailable
 
 
@@ -15,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--purge", action="store_true", help="down: also delete the data")
     parser.add_argument("--base", default=str(DEFAULT_BASE), help="state and data directory")
     args = parser.parse_args(argv)
-    plane = ControlPlane(__import__("pathlib").Path(args.base))
+    plane = ControlPlane(Path(args.base))
     try:
         if args.action == "up":
             timings = plane.up()
@@ -29,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(plane.status(), indent=1))
     except (NotAvailable, RuntimeError, TimeoutError) as exc:
         print(f"openstack live: {exc}", file=sys.stderr)
+        return 1
+    except (os_exc.SDKException, ks_exc.ClientException) as exc:
+        print(f"openstack live: an API call failed: {short_error(exc)} (logs: {args.base}/log)",
+              file=sys.stderr)
         return 1
     return 0
 
