@@ -86,6 +86,7 @@ class OpenStackProvisioner(Provisioner):
             raise ProvisionerError("the 'openstack' provisioner needs a lab spec: "
                                    "pass --option spec=FILE")
         spec = load_spec(config.options["spec"])
+        waits = waits_from_options(self.waits, config.options)
         hosts = [BuiltHost(h) for h in spec.host_list(config.hosts)]
         conn = self.connect(spec.cloud)
         try:
@@ -102,7 +103,7 @@ class OpenStackProvisioner(Provisioner):
             raise ProvisionerError(f"openstack: checking the cloud failed: {short_error(exc)}") \
                 from None
         state = self._fresh_state(config.state_dir, spec.cloud, run_id)
-        builder = Builder(conn, spec, state, waits_from_options(self.waits, config.options))
+        builder = Builder(conn, spec, state, waits)
         try:
             return self._build(builder, config, hosts, image, flavor, external, existing)
         except Exception as exc:
