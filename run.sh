@@ -78,7 +78,7 @@ case "$cmd" in
     openstack-live)
         DEBIAN_PACKAGES=(python3-venv iproute2 python3-keystone python3-glance python3-nova
                          python3-neutron python3-placement mariadb-server rabbitmq-server
-                         uwsgi-core uwsgi-plugin-python3 socat python3-pymysql sudo)
+                         uwsgi-core uwsgi-plugin-python3 socat python3-pymysql)
         # MariaDB's and RabbitMQ's packages start system-wide services (RabbitMQ on every
         # interface): forbid that while installing, as the tests start their own on loopback
         if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" = 0 ]; then

@@ -25,7 +25,7 @@ from . import procs
 DEFAULT_BASE = Path(os.environ.get("STACKCHECK_OS_DIR", "/var/tmp/stackcheck-openstack"))
 DEBIAN_PACKAGES = ("python3-keystone", "python3-glance", "python3-nova", "python3-neutron",
                    "python3-placement", "mariadb-server", "rabbitmq-server", "uwsgi-core",
-                   "uwsgi-plugin-python3", "socat", "python3-pymysql", "sudo")
+                   "uwsgi-plugin-python3", "socat", "python3-pymysql")
 PASTE_DEBS = {"nova-common": ("usr/share/nova-common/api-paste.ini", "nova-api-paste.ini"),
               "glance-common": ("usr/share/glance-common/glance-api-paste.ini",
                                 "glance-api-paste.ini"),
