@@ -186,12 +186,17 @@ class Builder:
     def wait_active(self, hosts: list[BuiltHost]) -> None:
         self.step = "waiting for servers ACTIVE"
 
+        errored: set[str] = set()
+
         def active(host: BuiltHost) -> bool:
             server = self.conn.compute.get_server(host.server_id)
             if server.status == "ERROR":
-                fault = (server.fault or {}).get("message", "no fault message")
+                fault = (server.fault or {}).get("message")
+                if fault is None and host.server_id not in errored:
+                    errored.add(host.server_id)  # nova saves the fault after the state
+                    return False
                 raise ProvisionerError(f"openstack: server {host.spec.name} went to ERROR: "
-                                       f"{fault}")
+                                       f"{fault or 'no fault message'}")
             return server.status == "ACTIVE"
 
         self._poll("servers ACTIVE", list(hosts), active, self.waits.active_timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from . import configs as c
@@ -66,18 +67,30 @@ def resources(pw: dict[str, str]) -> None:
             allocation_pools=[{"start": c.EXTERNAL_POOL[0], "end": c.EXTERNAL_POOL[1]}])
 
 
-def compute_ready(pw: dict[str, str]) -> str | None:
-    """None when the fake hypervisor is in placement and the agent is alive, else what is not."""
+def _fresh(stamp: str | None, since: datetime) -> bool:
+    """A heartbeat (naive UTC, 'T' or ' ' separated) at or after ``since``."""
+    return bool(stamp) and datetime.fromisoformat(str(stamp).replace(" ", "T")) >= since
+
+
+def compute_ready(pw: dict[str, str], since: datetime) -> str | None:
+    """None when nova-compute and the agent have reported since ``since`` (naive UTC).
+
+    Records of an earlier bring-up still look alive for a minute; the scheduler drops a
+    compute service without a recent heartbeat ("No valid host"), so only fresh ones count.
+    """
     try:
         conn = admin(pw)
         hypervisors = list(conn.compute.hypervisors())
+        services = list(conn.compute.services(binary="nova-compute", host=c.COMPUTE_HOST))
         agents = [a for a in conn.network.agents() if a.host == c.COMPUTE_HOST]
     except Exception as exc:  # noqa: BLE001 - reported as what the wait saw
         return f"API error: {str(exc)[:200]}"
     if not hypervisors:
         return "no hypervisor registered yet"
-    if not any(a.is_alive for a in agents):
-        return f"linuxbridge agent on {c.COMPUTE_HOST} not alive yet"
+    if not any(s.state == "up" and _fresh(s.updated_at, since) for s in services):
+        return f"no fresh nova-compute heartbeat from {c.COMPUTE_HOST} yet"
+    if not any(a.is_alive and _fresh(a.last_heartbeat_at, since) for a in agents):
+        return f"no fresh linuxbridge agent heartbeat from {c.COMPUTE_HOST} yet"
     return None
 
 

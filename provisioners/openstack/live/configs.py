@@ -222,6 +222,7 @@ transport_url = rabbit://guest:guest@127.0.0.1:{AMQP_PORT}/
 state_path = {lay.base}/neutron-agent
 [agent]
 root_helper = env
+report_interval = 10
 [linux_bridge]
 physical_interface_mappings = extnet:{NS_DUMMY}
 [vxlan]

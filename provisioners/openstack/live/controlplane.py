@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import configs as c
@@ -92,6 +93,7 @@ class ControlPlane:
             raise NotAvailable("missing Debian packages: " + " ".join(missing) +
                                " (apt-get install --no-install-recommends them)")
         t0 = time.monotonic()
+        self.started = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         for sub in ("etc", "log", "run", "stamps", "lock", "glance/images", "glance/staging",
                     "glance/tasks", "nova/instances", "neutron", "neutron-agent", "keystone"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
@@ -331,7 +333,7 @@ class ControlPlane:
     def _wait_compute(self) -> None:
         from .catalog import compute_ready
         procs.wait_for("nova-compute and the linuxbridge agent",
-                       lambda: compute_ready(self.passwords()), 180, 3,
+                       lambda: compute_ready(self.passwords(), self.started), 180, 3,
                        fatal=self._dead("nova-compute", "linuxbridge-agent", "nova-conductor",
                                         "nova-scheduler", "amqp-relay-ns"))
 
