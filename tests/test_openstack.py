@@ -742,6 +742,28 @@ def test_a_wait_option_that_is_not_seconds_is_refused(
     assert not (config.state_dir / STATE_FILE).exists()
 
 
+def test_a_server_in_error_is_reported_with_the_fault_nova_saves_after_the_state(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud,
+) -> None:
+    original = cloud._servers
+    looks: list[str] = []
+
+    def error_then_fault(method: str, rest: list[str], payload: dict[str, Any]) -> Any:
+        status, reply = original(method, rest, payload)
+        if method == "GET" and rest and rest[0] in cloud.servers and "server" in reply:
+            looks.append(rest[0])  # ERROR first without, then with the fault (as Zed does)
+            reply["server"].update(status="ERROR", fault=None)
+            if looks.count(rest[0]) > 1:
+                reply["server"]["fault"] = {"code": 500, "message": "No valid host was found."}
+        return status, reply
+
+    cloud._servers = error_then_fault  # type: ignore[method-assign]
+    with pytest.raises(ProvisionerError) as failed:
+        provisioner.create(config)
+    assert str(failed.value).startswith("openstack: server m went to ERROR: No valid host "
+                                        "was found.; deleted the ")
+
+
 def test_abort_deletes_what_an_interrupted_create_recorded(
     provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud
 ) -> None:
