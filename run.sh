@@ -3,6 +3,9 @@
 #   ./run.sh conformance [pytest args]  full conformance run against the local lab, then the
 #                                       offline HTML report (allure-report/index.html)
 #   ./run.sh selftest [pytest args]     the harness's own tests
+#   ./run.sh openstack-live [pytest args]  the openstack provisioner against a real single-node
+#                                       OpenStack (Debian's Zed packages; brought up and torn
+#                                       down by provisioners/openstack/live)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -72,8 +75,30 @@ case "$cmd" in
         say "stackcheck's own tests"
         exec .venv/bin/python -m pytest -c tests/pytest.ini -n auto --dist loadfile tests "$@"
         ;;
+    openstack-live)
+        DEBIAN_PACKAGES=(python3-venv iproute2 python3-keystone python3-glance python3-nova
+                         python3-neutron python3-placement mariadb-server rabbitmq-server
+                         uwsgi-core uwsgi-plugin-python3 socat python3-pymysql)
+        # MariaDB's and RabbitMQ's packages start system-wide services (RabbitMQ on every
+        # interface): forbid that while installing, as the tests start their own on loopback
+        if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" = 0 ]; then
+            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+            chmod 755 /usr/sbin/policy-rc.d
+            install_debian_packages
+            rm -f /usr/sbin/policy-rc.d
+            trap - EXIT
+        else
+            install_debian_packages
+        fi
+        install_venv
+        say "the openstack provisioner against a live single-node OpenStack"
+        STACKCHECK_OS_LIVE=1 exec flock /tmp/stackcheck-openstack-live.lock \
+            .venv/bin/python -m pytest -c tests/pytest.ini -m openstack_live \
+            tests/test_openstack_live.py "$@"
+        ;;
     *)
-        echo "usage: ./run.sh conformance|selftest [pytest args]" >&2
+        echo "usage: ./run.sh conformance|selftest|openstack-live [pytest args]" >&2
         exit 2
         ;;
 esac

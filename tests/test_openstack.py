@@ -697,6 +697,73 @@ def test_failure_halfway_deletes_everything_created_so_far(
     assert any(c.startswith("DELETE /v2.1/servers/") for c in cloud.calls())
 
 
+def test_no_ssh_is_one_line_naming_each_address_and_the_wait(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud,
+) -> None:
+    provisioner.probe = lambda address, port, timeout: False
+    config.options["ssh_timeout"] = "7"
+    before = cloud.all_ids()
+
+    with pytest.raises(ProvisionerError) as failed:
+        provisioner.create(config)
+
+    message = str(failed.value)
+    assert re.match(r"openstack: no SSH on [\d.]+ \(m\), [\d.]+ \(n1\), [\d.]+ \(n2\) "
+                    r"within 7 s \(nothing accepted a connection on port 22\); deleted the "
+                    r"\d+ resource\(s\) created so far$", message), message
+    assert cloud.all_ids() == before
+
+
+def test_keep_on_failure_keeps_the_recorded_resources_for_lab_down(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud,
+) -> None:
+    provisioner.probe = lambda address, port, timeout: False
+    config.options.update(ssh_timeout="2", keep_on_failure="true")
+    before = cloud.all_ids()
+
+    with pytest.raises(ProvisionerError) as failed:
+        provisioner.create(config)
+
+    assert "(keep_on_failure): 'stackcheck lab down' deletes them" in str(failed.value)
+    kept = recorded(config)
+    assert len(kept["server"]) == 3 and cloud.all_ids() > before
+    provisioner.abort(config)
+    assert cloud.all_ids() == before
+    assert not (config.state_dir / STATE_FILE).exists()
+
+
+def test_a_wait_option_that_is_not_seconds_is_refused(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig,
+) -> None:
+    config.options["ssh_timeout"] = "ten"
+    with pytest.raises(ProvisionerError, match=r"--option ssh_timeout expects seconds, "
+                                               r"got 'ten'"):
+        provisioner.create(config)
+    assert not (config.state_dir / STATE_FILE).exists()
+
+
+def test_a_server_in_error_is_reported_with_the_fault_nova_saves_after_the_state(
+    provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud,
+) -> None:
+    original = cloud._servers
+    looks: list[str] = []
+
+    def error_then_fault(method: str, rest: list[str], payload: dict[str, Any]) -> Any:
+        status, reply = original(method, rest, payload)
+        if method == "GET" and rest and rest[0] in cloud.servers and "server" in reply:
+            looks.append(rest[0])  # ERROR first without, then with the fault (as Zed does)
+            reply["server"].update(status="ERROR", fault=None)
+            if looks.count(rest[0]) > 1:
+                reply["server"]["fault"] = {"code": 500, "message": "No valid host was found."}
+        return status, reply
+
+    cloud._servers = error_then_fault  # type: ignore[method-assign]
+    with pytest.raises(ProvisionerError) as failed:
+        provisioner.create(config)
+    assert str(failed.value).startswith("openstack: server m went to ERROR: No valid host "
+                                        "was found.; deleted the ")
+
+
 def test_abort_deletes_what_an_interrupted_create_recorded(
     provisioner: OpenStackProvisioner, config: ProvisionConfig, cloud: FakeCloud
 ) -> None:

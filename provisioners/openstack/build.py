@@ -161,8 +161,11 @@ class Builder:
             self.state.add("server", server.id, server.name, host=host.spec.name)
 
     def _poll(self, what: str, pending: list[BuiltHost], check: Callable[[BuiltHost], bool],
-              timeout: float) -> None:
-        """Call ``check`` on each pending host until all pass; bounded by ``timeout``."""
+              timeout: float, late: Callable[[list[BuiltHost]], str] | None = None) -> None:
+        """Call ``check`` on each pending host until all pass; bounded by ``timeout``.
+
+        ``late`` words the timeout from the hosts still pending.
+        """
         waited, started = 0.0, time.monotonic()
         with Progress(console=self.console, transient=True) as progress:
             task = progress.add_task(what, total=len(pending))
@@ -172,6 +175,8 @@ class Builder:
                 if not pending:
                     return
                 if max(waited, time.monotonic() - started) >= timeout:
+                    if late is not None:
+                        raise ProvisionerError(f"openstack: {late(pending)}")
                     names = ", ".join(h.spec.name for h in pending)
                     raise ProvisionerError(f"openstack: timed out after {timeout:g}s waiting "
                                            f"for {what}: {names}")
@@ -181,12 +186,17 @@ class Builder:
     def wait_active(self, hosts: list[BuiltHost]) -> None:
         self.step = "waiting for servers ACTIVE"
 
+        errored: set[str] = set()
+
         def active(host: BuiltHost) -> bool:
             server = self.conn.compute.get_server(host.server_id)
             if server.status == "ERROR":
-                fault = (server.fault or {}).get("message", "no fault message")
+                fault = (server.fault or {}).get("message")
+                if fault is None and host.server_id not in errored:
+                    errored.add(host.server_id)  # nova saves the fault after the state
+                    return False
                 raise ProvisionerError(f"openstack: server {host.spec.name} went to ERROR: "
-                                       f"{fault}")
+                                       f"{fault or 'no fault message'}")
             return server.status == "ACTIVE"
 
         self._poll("servers ACTIVE", list(hosts), active, self.waits.active_timeout)
@@ -209,9 +219,15 @@ class Builder:
 
     def wait_ssh(self, hosts: list[BuiltHost], probe: Callable[[str, int, float], bool]) -> None:
         self.step = "waiting for SSH"
+        timeout = self.waits.ssh_timeout
+
+        def late(pending: list[BuiltHost]) -> str:
+            where = ", ".join(f"{h.address} ({h.spec.name})" for h in pending)
+            return (f"no SSH on {where} within {timeout:g} s "
+                    "(nothing accepted a connection on port 22)")
+
         self._poll("SSH on port 22", list(hosts),
-                   lambda h: probe(h.address, 22, self.waits.probe_timeout),
-                   self.waits.ssh_timeout)
+                   lambda h: probe(h.address, 22, self.waits.probe_timeout), timeout, late)
 
     def host_keys(self, hosts: list[BuiltHost],
                   keyscan: Callable[[str, int, float], list[str]]) -> list[tuple[str, list[str]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,26 @@ def connect(cloud: str) -> Any:
         raise ProvisionerError(f"openstack: cloud {cloud!r}: {short_error(exc)}") from None
 
 
+WAIT_OPTIONS = {"ssh_timeout": "ssh_timeout", "active_timeout": "active_timeout"}
+
+
+def _flag(value: str | None) -> bool:
+    return str(value or "").lower() in ("1", "true", "yes", "on")
+
+
+def waits_from_options(waits: Waits, options: dict[str, str]) -> Waits:
+    """``--option ssh_timeout=S`` / ``active_timeout=S`` (seconds) shorten or lengthen waits."""
+    changes = {}
+    for key, attr in WAIT_OPTIONS.items():
+        if key in options:
+            try:
+                changes[attr] = float(options[key])
+            except ValueError:
+                raise ProvisionerError(f"openstack: --option {key} expects seconds, got "
+                                       f"{options[key]!r}") from None
+    return replace(waits, **changes)
+
+
 def cleanup(conn: Any, older_than: timedelta, dry_run: bool,
             deleter: Deleter | None = None) -> list[str]:
     """Find (dry run) or delete leaked resources of earlier runs by tag and age."""
@@ -65,6 +86,7 @@ class OpenStackProvisioner(Provisioner):
             raise ProvisionerError("the 'openstack' provisioner needs a lab spec: "
                                    "pass --option spec=FILE")
         spec = load_spec(config.options["spec"])
+        waits = waits_from_options(self.waits, config.options)
         hosts = [BuiltHost(h) for h in spec.host_list(config.hosts)]
         conn = self.connect(spec.cloud)
         try:
@@ -81,10 +103,12 @@ class OpenStackProvisioner(Provisioner):
             raise ProvisionerError(f"openstack: checking the cloud failed: {short_error(exc)}") \
                 from None
         state = self._fresh_state(config.state_dir, spec.cloud, run_id)
-        builder = Builder(conn, spec, state, self.waits)
+        builder = Builder(conn, spec, state, waits)
         try:
             return self._build(builder, config, hosts, image, flavor, external, existing)
         except Exception as exc:
+            if _flag(config.options.get("keep_on_failure")):
+                raise self._kept(state, builder.step, exc) from exc
             raise self._rolled_back(conn, state, builder.step, exc) from exc
 
     @staticmethod
@@ -133,18 +157,27 @@ class OpenStackProvisioner(Provisioner):
             environment={"cloud": spec.cloud, "image": spec.image, "flavor": spec.flavor},
         )
 
+    @staticmethod
+    def _kept(state: RunState, step: str, exc: BaseException) -> ProvisionerError:
+        why = str(exc) if isinstance(exc, ProvisionerError) else f"{step} failed: " \
+            f"{short_error(exc)}"
+        return ProvisionerError(f"{why}; kept the {len(state.resources)} resource(s) recorded "
+                                f"in {state.path} (keep_on_failure): 'stackcheck lab down' "
+                                "deletes them")
+
     def _rolled_back(self, conn: Any, state: RunState, step: str,
                      exc: BaseException) -> ProvisionerError:
         made = len(state.resources)
-        why = short_error(exc) if not isinstance(exc, ProvisionerError) else str(exc)
+        own = isinstance(exc, ProvisionerError)  # already says what failed
+        why = str(exc) if own else short_error(exc)
         log.warning("openstack: %s failed (%s); deleting %d resource(s)", step, why, made)
         try:
             self._destroy_state(conn, state)
         except ProvisionerError as cleanup_exc:
-            return ProvisionerError(f"openstack: {step} failed: {why}; rollback incomplete: "
-                                    f"{cleanup_exc}")
-        return ProvisionerError(f"openstack: {step} failed: {why}; deleted the {made} "
-                                f"resource(s) created so far")
+            what = why if own else f"openstack: {step} failed: {why}"
+            return ProvisionerError(f"{what}; rollback incomplete: {cleanup_exc}")
+        what = why if own else f"openstack: {step} failed: {why}"
+        return ProvisionerError(f"{what}; deleted the {made} resource(s) created so far")
 
     # --- teardown -------------------------------------------------------------------------
 
