@@ -13,9 +13,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from provisioners import ProvisionConfig, ProvisionerError, available, get_provisioner
 from stackcheck.faults import FaultJournal, journal_path
 from stackcheck.lab import InventoryError, Lab, load_inventory
+from stackcheck.provisioner import (
+    ProvisionConfig,
+    ProvisionerError,
+    available,
+    get_provisioner,
+)
 
 console = Console(stderr=True)
 DEFAULT_LAB_DIR = Path(".stackcheck/lab")

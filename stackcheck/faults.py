@@ -14,8 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from provisioners.base import Provisioner, ServiceResult
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner, ServiceResult
 
 
 def journal_path(lab: Lab, root: Path) -> Path:

@@ -14,8 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from provisioners.base import Provisioner
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner
 from stackcheck.ssh import host_connection, reconnect
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 

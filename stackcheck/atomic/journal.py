@@ -14,10 +14,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from provisioners.base import Provisioner
 from stackcheck.atomic.backends import AtomicError, backend_for
 from stackcheck.atomic.boot import REBOOT_TIMEOUT, reboot
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner
 
 
 class RestoreError(RuntimeError):
