@@ -138,3 +138,32 @@ def test_the_checker_sees_each_kind_of_import(tmp_path: Path) -> None:
                       "def f():\n    from provisioners.base import Provisioner\n")
     assert imports(module, tmp_path) == {
         "suites.etcd.cluster", "suites.flannel", "suites.docker", "provisioners.base"}
+
+
+def attach_calls(path: Path) -> list[int]:
+    """Lines where ``path`` reaches ``allure.attach`` (call, ``.file`` or ``from`` import)."""
+    def reaches(node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute):
+            return (node.attr == "attach" and isinstance(node.value, ast.Name)
+                    and node.value.id == "allure")
+        if isinstance(node, ast.ImportFrom):
+            return node.module == "allure" and any(a.name == "attach" for a in node.names)
+        return False
+
+    return [n.lineno for n in ast.walk(ast.parse(path.read_text(), str(path))) if reaches(n)]
+
+
+def test_evidence_goes_through_reports_evidence() -> None:
+    """Only ``reports/`` calls ``allure.attach``: everything else uses ``reports.evidence``,
+    which redacts (the ruff rule TID251 in pyproject.toml says the same in an editor)."""
+    found = [f"{p.relative_to(REPO)}:{line}" for p in _sources()
+             if not p.relative_to(REPO).as_posix().startswith("reports/")
+             for line in attach_calls(p)]
+    assert not found, "allure.attach outside reports.evidence: " + ", ".join(found)
+
+
+def test_the_attach_check_sees_each_form(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text('import allure\nfrom allure import attach\n'
+                      'allure.attach("x", "y")\nallure.attach.file("f")\n')
+    assert sorted(attach_calls(sample)) == [2, 3, 4]
