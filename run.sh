@@ -3,6 +3,8 @@
 #   ./run.sh conformance [pytest args]  full conformance run against the local lab, then the
 #                                       offline HTML report (allure-report/index.html)
 #   ./run.sh selftest [pytest args]     the harness's own tests
+#   ./run.sh lint [ruff args]           ruff over the whole tree (the style every commit keeps)
+# tox.ini calls these same commands (tox -e selftest, lint, conformance).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -72,8 +74,12 @@ case "$cmd" in
         say "stackcheck's own tests"
         exec .venv/bin/python -m pytest -c tests/pytest.ini -n auto --dist loadfile tests "$@"
         ;;
+    lint)
+        install_venv
+        exec .venv/bin/ruff check "$@" .
+        ;;
     *)
-        echo "usage: ./run.sh conformance|selftest [pytest args]" >&2
+        echo "usage: ./run.sh conformance|selftest|lint [args]" >&2
         exit 2
         ;;
 esac
