@@ -47,9 +47,34 @@ class ServiceResult:
 
 
 class Provisioner(ABC):
-    """Turns a config into a Lab, tears it down, and controls services for faults."""
+    """Turns a config into a Lab, tears it down, and controls services for faults.
+
+    The core never names a provisioner: it asks the class (``owns_state_dir``, ``down``,
+    ``simulated_reboot``). Extra ``stackcheck lab`` subcommands come from the
+    ``stackcheck.lab_commands`` entry-point group.
+    """
 
     name: ClassVar[str] = "base"
+    #: None: reboot() restarts the host for real. Otherwise how the reboot is simulated, in
+    #: words for reports and skips; the atomic suite then reboots without --allow-reboot.
+    simulated_reboot: ClassVar[str | None] = None
+
+    @classmethod
+    def owns_state_dir(cls, state_dir: Path) -> bool:
+        """Is ``state_dir`` a lab of this provisioner even without an inventory (a crashed
+        bring-up)? Default: the folder holds ``<name>-state.json``."""
+        return (Path(state_dir) / f"{cls.name}-state.json").exists()
+
+    def down(self, state_dir: Path, recorded: Lab | None) -> None:
+        """``stackcheck lab down``: remove the lab kept in ``state_dir``, after a crash too.
+
+        ``recorded`` is the folder's inventory (None: none was written or it is unreadable).
+        Default: destroy() the recorded lab, else abort() what a create() left there.
+        """
+        if recorded is not None:
+            self.destroy(recorded)
+        else:
+            self.abort(ProvisionConfig(run_id="down", state_dir=Path(state_dir)))
 
     @abstractmethod
     def create(self, config: ProvisionConfig) -> Lab:
@@ -108,6 +133,10 @@ class Provisioner(ABC):
 
 
 ENTRY_POINT_GROUP = "stackcheck.provisioners"
+#: ``lab up`` without --provisioner, and ``lab down`` on a folder no provisioner claims
+DEFAULT_PROVISIONER = "local"
+#: the one that adopts a running lab from an inventory file (--inventory)
+INVENTORY_PROVISIONER = "existing"
 
 
 def available() -> list[str]:
@@ -115,8 +144,8 @@ def available() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
-def get_provisioner(name: str) -> Provisioner:
-    """Load the provisioner registered as ``name``."""
+def provisioner_class(name: str) -> type[Provisioner]:
+    """The class registered as ``name`` (loaded, not instantiated)."""
     matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not matches:
         names = ", ".join(available()) or "none"
@@ -126,4 +155,24 @@ def get_provisioner(name: str) -> Provisioner:
         raise ProvisionerError(
             f"entry point {name!r} ({matches[0].value}) is not a Provisioner subclass"
         )
-    return cls()
+    return cls
+
+
+def get_provisioner(name: str) -> Provisioner:
+    """Load the provisioner registered as ``name``."""
+    return provisioner_class(name)()
+
+
+def owner_of(state_dir: Path, recorded: Lab | None) -> Provisioner:
+    """The provisioner in charge of a state folder: the one its inventory names, else the
+    first registered one that claims the folder, else the default one."""
+    if recorded is not None:
+        return get_provisioner(recorded.provisioner)
+    for name in available():
+        try:
+            cls = provisioner_class(name)
+        except ImportError:  # an optional extra (e.g. openstack) is not installed
+            continue
+        if cls.owns_state_dir(Path(state_dir)):
+            return cls()
+    return get_provisioner(DEFAULT_PROVISIONER)
