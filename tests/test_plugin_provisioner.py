@@ -2,7 +2,8 @@
 
 It is registered from a temporary dist-info on the path (as ``pip install`` would) and gets
 what the built-in ones have: ``lab up``, ``lab down`` (after a crash too: no inventory
-written), its own ``lab`` subcommand, and its reboot policy, without the core naming it.
+written), its own ``lab`` subcommand, its reboot policy and a preflight heal hook, without
+the core naming it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from stackcheck.atomic.boot import reboot_policy
+from stackcheck.heal import healers
 from stackcheck.lab import Host, Lab, SSHAccess
 from stackcheck.provisioner import owner_of
 
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import click
 
+from stackcheck.heal import Healer
 from stackcheck.lab import Host, Lab, SSHAccess, write_inventory
 from stackcheck.provisioner import Provisioner
 
@@ -49,7 +52,7 @@ class OutsideProvisioner(Provisioner):
         _log("create")
         lab = Lab(name="out", provisioner="outside", run_id=config.run_id, owned=True,
                   state_dir=state_dir, ssh=SSHAccess(known_hosts=state_dir / "known_hosts"),
-                  hosts=[Host(name="h1", address="192.0.2.1", roles=["etcd"])])
+                  hosts=[Host(name="h1", address="127.0.0.1", roles=["etcd"])])
         if config.options.get("crash") != "before-inventory":
             write_inventory(lab, state_dir / "inventory.yaml")
         return lab
@@ -61,6 +64,15 @@ class OutsideProvisioner(Provisioner):
     def abort(self, config):
         _log("abort")
         (Path(config.state_dir) / "outside-state.json").unlink(missing_ok=True)
+
+
+def heal(lab, provisioner, root):
+    _log("heal")
+    return ["h1: put back"]
+
+
+HEALER = Healer(heal, done="outside layer put back", failed="outside layer could not",
+                errors=(RuntimeError,), order=15)
 
 
 @click.command()
@@ -80,7 +92,8 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                    "Version: 0.1\n")
     (dist / "entry_points.txt").write_text(
         "[stackcheck.provisioners]\noutside = outside_provisioner:OutsideProvisioner\n\n"
-        "[stackcheck.lab_commands]\noutside-hello = outside_provisioner:hello\n")
+        "[stackcheck.lab_commands]\noutside-hello = outside_provisioner:hello\n\n"
+        "[stackcheck.healers]\noutside = outside_provisioner:HEALER\n")
     (site / "outside_provisioner.py").write_text(OUTSIDE)
     log = tmp_path / "outside.log"
     log.touch()
@@ -129,7 +142,7 @@ def test_outside_provisioner_adds_its_lab_subcommand(outside: Path) -> None:
 def test_outside_provisioner_says_its_reboot_is_simulated(outside: Path, tmp_path: Path) -> None:
     (tmp_path / "known_hosts").touch()
     lab = Lab(provisioner="outside", ssh=SSHAccess(known_hosts=tmp_path / "known_hosts"),
-              hosts=[Host(name="h1", address="192.0.2.1")])
+              hosts=[Host(name="h1", address="127.0.0.1")])
     policy = reboot_policy(lab, allow_reboot=False)
     assert policy.allowed
     assert policy.reason == "outside lab: a reboot is a restart of its processes"
@@ -139,3 +152,11 @@ def test_a_folder_nobody_claims_goes_to_the_default_provisioner(tmp_path: Path) 
     assert owner_of(tmp_path, None).name == "local"
     (tmp_path / "openstack-state.json").write_text("{}")
     assert owner_of(tmp_path, None).name == "openstack"
+
+
+def test_heal_hooks_run_in_order_with_an_outside_one(outside: Path) -> None:
+    assert [h.done for h in healers()] == [
+        "restarted what an earlier run left stopped",  # services first (order 10)
+        "outside layer put back",
+        "put back on their ostree deployments",  # then hosts' deployments (order 20)
+    ]
