@@ -7,8 +7,8 @@ import pytest
 from etcd3gw.client import Etcd3Client
 
 from reports import evidence
+from stackcheck.flannel.model import Lease, NetworkConfig, lease_ttls
 from stackcheck.lab import Lab
-from suites.flannel.model import Lease, NetworkConfig, lease_ttls
 
 pytestmark = allure.feature("data model")
 
