@@ -7,9 +7,9 @@ import contextlib
 import allure
 import pytest
 
-from fixtures.kubernetes import Kube, pod_exec
 from fixtures.pods import KubePod
 from reports import evidence
+from stackcheck.kubernetes import Kube, pod_exec
 from stackcheck.pingmatrix import failed_pairs, matrix_html, ping_matrix
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 from suites.kubernetes.objects import container, pod, wait_running

@@ -7,8 +7,8 @@ from collections import Counter
 import allure
 import pytest
 
-from fixtures.kubernetes import Kube, NodeChanges
 from reports import evidence
+from stackcheck.kubernetes import Kube, NodeChanges
 from suites.kubernetes.objects import (
     container,
     deployment,
