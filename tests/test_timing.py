@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stackcheck.etcd.cluster import settles
 from stackcheck.waits import RECORDS, WaitTimeout, wait_for
-from suites.etcd.cluster import settles
 
 CONFTEST = 'pytest_plugins = ["fixtures.lab", "fixtures.timing"]\n'
 
