@@ -161,3 +161,13 @@ def test_the_attach_check_sees_each_form(tmp_path: Path) -> None:
     sample.write_text('import allure\nfrom allure import attach\n'
                       'allure.attach("x", "y")\nallure.attach.file("f")\n')
     assert sorted(attach_calls(sample)) == [2, 3, 4]
+
+
+def test_the_session_lab_names_no_layer() -> None:
+    """fixtures/lab.py reaches the layers only through hooks (stackcheck.heal), so a new
+    layer's heal step needs no change there."""
+    layers = [p.parent.name for p in (REPO / "suites").glob("*/__init__.py")]
+    modules = [f"stackcheck.{name}" for name in layers if name != "lab"] + ["stackcheck.faults"]
+    found = sorted(m for m in imports(REPO / "fixtures" / "lab.py")
+                   if any(_within(m, layer) for layer in modules))
+    assert not found, f"fixtures/lab.py imports layer code: {', '.join(found)}"
