@@ -6,6 +6,8 @@
 #   ./run.sh openstack-live [pytest args]  the openstack provisioner against a real single-node
 #                                       OpenStack (Debian's Zed packages; brought up and torn
 #                                       down by provisioners/openstack/live)
+#   ./run.sh lint [ruff args]           ruff over the whole tree (the style every commit keeps)
+# tox.ini calls these same commands (tox -e selftest, lint, conformance).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -97,8 +99,12 @@ case "$cmd" in
             .venv/bin/python -m pytest -c tests/pytest.ini -m openstack_live \
             tests/test_openstack_live.py "$@"
         ;;
+    lint)
+        install_venv
+        exec .venv/bin/ruff check "$@" .
+        ;;
     *)
-        echo "usage: ./run.sh conformance|selftest|openstack-live [pytest args]" >&2
+        echo "usage: ./run.sh conformance|selftest|openstack-live|lint [args]" >&2
         exit 2
         ;;
 esac

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import PYTHON, REPO, start
 from provisioners import get_provisioner
-from provisioners.base import ProvisionConfig
 from provisioners.local.progress import Progress
 from provisioners.machines import tree
 from stackcheck.atomic.boot import active_services, reboot, wait_services
+from stackcheck.provisioner import ProvisionConfig
 from stackcheck.ssh import close_all
 
 SUITES = ("suites/etcd", "suites/docker", "suites/flannel", "suites/atomic")

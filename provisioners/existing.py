@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from stackcheck.lab import Lab, load_inventory
 
 from .base import ProvisionConfig, Provisioner, ProvisionerError
@@ -24,3 +26,6 @@ class ExistingProvisioner(Provisioner):
 
     def destroy(self, lab: Lab) -> None:
         """Nothing to do: an adopted lab is never torn down."""
+
+    def down(self, state_dir: Path, recorded: Lab | None) -> None:
+        """Nothing to do: ``lab down`` never touches an adopted lab."""

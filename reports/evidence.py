@@ -37,6 +37,11 @@ def attach_svg(name: str, svg: str) -> None:
     allure.attach(redact(svg), name=name, attachment_type=allure.attachment_type.SVG)
 
 
+def attach_html(name: str, page: str) -> None:
+    """A small HTML page drawn by the project (e.g. a ping matrix)."""
+    allure.attach(redact(page), name=name, attachment_type=allure.attachment_type.HTML)
+
+
 def _normalise(rows: Iterable[Mapping[str, Any] | Sequence[Any]],
                header: Sequence[str] | None) -> tuple[list[str], list[list[str]]]:
     rows = list(rows)

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
 import uuid
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from provisioners import ProvisionConfig, ProvisionerError, available, get_provisioner
 from stackcheck.faults import FaultJournal, journal_path
 from stackcheck.lab import InventoryError, Lab, load_inventory
+from stackcheck.provisioner import (
+    DEFAULT_PROVISIONER,
+    INVENTORY_PROVISIONER,
+    ProvisionConfig,
+    ProvisionerError,
+    available,
+    get_provisioner,
+    owner_of,
+)
 
 console = Console(stderr=True)
 DEFAULT_LAB_DIR = Path(".stackcheck/lab")
+LAB_COMMANDS_GROUP = "stackcheck.lab_commands"
 
 
 def _fail(message: str) -> None:
@@ -54,19 +63,23 @@ def lab() -> None:
     """Provision, inspect and tear down a lab outside pytest."""
 
 
-from provisioners.k8s.cli import e2e_build, k8s_build  # noqa: E402 - attached to the group above
+def _add_lab_commands(group: click.Group) -> None:
+    """Subcommands a provisioner adds to ``stackcheck lab`` (k8s-build, cleanup, ...), from the
+    ``stackcheck.lab_commands`` entry points: NAME = module:click_command."""
+    for ep in sorted(entry_points(group=LAB_COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            command = ep.load()
+        except ImportError:  # its optional extra (e.g. openstack) is not installed
+            continue
+        if isinstance(command, click.Command):
+            group.add_command(command, ep.name)
 
-lab.add_command(k8s_build)
-lab.add_command(e2e_build)
 
-with contextlib.suppress(ImportError):  # needs the 'openstack' extra
-    from provisioners.openstack.cli import cleanup_command
-
-    lab.add_command(cleanup_command)
+_add_lab_commands(lab)
 
 
 @lab.command("up")
-@click.option("--provisioner", "name", default="local", show_default=True,
+@click.option("--provisioner", "name", default=DEFAULT_PROVISIONER, show_default=True,
               type=click.Choice(available()))
 @click.option("--hosts", default=3, show_default=True, type=click.IntRange(1, 64))
 @click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
@@ -114,7 +127,7 @@ def lab_status(lab_dir: Path, inventory: Path | None, svg: Path | None,
     """
     try:
         current = _load_lab(lab_dir, inventory)
-        name = current.provisioner if inventory is None else "existing"
+        name = current.provisioner if inventory is None else INVENTORY_PROVISIONER
         states = get_provisioner(name).status(current)
     except (ProvisionerError, InventoryError) as exc:
         _fail(str(exc))
@@ -168,14 +181,7 @@ def lab_down(lab_dir: Path) -> None:
     except InventoryError:
         recorded = None  # a broken inventory must not keep the state folder from cleanup
     try:
-        if recorded is not None and recorded.provisioner not in ("local", "existing"):
-            get_provisioner(recorded.provisioner).destroy(recorded)
-        elif (lab_dir / "openstack-state.json").exists():
-            config = ProvisionConfig(run_id="down", state_dir=lab_dir.resolve())
-            get_provisioner("openstack").abort(config)
-        else:
-            config = ProvisionConfig(run_id="down", state_dir=lab_dir.resolve())
-            get_provisioner("local").abort(config)
+        owner_of(lab_dir.resolve(), recorded).down(lab_dir.resolve(), recorded)
     except ProvisionerError as exc:
         _fail(str(exc))
     console.print(f"lab in {lab_dir} torn down in {time.monotonic() - started:.1f}s")

@@ -8,46 +8,35 @@ run's preflight finds the journal and restarts what was left stopped.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock
-
-from provisioners.base import Provisioner, ServiceResult
+from stackcheck.heal import Healer
+from stackcheck.journal import JsonJournal, journal_file
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner, ServiceResult
 
 
 def journal_path(lab: Lab, root: Path) -> Path:
-    base = lab.state_dir if lab.state_dir else root / ".stackcheck" / "faults"
-    return Path(base) / f"faults-{lab.name}.json"
+    return journal_file(lab, root, "faults")
 
 
-class FaultJournal:
+class FaultJournal(JsonJournal):
     """Services currently stopped by stackcheck, as ``host/service`` entries in a JSON file."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = FileLock(str(path) + ".lock", timeout=30)
-
-    def _read(self) -> list[str]:
-        return json.loads(self.path.read_text()) if self.path.exists() else []
-
-    def _write(self, entries: list[str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(sorted(set(entries))))
+        super().__init__(path, [])
 
     def add(self, host: str, service: str) -> None:
-        with self._lock:
-            self._write([*self._read(), f"{host}/{service}"])
+        with self.edit() as entries:
+            entries[:] = sorted({*entries, f"{host}/{service}"})
 
     def remove(self, host: str, service: str) -> None:
-        with self._lock:
-            self._write([e for e in self._read() if e != f"{host}/{service}"])
+        with self.edit() as entries:
+            entries[:] = sorted({e for e in entries if e != f"{host}/{service}"})
 
     def pending(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return [tuple(e.split("/", 1)) for e in self._read()]  # type: ignore[misc]
+        return [tuple(e.split("/", 1)) for e in self.read()]  # type: ignore[misc]
 
 
 class FaultError(RuntimeError):
@@ -101,3 +90,12 @@ class Faults:
         if errors:
             raise FaultError("; ".join(errors))
         return restarted
+
+
+def heal_interrupted(lab: Lab, provisioner: Provisioner, root: Path) -> list[str]:
+    """Restart what an earlier, interrupted run left stopped (the journal lists it)."""
+    return Faults(provisioner, lab, FaultJournal(journal_path(lab, root))).heal()
+
+
+HEALER = Healer(heal_interrupted, done="restarted what an earlier run left stopped",
+                failed="could not restore the lab", errors=(FaultError,), order=10)

@@ -176,7 +176,7 @@ class Lab(_Model):
         problems = cross_check(self)
         if problems:
             loc, why = problems[0]
-            raise ValueError(f"{_field_path(loc)}: {why}")
+            raise ValueError(f"{field_path(loc)}: {why}")
         return self
 
     def host(self, name: str) -> Host:
@@ -211,10 +211,11 @@ class Lab(_Model):
         return yaml.safe_dump(data, sort_keys=False)
 
 
-# --- loading an inventory file with precise error locations -------------------
+# --- loading a YAML file with precise error locations --------------------------
+# Public: a provisioner's own YAML (e.g. the OpenStack lab spec) reports its errors the same way.
 
 
-def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
+def node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     """The deepest YAML node that still matches the error location ``loc``."""
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -232,14 +233,16 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a dotted path: ``hosts[1].address``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe(error: dict[str, Any]) -> str:
+    """One pydantic error in words for an operator ("required field is missing", ...)."""
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
@@ -325,7 +328,7 @@ def load_inventory(path: str | Path) -> Lab:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         more = len(exc.errors()) - 1
-        raise InventoryError(_located(path, root, loc, _describe(first), more)) from None
+        raise InventoryError(_located(path, root, loc, describe(first), more)) from None
     problems = cross_check(lab)
     if problems:
         loc, why = problems[0]
@@ -335,13 +338,17 @@ def load_inventory(path: str | Path) -> Lab:
 
 def _located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], why: str,
              more: int) -> str:
-    node = _node_at(root, loc)
+    node = node_at(root, loc)
     line = node.start_mark.line + 1 if node is not None else 1
     tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{path}:{line}: {_field_path(loc)}: {why}{tail}"
+    return f"{path}:{line}: {field_path(loc)}: {why}{tail}"
 
 
 def write_inventory(lab: Lab, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(lab.to_inventory_yaml())
     return path
+
+
+# the old private names, for branches written before these became public
+_node_at, _field_path, _describe = node_at, field_path, describe

@@ -38,7 +38,7 @@ class CountingProvisioner(Provisioner):
         (folder / "known_hosts").touch()
         return Lab(name="counted", provisioner="counting", run_id=config.run_id, owned=True,
                    ssh=SSHAccess(known_hosts=folder / "known_hosts"),
-                   hosts=[Host(name="h1", address="192.0.2.1", roles=["etcd"])])
+                   hosts=[Host(name="h1", address="127.0.0.1", roles=["etcd"])])
 
     def destroy(self, lab):
         self._log("destroy")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stackcheck.etcd.cluster import settles
 from stackcheck.waits import RECORDS, WaitTimeout, wait_for
-from suites.etcd.cluster import settles
 
 CONFTEST = 'pytest_plugins = ["fixtures.lab", "fixtures.timing"]\n'
 
@@ -34,7 +34,7 @@ SUITE = textwrap.dedent("""
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, ssh_files: Path) -> Path:
-    """A suite with four waits, against an adopted lab (nothing is contacted)."""
+    """A suite with four waits, against an adopted lab (only its preflight probes loopback)."""
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_waits=SUITE)
     inventory = ssh_files / "lab.yaml"
@@ -42,7 +42,7 @@ def suite(pytester: pytest.Pytester, ssh_files: Path) -> Path:
         name: timing
         ssh: {identity_file: id_ed25519, known_hosts: known_hosts}
         hosts:
-          - {name: h1, address: 192.0.2.1, roles: [etcd]}
+          - {name: h1, address: 127.0.0.1, roles: [etcd]}
     """))
     return inventory
 

@@ -35,6 +35,15 @@ class LocalProvisioner(Provisioner):
     """Hosts are network namespaces on one machine running real sshd, etcd, dockerd, ostree."""
 
     name = "local"
+    simulated_reboot = (
+        "local lab: the provisioner simulates the reboot (stops the host's services, records the "
+        "default deployment as booted, gives the host a new boot id, starts the services again); "
+        "no kernel restarts"
+    )
+
+    def down(self, state_dir: Path, recorded: Lab | None) -> None:
+        """Tear down from ``state.json`` alone, inventory or not (crash-safe)."""
+        self.abort(ProvisionConfig(run_id="down", state_dir=Path(state_dir)))
 
     def create(self, config: ProvisionConfig) -> Lab:
         if os.geteuid() != 0:

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from provisioners.base import ProvisionerError
-from stackcheck.lab import KNOWN_ROLES, _describe, _field_path, _node_at
+from stackcheck.lab import KNOWN_ROLES, describe, field_path, node_at
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
 
@@ -206,6 +206,6 @@ def load_spec(path: str | Path) -> LabSpec:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
-        node = _node_at(root, loc)
+        node = node_at(root, loc)
         line = node.start_mark.line + 1 if node is not None else 1
-        raise ProvisionerError(f"{path}:{line}: {_field_path(loc)}: {_describe(first)}") from None
+        raise ProvisionerError(f"{path}:{line}: {field_path(loc)}: {describe(first)}") from None

@@ -1,9 +1,9 @@
 """Rebooting an Atomic host: who may, how it is done, and how "it is back" is decided.
 
-A reboot goes through the provisioner (``provisioner.reboot``: over SSH on real hosts, the
-local lab's simulated reboot on a local lab); it counts as done only when the host answers
-over SSH with a new ``/proc/sys/kernel/random/boot_id``. The services that were active before
-must be active again afterwards (bounded waits).
+A reboot goes through the provisioner (``provisioner.reboot``: over SSH on real hosts, a
+simulated one where the provisioner's ``simulated_reboot`` says so); it counts as done only
+when the host answers over SSH with a new ``/proc/sys/kernel/random/boot_id``. The services
+that were active before must be active again afterwards (bounded waits).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from provisioners.base import Provisioner
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner, ProvisionerError, provisioner_class
 from stackcheck.ssh import host_connection, reconnect
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 
@@ -24,11 +24,6 @@ REBOOT_TIMEOUT = 600.0  # s: a real host may take minutes
 SERVICES_TIMEOUT = 180.0  # s: services active again after a reboot
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-LOCAL_REBOOT = (
-    "local lab: the provisioner simulates the reboot (stops the host's services, records the "
-    "default deployment as booted, gives the host a new boot id, starts the services again); "
-    "no kernel restarts"
-)
 
 
 @dataclass(frozen=True)
@@ -39,9 +34,18 @@ class RebootPolicy:
     reason: str
 
 
+def simulated_reboot(lab: Lab) -> str | None:
+    """How the lab's provisioner simulates a reboot (None: a real one, or not registered)."""
+    try:
+        return provisioner_class(lab.provisioner).simulated_reboot
+    except (ProvisionerError, ImportError):
+        return None
+
+
 def reboot_policy(lab: Lab, allow_reboot: bool) -> RebootPolicy:
-    if lab.provisioner == "local":
-        return RebootPolicy(True, LOCAL_REBOOT)
+    simulated = simulated_reboot(lab)
+    if simulated:
+        return RebootPolicy(True, simulated)
     if allow_reboot:
         return RebootPolicy(True, "--allow-reboot: hosts are rebooted over SSH, one at a time")
     return RebootPolicy(False, "rebooting real hosts needs --allow-reboot")

@@ -8,16 +8,15 @@ or the suite before its next disruptive check) restores what the journal lists.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
-from provisioners.base import Provisioner
 from stackcheck.atomic.backends import AtomicError, backend_for
 from stackcheck.atomic.boot import REBOOT_TIMEOUT, reboot
+from stackcheck.heal import Healer
+from stackcheck.journal import JsonJournal, journal_file
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner
 
 
 class RestoreError(RuntimeError):
@@ -34,43 +33,26 @@ class Entry:
 
 
 def journal_path(lab: Lab, root: Path) -> Path:
-    base = lab.state_dir if lab.state_dir else root / ".stackcheck" / "faults"
-    return Path(base) / f"atomic-{lab.name}.json"
+    return journal_file(lab, root, "atomic")
 
 
-class DeploymentJournal:
+class DeploymentJournal(JsonJournal):
     """Hosts whose deployments a check is changing, as a JSON object in a file."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = FileLock(str(path) + ".lock", timeout=30)
-
-    def _read(self) -> dict[str, dict]:
-        return json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def _write(self, data: dict[str, dict]) -> None:
-        if not data:
-            self.path.unlink(missing_ok=True)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(data, indent=2, sort_keys=True))
+        super().__init__(path, {}, keep_empty=False, indent=2)
 
     def record(self, host: str, entry: Entry) -> None:
         """Note where ``host`` started (an older entry for it wins: that is the true start)."""
-        with self._lock:
-            data = self._read()
+        with self.edit() as data:
             data.setdefault(host, asdict(entry))
-            self._write(data)
 
     def clear(self, host: str) -> None:
-        with self._lock:
-            data = self._read()
+        with self.edit() as data:
             data.pop(host, None)
-            self._write(data)
 
     def pending(self) -> dict[str, Entry]:
-        with self._lock:
-            return {host: Entry(**value) for host, value in self._read().items()}
+        return {host: Entry(**value) for host, value in self.read().items()}
 
 
 def restore(lab: Lab, provisioner: Provisioner, host: Host, entry: Entry,
@@ -123,3 +105,8 @@ def heal(lab: Lab, provisioner: Provisioner, root: Path) -> list[str]:
     if errors:
         raise RestoreError("; ".join(errors))
     return done
+
+
+HEALER = Healer(heal, done="put back on their ostree deployments",
+                failed="could not put a host back on its ostree deployment",
+                errors=(RestoreError,), order=20, separator="; ")

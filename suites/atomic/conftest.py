@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from provisioners.base import Provisioner
 from reports.evidence import attach_table, attach_text, step
 from stackcheck.atomic.backends import AtomicError, Backend, backend_for
 from stackcheck.atomic.boot import RebootPolicy, reboot_policy
 from stackcheck.atomic.journal import DeploymentJournal, Entry, journal_path, restore
 from stackcheck.atomic.model import Status, majority
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import allure
 import pytest
 
-from provisioners.base import Provisioner
 from reports.evidence import attach_table, attach_text, measure, step
 from stackcheck.atomic.backends import Backend
 from stackcheck.atomic.boot import RebootPolicy, active_services, reboot, wait_services
 from stackcheck.atomic.model import Deployment, Status
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner
 
 pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"),
               allure.feature("upgrade and rollback")]

@@ -6,8 +6,8 @@ import shlex
 import allure
 import pytest
 
+from stackcheck.flannel.model import ip_json, read_subnet_env
 from stackcheck.lab import Host
-from suites.flannel.model import ip_json, read_subnet_env
 
 pytestmark = [pytest.mark.role("docker"), allure.feature("daemon")]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from stackcheck.etcd.cluster import Member, members
 from stackcheck.lab import Lab
-from suites.etcd.cluster import Member, members
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pytest
+
 from reports import evidence
+from stackcheck.etcd.cluster import Member, health, is_healthy, problem, settles, summary_text
 from stackcheck.lab import Lab
 from stackcheck.linearizability import Op
 from stackcheck.timeline import svg
 from stackcheck.traffic_checks import Findings, validate
 from stackcheck.waits import WaitTimeout, wait_for
 from stackcheck.workload import Record, Traffic, logged
-from suites.etcd.cluster import Member, problem
 
+#: s: a disruptive check waits at most this for a healthy cluster before it starts
+SETTLE_BEFORE = 8.0
 #: concurrent clients, round robin over the members
 CLIENTS = 6
 #: s: a member outside its fault window accepts a write within this (seen: < 3 s after an
@@ -119,3 +123,31 @@ def traffic(lab: Lab, cluster: list[Member], run_id: str, name: str) -> Iterator
 def since(ops: list[Op], t: float) -> list[Op]:
     """The operations called at or after ``t`` (monotonic s)."""
     return [op for op in ops if op.call >= t]
+
+
+#: endpoints of clusters a disruptive check of this process found unhealthy
+_FOUND_UNHEALTHY: set[tuple[str, ...]] = set()
+
+
+def require_healthy(cluster: list[Member], settle: float = SETTLE_BEFORE) -> None:
+    """Fail at once (after a short settle) unless the cluster is healthy, saying per member
+    what is wrong: a disruptive check must not start on a broken cluster. Once a check found
+    it unhealthy, the next ones do not settle again while it still is."""
+    seen: dict[str, str] = {}
+    which = tuple(m.endpoint for m in cluster)
+
+    def ok() -> bool:
+        seen.clear()
+        seen.update(health(cluster))
+        return is_healthy(seen)
+
+    if which in _FOUND_UNHEALTHY:
+        settle = 0.0
+    if settles(ok, settle, "a healthy cluster before the scenario",
+               describe=lambda: summary_text(seen)):
+        _FOUND_UNHEALTHY.discard(which)
+        return
+    _FOUND_UNHEALTHY.add(which)
+    waited = f"waited {settle:g}s" if settle else "still, as before an earlier scenario"
+    pytest.fail(f"etcd is not healthy before the scenario ({waited}), so the fault was not "
+                f"injected: {summary_text(seen)}", pytrace=False)

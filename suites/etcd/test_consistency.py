@@ -9,8 +9,8 @@ import pytest
 
 from reports import evidence
 from stackcheck.etcd import hashkv, trim
+from stackcheck.etcd.cluster import Member, problem, settles, status_of
 from stackcheck.lab import Lab
-from suites.etcd.cluster import Member, problem, settles, status_of
 
 #: they compare every member with the others: a member the preflight found down blocks them
 pytestmark = pytest.mark.needs_every_member("etcd")

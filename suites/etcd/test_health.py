@@ -4,8 +4,16 @@ import allure
 import pytest
 
 from reports import evidence
+from stackcheck.etcd.cluster import (
+    Member,
+    leader,
+    name_of,
+    names_by_id,
+    problem,
+    settles,
+    status_of,
+)
 from stackcheck.lab import Lab
-from suites.etcd.cluster import Member, leader, name_of, names_by_id, problem, settles, status_of
 
 pytestmark = pytest.mark.owns("etcd")  # these report etcd's own health, never "blocked"
 

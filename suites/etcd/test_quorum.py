@@ -19,21 +19,14 @@ import allure
 import pytest
 
 from reports import evidence
+from stackcheck.etcd.cluster import Member, health, leader, summary_text, wait_healthy
 from stackcheck.faults import Faults
 from stackcheck.lab import Lab
 from stackcheck.linearizability import Op
 from stackcheck.traffic_checks import member_of
 from stackcheck.waits import wait_for
 from stackcheck.workload import Window
-from suites.etcd.cluster import (
-    Member,
-    health,
-    leader,
-    require_healthy,
-    summary_text,
-    wait_healthy,
-)
-from suites.etcd.scenario import Scenario, since, traffic
+from suites.etcd.scenario import Scenario, require_healthy, since, traffic
 
 ELECTION_TIMEOUT = 30.0  # s: a new leader after the old one stopped (seen: 0.5-2 s)
 HEAL_TIMEOUT = 60.0  # s: every member healthy after restarts (seen: < 1 s)

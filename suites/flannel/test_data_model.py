@@ -6,15 +6,16 @@ import allure
 import pytest
 from etcd3gw.client import Etcd3Client
 
+from reports import evidence
+from stackcheck.flannel.model import Lease, NetworkConfig, lease_ttls
 from stackcheck.lab import Lab
-from suites.flannel.model import Lease, NetworkConfig, lease_ttls
 
 pytestmark = allure.feature("data model")
 
 
 @allure.id("flannel-config-parses")
 def test_network_config_parses(flannel_config: NetworkConfig) -> None:
-    allure.attach(str(flannel_config.raw), "network config", allure.attachment_type.TEXT)
+    evidence.attach_text("network config", str(flannel_config.raw))
     assert flannel_config.backend in ("vxlan", "host-gw", "udp"), (
         f"expected Backend.Type vxlan, host-gw or udp; saw {flannel_config.backend!r}"
     )

@@ -14,7 +14,7 @@ import allure
 import pytest
 
 from fixtures.pods import KubePod, Pod
-from reports.evidence import attach_json
+from reports import evidence
 from stackcheck.lab import Lab
 from stackcheck.pingmatrix import (
     by_reason,
@@ -52,11 +52,12 @@ def test_every_pod_pings_every_other_pod(pods: list[Pod], pingmatrix_file: Path)
     conc = concurrency_for(len(pods))
     results = ping_matrix(pods, conc)
     labels = [p.label for p in pods]
-    allure.attach(matrix_html(labels, results), "ping matrix", allure.attachment_type.HTML)
-    evidence = matrix_json(_kind(pods), labels, results)
-    _write(pingmatrix_file, evidence)
+    evidence.attach_html("ping matrix", matrix_html(labels, results))
+    matrix = matrix_json(_kind(pods), labels, results)
+    _write(pingmatrix_file, matrix)
     recovered = recovered_pairs(results)
-    attach_json("ping matrix", {**evidence, "concurrency": str(conc), "recovered": recovered})
+    evidence.attach_json("ping matrix",
+                         {**matrix, "concurrency": str(conc), "recovered": recovered})
     failed = failed_pairs(results)
     assert not failed, (
         f"expected all {len(results)} pod pairs ({pods[0].kind}) to ping; "
@@ -95,9 +96,9 @@ def test_path_mtu_is_the_flannel_mtu(lab: Lab, pods: list[Pod]) -> None:
     conc = concurrency_for(len(sources))
     results = probe_matrix(sources, targets, conc,
                            probe=lambda s: mtu_probe(int(s.mtu)))  # type: ignore[attr-defined]
-    attach_json("path MTU", {"concurrency": str(conc),
-                             "mtu": {s.label: s.mtu for s in sources},
-                             **matrix_json(_kind(pods), hosts, results)})
+    evidence.attach_json("path MTU", {"concurrency": str(conc),
+                                      "mtu": {s.label: s.mtu for s in sources},
+                                      **matrix_json(_kind(pods), hosts, results)})
     failed = failed_pairs(results)
     assert not failed, (
         f"expected every host's path MTU to the pods of the others to be its FLANNEL_MTU; "

@@ -5,8 +5,14 @@ import ipaddress
 import allure
 import pytest
 
+from stackcheck.flannel.model import (
+    VXLAN_OVERHEAD,
+    NetworkConfig,
+    ip_json,
+    read_subnet_env,
+    uplink_mtu,
+)
 from stackcheck.lab import Host, Lab
-from suites.flannel.model import VXLAN_OVERHEAD, NetworkConfig, ip_json, read_subnet_env, uplink_mtu
 
 pytestmark = [allure.feature("host plumbing"), pytest.mark.role("flannel")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.kubernetes import Kube
+from stackcheck.kubernetes import Kube
 
 
 @pytest.fixture

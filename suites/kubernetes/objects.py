@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from fixtures.kubernetes import Kube
+from stackcheck.kubernetes import Kube
 from stackcheck.waits import wait_for
 
 IMAGE = "stackcheck/busybox:latest"

@@ -7,8 +7,9 @@ import contextlib
 import allure
 import pytest
 
-from fixtures.kubernetes import Kube, pod_exec
 from fixtures.pods import KubePod
+from reports import evidence
+from stackcheck.kubernetes import Kube, pod_exec
 from stackcheck.pingmatrix import failed_pairs, matrix_html, ping_matrix
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 from suites.kubernetes.objects import container, pod, wait_running
@@ -40,8 +41,7 @@ def test_pods_on_different_nodes_reach_each_other(
     pods = [KubePod(kube, namespace, p.metadata.name, p.status.pod_ip, p.spec.node_name)
             for p in one_pod_per_node(kube, namespace, schedulable_nodes, "mesh")]
     results = ping_matrix(pods)
-    allure.attach(matrix_html([p.label for p in pods], results), "ping matrix",
-                  allure.attachment_type.HTML)
+    evidence.attach_html("ping matrix", matrix_html([p.label for p in pods], results))
     failed = failed_pairs(results)
     assert not failed, (
         f"expected every pod pair across nodes to ping; failed: {', '.join(failed)} "

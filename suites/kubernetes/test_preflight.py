@@ -3,7 +3,7 @@
 import allure
 import pytest
 
-from fixtures.kubernetes import Kube
+from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
 
 pytestmark = [allure.feature("preflight"), pytest.mark.owns("kubernetes")]

@@ -7,7 +7,8 @@ from collections import Counter
 import allure
 import pytest
 
-from fixtures.kubernetes import Kube, NodeChanges
+from reports import evidence
+from stackcheck.kubernetes import Kube, NodeChanges
 from suites.kubernetes.objects import (
     container,
     deployment,
@@ -48,7 +49,7 @@ def test_deployment_spreads_over_every_schedulable_node(
     kube.apps.create_namespaced_deployment(namespace, deployment(
         "spread", replicas, affinity=on_schedulable, topologySpreadConstraints=even))
     pods = wait_running(kube, namespace, "spread", replicas)
-    allure.attach(str(placement(pods)), "placement", allure.attachment_type.TEXT)
+    evidence.attach_text("placement", str(placement(pods)))
     counts = spread(pods)
     uneven = {n: counts[n] for n in schedulable_nodes if counts[n] != PER_NODE}
     assert not uneven, (

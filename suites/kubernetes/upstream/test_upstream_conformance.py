@@ -17,10 +17,10 @@ import allure
 import pytest
 from kubernetes import client
 
-from fixtures.kubernetes import Kube
 from fixtures.lab import RUN_DIR_KEY
 from provisioners.k8s.e2e import E2EBinaries
 from reports.evidence import attach_table, attach_text, measure, step
+from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
 from suites.kubernetes.upstream import images, leftovers, results, runner
 from suites.kubernetes.upstream.groups import GroupError, load_group, plan

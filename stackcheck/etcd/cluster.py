@@ -1,19 +1,17 @@
-"""What the etcd checks read from a cluster: members, their status, their health."""
+"""What the etcd checks read from a cluster: members, their status, their health (no pytest;
+the suite's "healthy before a scenario" guard is ``suites/etcd/scenario.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pytest
 from etcd3gw.client import Etcd3Client
 
 from stackcheck.etcd import client_for, endpoint_host, error_text, hex_id, member_id
 from stackcheck.lab import Host, Lab
 from stackcheck.waits import WaitTimeout, wait_for
 
-#: s: a disruptive check waits at most this for a healthy cluster before it starts
-SETTLE_BEFORE = 8.0
 #: s: a health probe's client timeout (a poll of 3 members takes at most ~3x this)
 QUICK = 1.5
 
@@ -169,34 +167,6 @@ def healthy(cluster: list[Member]) -> bool:
 
 def summary_text(summary: dict[str, str]) -> str:
     return "; ".join(f"{name}: {state}" for name, state in summary.items())
-
-
-#: endpoints of clusters a disruptive check of this process found unhealthy
-_FOUND_UNHEALTHY: set[tuple[str, ...]] = set()
-
-
-def require_healthy(cluster: list[Member], settle: float = SETTLE_BEFORE) -> None:
-    """Fail at once (after a short settle) unless the cluster is healthy, saying per member
-    what is wrong: a disruptive check must not start on a broken cluster. Once a check found
-    it unhealthy, the next ones do not settle again while it still is."""
-    seen: dict[str, str] = {}
-    which = tuple(m.endpoint for m in cluster)
-
-    def ok() -> bool:
-        seen.clear()
-        seen.update(health(cluster))
-        return is_healthy(seen)
-
-    if which in _FOUND_UNHEALTHY:
-        settle = 0.0
-    if settles(ok, settle, "a healthy cluster before the scenario",
-               describe=lambda: summary_text(seen)):
-        _FOUND_UNHEALTHY.discard(which)
-        return
-    _FOUND_UNHEALTHY.add(which)
-    waited = f"waited {settle:g}s" if settle else "still, as before an earlier scenario"
-    pytest.fail(f"etcd is not healthy before the scenario ({waited}), so the fault was not "
-                f"injected: {summary_text(seen)}", pytrace=False)
 
 
 def wait_healthy(cluster: list[Member], timeout: float, what: str) -> None:

@@ -1,0 +1,31 @@
+"""Kubernetes: the lab's API, read and changed (no pytest).
+
+- :mod:`stackcheck.kubernetes.api`: ``Kube`` (typed API groups), ``pod_exec``,
+  ``run_namespace`` (a namespace labelled with the run id), ``NodeChanges`` (revertible).
+"""
+
+from stackcheck.kubernetes.api import (
+    PROBE_POD,
+    RUN_LABEL,
+    ExecError,
+    Kube,
+    NodeChanges,
+    connect,
+    event_time,
+    pod_exec,
+    run_namespace,
+    wait_accepts_pods,
+)
+
+__all__ = [
+    "PROBE_POD",
+    "RUN_LABEL",
+    "ExecError",
+    "Kube",
+    "NodeChanges",
+    "connect",
+    "event_time",
+    "pod_exec",
+    "run_namespace",
+    "wait_accepts_pods",
+]

@@ -1,0 +1,178 @@
+"""The provisioner contract and its registry (think Molecule's driver base).
+
+A provisioner turns a :class:`ProvisionConfig` into a :class:`~stackcheck.lab.Lab` and tears
+it down. Implementations register under the ``stackcheck.provisioners`` entry-point group,
+so one in another package is found without touching this repository. The contract lives in
+the library so that the library never imports ``provisioners`` (the implementations).
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import ClassVar
+
+from stackcheck.lab import Host, Lab
+
+
+class ProvisionerError(RuntimeError):
+    """A provisioner could not do what was asked; the message is for an operator."""
+
+
+@dataclass
+class ProvisionConfig:
+    """What a provisioner is asked to build."""
+
+    run_id: str
+    state_dir: Path
+    inventory: Path | None = None
+    hosts: int = 3
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceResult:
+    host: str
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class Provisioner(ABC):
+    """Turns a config into a Lab, tears it down, and controls services for faults.
+
+    The core never names a provisioner: it asks the class (``owns_state_dir``, ``down``,
+    ``simulated_reboot``). Extra ``stackcheck lab`` subcommands come from the
+    ``stackcheck.lab_commands`` entry-point group.
+    """
+
+    name: ClassVar[str] = "base"
+    #: None: reboot() restarts the host for real. Otherwise how the reboot is simulated, in
+    #: words for reports and skips; the atomic suite then reboots without --allow-reboot.
+    simulated_reboot: ClassVar[str | None] = None
+
+    @classmethod
+    def owns_state_dir(cls, state_dir: Path) -> bool:
+        """Is ``state_dir`` a lab of this provisioner even without an inventory (a crashed
+        bring-up)? Default: the folder holds ``<name>-state.json``."""
+        return (Path(state_dir) / f"{cls.name}-state.json").exists()
+
+    def down(self, state_dir: Path, recorded: Lab | None) -> None:
+        """``stackcheck lab down``: remove the lab kept in ``state_dir``, after a crash too.
+
+        ``recorded`` is the folder's inventory (None: none was written or it is unreadable).
+        Default: destroy() the recorded lab, else abort() what a create() left there.
+        """
+        if recorded is not None:
+            self.destroy(recorded)
+        else:
+            self.abort(ProvisionConfig(run_id="down", state_dir=Path(state_dir)))
+
+    @abstractmethod
+    def create(self, config: ProvisionConfig) -> Lab:
+        """Build (or adopt) a lab. ``Lab.owned`` says whether destroy() must remove it."""
+
+    @abstractmethod
+    def destroy(self, lab: Lab) -> None:
+        """Remove what create() made for this lab; never anything else."""
+
+    def abort(self, config: ProvisionConfig) -> None:  # noqa: B027 - optional hook
+        """Remove whatever an interrupted create() left behind (default: nothing to do)."""
+
+    def status(self, lab: Lab) -> dict[str, dict[str, str]]:
+        """Per host, per service: a short state word. Default: ask each host over SSH."""
+        out: dict[str, dict[str, str]] = {}
+        for host in lab.hosts:
+            control = lab.control_for(host)
+            out[host.name] = {
+                service: ("active" if self.service(lab, host, service, "is_active").ok
+                          else "inactive")
+                for service in control.units
+            }
+        return out
+
+    def service(
+        self, lab: Lab, host: Host, service: str, action: str, timeout: float = 60
+    ) -> ServiceResult:
+        """Stop/start/restart/is_active a service (default: the inventory's command over SSH)."""
+        from stackcheck.ssh import host_connection
+
+        command = lab.control_for(host).command(action, service)
+        conn = host_connection(lab, host)
+        result = conn.run(f"timeout {int(timeout)} sh -c {shlex.quote(command)}")
+        return ServiceResult(host.name, command, result.rc, result.stdout, result.stderr)
+
+    def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
+        """Reboot a host and return once it is back (new boot id)."""
+        from stackcheck.ssh import host_connection, reconnect
+        from stackcheck.waits import NotYet, wait_for
+
+        # plain `cat`: host.file() would first run testinfra's OS detection (3 commands) on
+        # every fresh connection
+        read_boot_id = "cat /proc/sys/kernel/random/boot_id"
+        conn = host_connection(lab, host)
+        before = conn.check_output(read_boot_id).strip()
+        conn.run(lab.control_for(host).reboot)
+
+        def new_boot_id() -> bool | NotYet:
+            try:
+                now = reconnect(lab, host).check_output(read_boot_id).strip()
+            except Exception as exc:  # noqa: BLE001 - host is down while it reboots
+                return NotYet(f"no SSH ({type(exc).__name__}: {exc})"[:200])
+            return now != before or NotYet(f"boot id still {before}")
+
+        wait_for(new_boot_id, timeout=timeout, interval=0.5, what=f"{host.name} to reboot")
+
+
+ENTRY_POINT_GROUP = "stackcheck.provisioners"
+#: ``lab up`` without --provisioner, and ``lab down`` on a folder no provisioner claims
+DEFAULT_PROVISIONER = "local"
+#: the one that adopts a running lab from an inventory file (--inventory)
+INVENTORY_PROVISIONER = "existing"
+
+
+def available() -> list[str]:
+    """Names of every registered provisioner."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def provisioner_class(name: str) -> type[Provisioner]:
+    """The class registered as ``name`` (loaded, not instantiated)."""
+    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not matches:
+        names = ", ".join(available()) or "none"
+        raise ProvisionerError(f"unknown provisioner {name!r}; registered: {names}")
+    cls = matches[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, Provisioner)):
+        raise ProvisionerError(
+            f"entry point {name!r} ({matches[0].value}) is not a Provisioner subclass"
+        )
+    return cls
+
+
+def get_provisioner(name: str) -> Provisioner:
+    """Load the provisioner registered as ``name``."""
+    return provisioner_class(name)()
+
+
+def owner_of(state_dir: Path, recorded: Lab | None) -> Provisioner:
+    """The provisioner in charge of a state folder: the one its inventory names, else the
+    first registered one that claims the folder, else the default one."""
+    if recorded is not None:
+        return get_provisioner(recorded.provisioner)
+    for name in available():
+        try:
+            cls = provisioner_class(name)
+        except ImportError:  # an optional extra (e.g. openstack) is not installed
+            continue
+        if cls.owns_state_dir(Path(state_dir)):
+            return cls()
+    return get_provisioner(DEFAULT_PROVISIONER)
