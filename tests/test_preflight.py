@@ -302,3 +302,25 @@ def test_the_regression_summary_leads_with_a_broken_preflight() -> None:
     assert ("### Preflight found the lab broken (1)\n\n"
             "- etcd: down — no quorum (1/3 healthy)") in text
     assert "ssh: ok" not in text
+
+
+def test_a_refused_exec_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """v1.20's apiserver refuses the websocket upgrade when it cannot dial the kubelet: the
+    Status message inside the client's exception is what a person reads, never '(no output)'."""
+    from kubernetes.client import ApiException
+
+    import stackcheck.kubernetes.api as api
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise ApiException(status=0, reason=(
+            'Handshake status 500 Internal Server Error -+-+- {} -+-+- {"kind":"Status",'
+            '"status":"Failure","message":"error dialing backend: dial tcp 192.0.2.12:10250: '
+            'connect: connection refused","code":500}'))
+
+    monkeypatch.setattr(api, "stream", refused)
+    kube = types.SimpleNamespace(exec_core=lambda: types.SimpleNamespace(
+        connect_get_namespaced_pod_exec=None))
+    with pytest.raises(api.ExecError) as exc:
+        api.pod_exec(kube, "ns", "p1", ["true"], 5)  # type: ignore[arg-type]
+    assert str(exc.value) == ("exec in ns/p1 failed: error dialing backend: dial tcp "
+                              "192.0.2.12:10250: connect: connection refused")
