@@ -9,6 +9,7 @@ JUnit XML, and restores the lab whatever the outcome.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -120,9 +121,12 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
     assert broken.counts() == {"passed": 21, "failed": 2, "error": 23, "skipped": 12}, (
         broken.counts(), broken.stdout[-3000:])
     # the verdict, once, at the start
-    assert "etcd: down — no quorum (0/3 healthy); h1: answers but has no leader; " \
-           "h2: does not answer (connection refused); h3: does not answer (connection " \
-           "refused)" in broken.stdout, broken.stdout[:2000]
+    # h1 may still believe in the old leader for a moment: then its linearizable read fails
+    verdict = re.search(r"etcd: down — no quorum \(0/3 healthy\); h1: answers but (.*); "
+                        r"h2: does not answer \(connection refused\); h3: does not answer "
+                        r"\(connection refused\)", broken.stdout)
+    assert verdict, broken.stdout[:2000]
+    assert verdict.group(1) in ("has no leader", "a linearizable read fails (timed out)")
     # checks that need etcd are blocked, with one line naming it; etcd's own health fails
     errors = broken.with_outcome("error")
     assert errors and all(m.startswith("blocked: needs etcd: no quorum") for m in errors.values())
