@@ -14,19 +14,33 @@ from stackcheck.lab import Host, SSHAccess
 MAX_LINE = 200
 
 
-def trim(text: str, limit: int = 2000, marker: str = "[... {n} more lines]") -> str:
-    """``text`` cut to whole lines of at most ``limit`` chars, with a marker, never mid-word."""
+def trim(text: str, limit: int = 500) -> str:
+    """``text`` cut to about ``limit`` characters by whole lines, keeping the last lines
+    (where errors say what failed), with a marker saying what was left out; a single line
+    too long is cut at a word boundary, never mid-word."""
+    text = text.strip()
     if len(text) <= limit:
         return text
+    lines = text.splitlines()
     kept: list[str] = []
     size = 0
-    lines = text.splitlines()
-    for line in lines:
-        if size + len(line) + 1 > limit and kept:
+    for line in reversed(lines):
+        if kept and size + len(line) + 1 > limit:
             break
-        kept.append(cut_line(line, limit))
+        kept.insert(0, line)
         size += len(line) + 1
-    return "\n".join([*kept, marker.format(n=len(lines) - len(kept))])
+    dropped = len(lines) - len(kept)
+    if len(kept) == 1 and len(kept[0]) > limit:
+        words = kept[0].split(" ")
+        tail: list[str] = []
+        for word in reversed(words):
+            if tail and sum(len(w) + 1 for w in tail) + len(word) > limit:
+                break
+            tail.insert(0, word)
+        kept = [f"[…{len(words) - len(tail)} words trimmed] " + " ".join(tail)]
+    if dropped:
+        kept.insert(0, f"[…{dropped} earlier line(s) trimmed]")
+    return "\n".join(kept)
 
 
 def cut_line(line: str, limit: int = MAX_LINE) -> str:

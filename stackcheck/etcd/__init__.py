@@ -9,8 +9,12 @@ from urllib.parse import urlsplit
 import requests
 from etcd3gw.client import Etcd3Client
 
+from stackcheck.errors import trim
 from stackcheck.lab import EtcdAccess
 
+#: the reason inside a urllib3 error: "[Errno 111] Connection refused", "Read timed out."
+_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|(Read timed out|timed out|"
+                     r"Connection reset by peer|Connection aborted)")
 
 def client_for(access: EtcdAccess, endpoint: str, timeout: float = 5.0) -> Etcd3Client:
     """A client of one endpoint. The lab CA is pinned even if REQUESTS_CA_BUNDLE is set."""
@@ -46,40 +50,6 @@ def hex_id(member_id_: str | int) -> str:
         return f"{int(member_id_):x}"
     except (TypeError, ValueError):
         return str(member_id_)
-
-
-def trim(text: str, limit: int = 500) -> str:
-    """``text`` cut to about ``limit`` characters by whole lines, keeping the last lines
-    (where errors say what failed), with a marker saying what was left out; a single line
-    too long is cut at a word boundary, never mid-word."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    lines = text.splitlines()
-    kept: list[str] = []
-    size = 0
-    for line in reversed(lines):
-        if kept and size + len(line) + 1 > limit:
-            break
-        kept.insert(0, line)
-        size += len(line) + 1
-    dropped = len(lines) - len(kept)
-    if len(kept) == 1 and len(kept[0]) > limit:
-        words = kept[0].split(" ")
-        tail: list[str] = []
-        for word in reversed(words):
-            if tail and sum(len(w) + 1 for w in tail) + len(word) > limit:
-                break
-            tail.insert(0, word)
-        kept = [f"[…{len(words) - len(tail)} words trimmed] " + " ".join(tail)]
-    if dropped:
-        kept.insert(0, f"[…{dropped} earlier line(s) trimmed]")
-    return "\n".join(kept)
-
-
-#: the reason inside a urllib3 error: "[Errno 111] Connection refused", "Read timed out."
-_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|(Read timed out|timed out|"
-                     r"Connection reset by peer|Connection aborted)")
 
 
 def error_text(exc: Exception) -> str:
