@@ -2,7 +2,8 @@
 
 One inventory file describes one lab. Relative paths in it resolve against the
 folder of the inventory file. A malformed file raises :class:`InventoryError`
-with one line naming the file, the line, the field path and what was expected.
+with every problem at once, one line each naming the file, the line, the field path and
+what was expected, so a person fixes them all in one go.
 """
 
 from __future__ import annotations
@@ -325,23 +326,26 @@ def load_inventory(path: str | Path) -> Lab:
     try:
         lab = Lab.model_validate(data, context=context)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        more = len(exc.errors()) - 1
-        raise InventoryError(_located(path, root, loc, describe(first), more)) from None
+        problems = [(tuple(error["loc"]), describe(error)) for error in exc.errors()]
+        raise InventoryError(_located_all(path, root, problems)) from None
     problems = cross_check(lab)
     if problems:
-        loc, why = problems[0]
-        raise InventoryError(_located(path, root, loc, why, len(problems) - 1))
+        raise InventoryError(_located_all(path, root, problems))
     return lab
 
 
-def _located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], why: str,
-             more: int) -> str:
-    node = node_at(root, loc)
-    line = node.start_mark.line + 1 if node is not None else 1
-    tail = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{path}:{line}: {field_path(loc)}: {why}{tail}"
+def _located_all(path: Path, root: yaml.Node | None,
+                 problems: list[tuple[tuple[Any, ...], str]]) -> str:
+    """Every problem on a line of its own, ``file:line: field: why``, in file order."""
+    lines: list[tuple[int, str]] = []
+    for loc, why in problems:
+        node = node_at(root, loc)
+        line = node.start_mark.line + 1 if node is not None else 1
+        text = f"{path}:{line}: {field_path(loc)}: {why}"
+        if (line, text) not in lines:
+            lines.append((line, text))
+    lines.sort(key=lambda item: item[0])
+    return "\n".join(text for _, text in lines)
 
 
 def write_inventory(lab: Lab, path: Path) -> Path:

@@ -88,10 +88,29 @@ def test_malformed_inventory_names_file_line_and_field(
     assert str(info.value) == f"{path}" + expected.format(dir=ssh_files)
 
 
-def test_several_errors_are_counted(ssh_files: Path) -> None:
-    text = GOOD.replace("192.0.2.11\n", "nope\n").replace("192.0.2.12\n", "nope2\n")
-    with pytest.raises(InventoryError, match=r"hosts\[0\]\.address: .* \(and 1 more error\)$"):
+def test_every_error_is_told_at_once(ssh_files: Path) -> None:
+    text = (GOOD.replace("192.0.2.11\n", "nope\n").replace("192.0.2.12\n", "nope2\n")
+            .replace("roles: [etcd, n", "roles: [etdc, n"))
+    path = write(ssh_files, text)
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith(f"{path}:") for line in lines), lines
+    assert "hosts[0].address: expected an IP address, got 'nope'" in lines[0]
+    assert any("hosts[1].address: expected an IP address, got 'nope2'" in x for x in lines)
+    assert any("unknown role(s) etdc" in x for x in lines)
+    assert "more error" not in str(info.value)
+
+
+def test_every_cross_check_problem_is_told_at_once(ssh_files: Path) -> None:
+    text = GOOD.replace("name: h2", "name: h1").replace(
+        "endpoints: [https://192.0.2.11:2379]", "endpoints: [https://192.0.2.99:2379]")
+    with pytest.raises(InventoryError) as info:
         load_inventory(write(ssh_files, text))
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2, lines
+    assert "duplicate host name 'h1'" in lines[0] and "192.0.2.99" in lines[1], lines
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
