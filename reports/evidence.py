@@ -55,16 +55,6 @@ def _normalise(rows: Iterable[Mapping[str, Any] | Sequence[Any]],
     return list(header or []), body
 
 
-def table_markdown(rows: Iterable[Mapping[str, Any] | Sequence[Any]],
-                   header: Sequence[str] | None = None) -> str:
-    """A Markdown table; rows are dicts, or sequences whose first row is the header."""
-    columns, body = _normalise(rows, header)
-    esc = [[cell.replace("|", "\\|") for cell in row] for row in [columns, *body]]
-    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in esc[1:]]
-    return "\n".join(lines) + "\n"
-
-
 def table_html(rows: Iterable[Mapping[str, Any] | Sequence[Any]],
                header: Sequence[str] | None = None) -> str:
     """A small self-contained HTML table (e.g. a ping matrix: hosts by hosts)."""

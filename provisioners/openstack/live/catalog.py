@@ -92,10 +92,3 @@ def compute_ready(pw: dict[str, str], since: datetime) -> str | None:
     if not any(a.is_alive and _fresh(a.last_heartbeat_at, since) for a in agents):
         return f"no fresh linuxbridge agent heartbeat from {c.COMPUTE_HOST} yet"
     return None
-
-
-def set_lab_quotas(pw: dict[str, str], **compute: int) -> None:
-    """Set compute quotas of the lab project (the quota preflight test shrinks them)."""
-    conn = admin(pw)
-    project = conn.identity.find_project(LAB_PROJECT)
-    conn.set_compute_quotas(project.id, **compute)
