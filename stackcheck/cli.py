@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -21,8 +20,12 @@ from stackcheck.provisioner import (
     ProvisionConfig,
     ProvisionerError,
     available,
+    describe_options,
     get_provisioner,
+    new_run_id,
     owner_of,
+    parse_key_values,
+    provisioner_class,
 )
 
 console = Console(stderr=True)
@@ -31,17 +34,20 @@ LAB_COMMANDS_GROUP = "stackcheck.lab_commands"
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]stackcheck:[/red] {message}")
+    # one problem a line, never re-wrapped (an inventory or option error names file:line:field)
+    for line in message.splitlines() or [""]:
+        console.print(f"[red]stackcheck:[/red] {line}", markup=True, highlight=False,
+                      soft_wrap=True)
     sys.exit(2)
 
 
-def _parse_options(items: tuple[str, ...]) -> dict[str, str]:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            _fail(f"--option expects KEY=VALUE, got {item!r}")
-        options[key] = value
+def _parse_options(name: str, items: tuple[str, ...]) -> dict[str, str]:
+    """``--option KEY=VALUE`` settings, checked against the provisioner's declared options."""
+    try:
+        options = parse_key_values(items, "--option")
+        provisioner_class(name).parse_options(options)
+    except ProvisionerError as exc:
+        _fail(str(exc))
     return options
 
 
@@ -85,16 +91,25 @@ _add_lab_commands(lab)
 @click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
 @click.option("--inventory", type=Path, help="inventory file (existing provisioner)")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="provisioner-specific option, repeatable")
+              help="provisioner-specific option, repeatable (see --help-options)")
+@click.option("--help-options", is_flag=True,
+              help="list the provisioner's --option keys with their defaults, and exit")
 def lab_up(name: str, hosts: int, lab_dir: Path, inventory: Path | None,
-           options: tuple[str, ...]) -> None:
+           options: tuple[str, ...], help_options: bool) -> None:
     """Provision a lab (a healthy running one is reused) and print its inventory path."""
+    if help_options:
+        rows = describe_options(provisioner_class(name).options_model)
+        width = max(len(key) for key, _, _ in rows)
+        click.echo(f"--option keys of the {name!r} provisioner:")
+        for key, default, text in rows:
+            click.echo(f"  {key:<{width}}  {text} (default: {default})")
+        return
     config = ProvisionConfig(
-        run_id=time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        run_id=new_run_id(),
         state_dir=lab_dir.resolve(),
         inventory=inventory,
         hosts=hosts,
-        options=_parse_options(options),
+        options=_parse_options(name, options),
     )
     provisioner = get_provisioner(name)
     try:

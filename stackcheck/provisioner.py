@@ -9,17 +9,66 @@ the library so that the library never imports ``provisioners`` (the implementati
 from __future__ import annotations
 
 import shlex
+import time
+import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackcheck.lab import Host, Lab
 
 
 class ProvisionerError(RuntimeError):
     """A provisioner could not do what was asked; the message is for an operator."""
+
+
+class ProvisionerOptions(BaseModel):
+    """The ``--option KEY=VALUE`` settings a provisioner accepts; each provisioner declares
+    its own subclass (fields with defaults and a description). An unknown key is an error:
+    a typo such as ``kubernets=false`` must not build Kubernetes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_on_failure: bool = Field(
+        False, description="leave what a failed bring-up made, for a look (then 'lab down')")
+
+
+#: pydantic's words for a bad option value, as an operator would put them
+_PLAIN = {
+    "bool_parsing": "expected true or false (yes/no, on/off, 1/0)",
+    "float_parsing": "expected a number",
+    "int_parsing": "expected a whole number",
+    "greater_than": "must be greater than 0",
+}
+
+
+def new_run_id() -> str:
+    """A run's id: when it started and a random tail (tags every resource a run makes)."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def parse_key_values(items: Any, flag: str) -> dict[str, str]:
+    """``KEY=VALUE`` strings (as given to ``flag``) into a dict; a malformed one is an error."""
+    options: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key:
+            raise ProvisionerError(f"{flag} expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = value
+    return options
+
+
+def describe_options(model: type[ProvisionerOptions]) -> list[tuple[str, str, str]]:
+    """(key, default, description) of every option of a model, for ``--help-options``."""
+    rows = []
+    for key, info in model.model_fields.items():
+        default = "(required)" if info.is_required() else repr(info.default)
+        rows.append((key, default, info.description or ""))
+    return rows
 
 
 @dataclass
@@ -58,6 +107,27 @@ class Provisioner(ABC):
     #: None: reboot() restarts the host for real. Otherwise how the reboot is simulated, in
     #: words for reports and skips; the atomic suite then reboots without --allow-reboot.
     simulated_reboot: ClassVar[str | None] = None
+    #: the ``--option`` keys this provisioner accepts (see :class:`ProvisionerOptions`)
+    options_model: ClassVar[type[ProvisionerOptions]] = ProvisionerOptions
+
+    @classmethod
+    def parse_options(cls, raw: dict[str, str]) -> ProvisionerOptions:
+        """Validate ``--option`` settings: every unknown key or bad value at once, one line
+        each naming the key (and, for an unknown one, the keys this provisioner knows)."""
+        try:
+            return cls.options_model.model_validate(dict(raw))
+        except ValidationError as exc:
+            known = ", ".join(cls.options_model.model_fields)
+            lines = []
+            for error in exc.errors():
+                key = ".".join(str(part) for part in error["loc"]) or "(options)"
+                if error["type"] == "extra_forbidden":
+                    lines.append(f"{cls.name}: unknown option {key!r}; known: {known}")
+                else:
+                    msg = _PLAIN.get(error["type"]) or str(error["msg"]).removeprefix(
+                        "Value error, ")
+                    lines.append(f"{cls.name}: option {key}={error.get('input')!r}: {msg}")
+            raise ProvisionerError("\n".join(lines)) from None
 
     @classmethod
     def owns_state_dir(cls, state_dir: Path) -> bool:

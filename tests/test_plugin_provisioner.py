@@ -32,7 +32,11 @@ import click
 
 from stackcheck.heal import Healer
 from stackcheck.lab import Host, Lab, SSHAccess, write_inventory
-from stackcheck.provisioner import Provisioner
+from stackcheck.provisioner import Provisioner, ProvisionerOptions
+
+
+class OutsideOptions(ProvisionerOptions):
+    crash: str = ""
 
 
 def _log(word):
@@ -42,6 +46,7 @@ def _log(word):
 
 class OutsideProvisioner(Provisioner):
     name = "outside"
+    options_model = OutsideOptions
     simulated_reboot = "outside lab: a reboot is a restart of its processes"
 
     def create(self, config):

@@ -209,3 +209,43 @@ def test_provisioning_error_is_one_clear_line(pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(
         [f"*stackcheck: cannot provision the lab: {missing}: cannot read inventory*"]
     )
+
+
+def test_unknown_or_bad_options_are_told_at_once_with_the_known_keys() -> None:
+    from provisioners.local import LocalProvisioner
+
+    with pytest.raises(ProvisionerError) as info:
+        LocalProvisioner.parse_options({"kubernets": "false", "docker": "maybe"})
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "local: option docker='maybe': expected true or false (yes/no, on/off, 1/0)",
+        "local: unknown option 'kubernets'; known: keep_on_failure, name, subnet, docker, "
+        "kubernetes, k8s_bin_dir",
+    ], lines
+    parsed = LocalProvisioner.parse_options({"kubernetes": "off", "subnet": "10.9.0.0/24"})
+    assert parsed.kubernetes is False and parsed.docker is True
+
+
+def test_a_typo_in_a_lab_option_stops_pytest_before_anything_is_built(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite="def test_ok(lab):\n    assert lab\n")
+    result = pytester.runpytest_subprocess("--provisioner=local", "--lab-option=kubernets=false",
+                                           "-p", "no:testinfra")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*cannot provision the lab: local: unknown option 'kubernets'*"])
+
+
+def test_lab_up_help_options_lists_keys_and_defaults() -> None:
+    from click.testing import CliRunner
+
+    from stackcheck.cli import main
+
+    done = CliRunner().invoke(main, ["lab", "up", "--provisioner", "local", "--help-options"])
+    assert done.exit_code == 0, done.output
+    assert "--option keys of the 'local' provisioner:" in done.output
+    assert "kubernetes" in done.output and "(default: True)" in done.output
+    bad = CliRunner().invoke(main, ["lab", "up", "--option", "kubernets=false"])
+    assert bad.exit_code == 2
+    assert "unknown option 'kubernets'" in bad.output

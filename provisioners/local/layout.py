@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioners.base import ProvisionerError
+from pydantic import Field
+
+from provisioners.base import ProvisionerError, ProvisionerOptions
 
 DEFAULT_SUBNET = "10.213.0.0/24"
 DEFAULT_NAME = "lab"
@@ -22,6 +24,17 @@ FLANNEL_MTU = 1450
 VXLAN_PORT = 8472
 OS_NAME = "stackcheck"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+class LocalOptions(ProvisionerOptions):
+    """``--option`` keys of the local lab (``stackcheck lab up --help-options`` lists them)."""
+
+    name: str = Field(DEFAULT_NAME, description="lab name: namespaces, links and state use it")
+    subnet: str = Field(DEFAULT_SUBNET, description="private IPv4 subnet of the hosts' underlay")
+    docker: bool = Field(True, description="run dockerd on every host")
+    kubernetes: bool = Field(True, description="run a Kubernetes control plane and kubelets")
+    k8s_bin_dir: str | None = Field(
+        None, description="use Kubernetes binaries from this folder instead of the cached build")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from filelock import FileLock
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
 from provisioners.local import control, etcd, network, packages, state
 from provisioners.local.build import build
-from provisioners.local.layout import Layout
+from provisioners.local.layout import Layout, LocalOptions
 from provisioners.local.proc import alive
 from provisioners.local.progress import Progress
 from provisioners.local.teardown import CREATE_LOCK, destroy_locked, destroy_state_dir
@@ -35,6 +35,7 @@ class LocalProvisioner(Provisioner):
     """Hosts are network namespaces on one machine running real sshd, etcd, dockerd, ostree."""
 
     name = "local"
+    options_model = LocalOptions
     simulated_reboot = (
         "local lab: the provisioner simulates the reboot (stops the host's services, records the "
         "default deployment as booted, gives the host a new boot id, starts the services again); "

@@ -9,10 +9,11 @@ import signal
 from pathlib import Path
 
 from filelock import FileLock
+from pydantic import Field
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError
 from provisioners.local import etcd, network, state
-from provisioners.local.layout import Layout
+from provisioners.local.layout import Layout, LocalOptions
 from provisioners.local.proc import alive, signal_pids, wait_gone
 from provisioners.local.progress import Progress
 from provisioners.local.teardown import CREATE_LOCK, destroy_locked
@@ -24,6 +25,15 @@ DEFAULT_NAME = "machines"
 DEFAULT_SUBNET = "10.212.0.0/24"
 #: supervisors wait 20 s for a power-off before they kill the machine
 POWER_OFF_TIMEOUT = 25.0
+
+
+class MachinesOptions(LocalOptions):
+    """``--option`` keys of the machines lab."""
+
+    name: str = Field(DEFAULT_NAME, description="lab name: machines, links and state use it")
+    subnet: str = Field(DEFAULT_SUBNET, description="private IPv4 subnet of the machines")
+    flanneld: str | None = Field(
+        None, description="a flanneld binary to run in the machines (else the lab's plumbing)")
 
 
 def layout_for(config: ProvisionConfig) -> Layout:
@@ -79,6 +89,7 @@ class MachinesProvisioner(Provisioner):
     """Hosts are systemd-nspawn machines booted from their own ostree deployments."""
 
     name = "machines"
+    options_model = MachinesOptions
 
     def create(self, config: ProvisionConfig) -> Lab:
         if os.geteuid() != 0:

@@ -11,8 +11,9 @@ from typing import Any
 
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
+from pydantic import Field
 
-from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError
+from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
 from stackcheck.lab import EtcdAccess, Host, Lab, SSHAccess, write_inventory
 
 from . import sshkeys
@@ -64,10 +65,20 @@ def cleanup(conn: Any, older_than: timedelta, dry_run: bool,
     return cleanup_leaks(deleter or Deleter(conn), older_than, dry_run)
 
 
+class OpenStackOptions(ProvisionerOptions):
+    """``--option`` keys of the openstack provisioner."""
+
+    spec: str | None = Field(None, description="the lab spec YAML (required)")
+    ssh_timeout: float | None = Field(None, gt=0, description="seconds to wait for SSH")
+    active_timeout: float | None = Field(None, gt=0,
+                                         description="seconds to wait for servers ACTIVE")
+
+
 class OpenStackProvisioner(Provisioner):
     """Servers, network and access for a lab spec (``--option spec=FILE``) on OpenStack."""
 
     name = "openstack"
+    options_model = OpenStackOptions
 
     def __init__(self, connect: Connect = connect, probe: sshkeys.Probe = sshkeys.tcp_probe,
                  keyscan: sshkeys.Keyscan = sshkeys.paramiko_keyscan,
