@@ -143,3 +143,23 @@ def test_a_lease_of_a_node_not_in_the_inventory_is_caught(lab: Lab, kube: Kube) 
     }, result.stdout[-3000:]
     assert (f"flannel leases of nodes not in the inventory: Node {GONE} ({cidr}, public-ip "
             "10.225.200.99)") in result.stdout
+
+
+def test_a_config_disagreeing_with_every_host_is_one_failure(lab: Lab, kube: Kube) -> None:
+    """Backend "udp" in net-conf.json while every host runs vxlan (issue 28): the config check
+    fails once, saying so; the per-host checks describe the hosts and pass."""
+    cm = kube.core.read_namespaced_config_map(km.CONFIGMAP, "kube-flannel")
+    before = cm.data[km.NET_CONF]
+    udp = km.net_conf({**json.loads(before), "Backend": {"Type": "udp"}})
+    kube.core.patch_namespaced_config_map(km.CONFIGMAP, "kube-flannel",
+                                          {"data": {km.NET_CONF: udp}})
+    try:
+        result = run_suite(lab, *DATA_AND_HOSTS)
+    finally:
+        kube.core.patch_namespaced_config_map(km.CONFIGMAP, "kube-flannel",
+                                              {"data": {km.NET_CONF: before}})
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert failed_checks(result) == {
+        "suites/flannel/test_data_model.py::test_network_config_parses"
+    }, result.stdout[-3000:]
+    assert "the config says Backend 'udp', but every host runs 'vxlan'" in result.stdout

@@ -203,7 +203,11 @@ def test_peer_facts_per_backend() -> None:
     assert host_gw_peer("h2", gw, {}) == [
         "peer h2: expected route 10.244.2.0/24 via 10.0.0.12 (host-gw); saw None"]
     wg = _lease("wireguard", {"PublicKey": "x"})
-    assert wireguard_peer("h2", wg, {"10.244.2.0/24": {"dev": "flannel-wg"}}, "flannel-wg") == []
+    network_route = {"10.244.0.0/16": {"dst": "10.244.0.0/16", "dev": "flannel-wg"}}
+    assert wireguard_peer("h2", wg, network_route, "flannel-wg") == []
+    assert wireguard_peer("h2", wg, {}, "flannel-wg") == [
+        "peer h2: expected a route on flannel-wg covering 10.244.2.0/24 (wireguard); "
+        "flannel-wg routes []"]
 
 
 def test_a_host_follows_its_lease_not_a_disagreeing_config() -> None:

@@ -4,10 +4,12 @@ host's ``ip -j`` output (flannel's ``backend/vxlan``, ``backend/hostgw``, ``back
 - vxlan: route ``<subnet> via <subnet>.0 dev flannel.1 onlink``, permanent neighbour
   ``<subnet>.0 lladdr <VtepMAC>``, FDB ``<VtepMAC> dst <PublicIP>``.
 - host-gw: route ``<subnet> via <PublicIP>`` on the uplink; no flannel.1.
-- wireguard: route ``<subnet> dev flannel-wg``.
+- wireguard: the flannel network routed on ``flannel-wg``, covering every peer's subnet.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from stackcheck.flannel.model import DEFAULT_PORT, DEFAULT_VNI, Lease, NetworkConfig
 
@@ -59,10 +61,17 @@ def host_gw_peer(peer: str, lease: Lease, routes: dict[str, dict]) -> list[str]:
 
 
 def wireguard_peer(peer: str, lease: Lease, routes: dict[str, dict], device: str) -> list[str]:
+    """wireguard routes the whole flannel network on its device (one link-scope route);
+    the peer's subnet must fall inside a route on ``device``. (Each peer's AllowedIPs are
+    in the device's wireguard config: reading them needs ``wg`` on the host.)"""
     if lease.subnet is None:
         return []
-    route = routes.get(str(lease.subnet))
-    if route is None or route.get("dev") != device:
-        return [f"peer {peer}: expected route {lease.subnet} dev {device} (wireguard); "
-                f"saw {route}"]
-    return []
+    for dst, route in routes.items():
+        try:
+            covers = lease.subnet.subnet_of(ipaddress.ip_network(dst))  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            continue
+        if covers and route.get("dev", device) == device:
+            return []
+    return [f"peer {peer}: expected a route on {device} covering {lease.subnet} (wireguard); "
+            f"{device} routes {sorted(routes)}"]
