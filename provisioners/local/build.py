@@ -191,14 +191,16 @@ def build(layout: Layout, progress: Progress) -> Lab:
             k8s.start_control_plane()
         overlay_step = ("overlay (Kubernetes mode: podCIDRs, Node annotations, ConfigMap)"
                         if kube_flannel else f"overlay ({env['flannel']})")
+        if kube_flannel:
+            # the Nodes need podCIDRs before Docker starts (docker0 takes its --bip from
+            # the host's subnet), so the controller-manager starts here
+            if k8s is None or k8s.error is not None:
+                raise ProvisionerError("option flannel=kube needs Kubernetes: "
+                                       f"{k8s.error if k8s else 'kubernetes=false'}")
+            k8s.start_components()
         with progress.step(overlay_step):
             if kube_flannel:
-                # the Nodes need podCIDRs before Docker starts (docker0 takes its --bip
-                # from the host's subnet), so the controller-manager starts here
-                if k8s is None or k8s.error is not None:
-                    raise ProvisionerError("option flannel=kube needs Kubernetes: "
-                                           f"{k8s.error if k8s else 'kubernetes=false'}")
-                k8s.start_components()
+                assert k8s is not None
                 overlay_kube.bring_up(layout, k8s.control)
                 data = state.read(sd) or {}
                 for h in hosts:
