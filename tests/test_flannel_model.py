@@ -261,3 +261,27 @@ def test_a_v2_store_is_told_apart_from_no_config(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the local lab's option flannel=kube (no lab needed) -------------------------------------
+
+
+def test_the_local_labs_flannel_option(tmp_path: Path) -> None:
+    from provisioners.base import ProvisionerError
+    from provisioners.local import k8s_services
+    from provisioners.local.layout import Layout
+
+    default = Layout.from_options(tmp_path, "r", 2, {})
+    assert default.flannel == "etcd"
+    kube = Layout.from_options(tmp_path, "r", 2, {"flannel": "kube"})
+    assert Layout.from_options(tmp_path, "r", 2, kube.options()) == kube
+    data = {"kubernetes": {"bin_dir": "/bins", "control_plane": "h1", "kubelets": True}}
+    argv = k8s_services.argv(kube, data, kube.hosts[0], "kube-controller-manager")
+    assert {"--allocate-node-cidrs=true", "--cluster-cidr=10.244.0.0/16",
+            "--node-cidr-mask-size=24"} <= set(argv)
+    plain = k8s_services.argv(default, data, default.hosts[0], "kube-controller-manager")
+    assert not any(a.startswith("--allocate-node-cidrs") for a in plain)
+    with pytest.raises(ProvisionerError, match="option flannel=udp: use one of etcd, kube"):
+        Layout.from_options(tmp_path, "r", 2, {"flannel": "udp"})
+    with pytest.raises(ProvisionerError, match="flannel=kube needs Kubernetes"):
+        Layout.from_options(tmp_path, "r", 2, {"flannel": "kube", "kubernetes": "false"})
