@@ -66,8 +66,8 @@ def test_one_lease_per_flannel_host(lab: Lab, flannel: FlannelData, leases: list
         by_ip.setdefault(lease.public_ip, []).append(lease.subnets or lease.key)
     missing = [h.name for h in lab.hosts_with("flannel") if h.address not in by_ip]
     doubled = {ip: s for ip, s in by_ip.items() if len(s) > 1}
-    assert not missing, (f"expected a lease for every flannel host ({flannel.mode}); none "
-                         f"for {missing}")
+    assert not missing, (f"expected a lease for every flannel host; none for {missing} "
+                         f"({flannel.summary})")
     assert not doubled, f"expected one lease per host; several for {doubled}"
 
 
