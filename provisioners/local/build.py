@@ -197,7 +197,9 @@ def build(layout: Layout, progress: Progress) -> Lab:
             if k8s is None or k8s.error is not None:
                 raise ProvisionerError("option flannel=kube needs Kubernetes: "
                                        f"{k8s.error if k8s else 'kubernetes=false'}")
-            k8s.start_components()
+            # waited for right after its start, where the default flow has Docker's start
+            # in between: twice the usual bound
+            k8s.start_components(timeout=2 * kubernetes.API_TIMEOUT)
         with progress.step(overlay_step):
             if kube_flannel:
                 assert k8s is not None

@@ -113,13 +113,13 @@ class BringUp:
         data = state.read(self.layout.state_dir) or {}
         control.launch(self.layout, data, self.control, "kube-apiserver")
 
-    def start_components(self) -> None:
+    def start_components(self, timeout: float = API_TIMEOUT) -> None:
         """Wait for kube-apiserver, then start controller-manager and scheduler (once)."""
         if self.error is not None or self.components_started:
             return
         with self.progress.step("kube-apiserver ready (TLS, RBAC, etcd "
                                 f"{etcd_prefix(self.layout)})"):
-            control.wait_ready(self.layout, self.control, "kube-apiserver", API_TIMEOUT)
+            control.wait_ready(self.layout, self.control, "kube-apiserver", timeout)
             data = state.read(self.layout.state_dir) or {}
             for service in CONTROL_PLANE[1:]:
                 control.launch(self.layout, data, self.control, service)
