@@ -44,9 +44,13 @@ def _call(layout: Layout, control: HostPlan, method: str, path: str, body: dict 
 
 
 def register_nodes(layout: Layout, control: HostPlan) -> None:
+    # kubelet v1.20 adopting a Node without status.capacity/allocatable panics (a nil map in
+    # reconcileHugePageResource): give both a placeholder its first status update replaces
+    placeholder = {"pods": "0"}
     for host in layout.hosts:
         _call(layout, control, "POST", "/api/v1/nodes",
-              {"apiVersion": "v1", "kind": "Node", "metadata": {"name": host.name}}, ok=(409,))
+              {"apiVersion": "v1", "kind": "Node", "metadata": {"name": host.name},
+               "status": {"capacity": placeholder, "allocatable": placeholder}}, ok=(409,))
 
 
 def wait_pod_cidrs(layout: Layout, control: HostPlan,
