@@ -24,7 +24,7 @@ from provisioners.local.layout import HostPlan, Layout
 from stackcheck.flannel import kube as km
 from stackcheck.flannel.model import Lease, compact, vxlan_backend_data
 
-PODCIDR_TIMEOUT = 30
+PODCIDR_TIMEOUT = 90  # includes kube-controller-manager starting (slow on a loaded machine)
 NAMESPACE = km.NAMESPACES[0]
 MODE_NOTE = (f"stackcheck plumbing in Kubernetes mode: subnets from Node podCIDRs "
              f"(kube-controller-manager --allocate-node-cidrs), lease data in {km.PREFIX}* "
