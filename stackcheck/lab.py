@@ -150,9 +150,9 @@ class FlannelConfig(_Model):
     mode: Literal["auto", "etcd", "kube"] = Field(
         "auto", description="where flannel keeps its data: etcd, Kubernetes (--kube-subnet-mgr)"
         " or auto (found by looking)")
-    daemonset: str | None = Field(
+    daemonset: str = Field(
         "kube-flannel-ds", description="the DaemonSet that runs flanneld in Kubernetes mode; "
-        "null when flanneld runs outside Kubernetes (a system service, a lab's own plumbing)")
+        "empty when flanneld runs outside Kubernetes (a system service, a lab's own plumbing)")
 
 
 class Lab(_Model):

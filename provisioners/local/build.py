@@ -104,7 +104,7 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
                         cert_file=files["cert"], key_file=files["key"]),
         kubernetes=kubernetes.access(layout, data),
         # the lab's own plumbing: no flanneld, so no DaemonSet in either mode
-        flannel=FlannelConfig(etcd_prefix=overlay.PREFIX, mode=layout.flannel, daemonset=None),
+        flannel=FlannelConfig(etcd_prefix=overlay.PREFIX, mode=layout.flannel, daemonset=""),
         service_control=control_templates(layout, None),
         environment=environment,
     )

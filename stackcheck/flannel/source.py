@@ -86,7 +86,7 @@ def from_kube(kube: Kube) -> FlannelData | None:
         except ValueError as exc:
             data.problem = str(exc)
     for node in annotated:
-        cidrs = list(node.spec.pod_cid_rs or ([node.spec.pod_cidr] if node.spec.pod_cidr else []))
+        cidrs = list(node.spec.pod_cidrs or ([node.spec.pod_cidr] if node.spec.pod_cidr else []))
         try:
             data.leases.append(km.lease_from_node(node.metadata.name,
                                                   node.metadata.annotations, cidrs))

@@ -171,9 +171,9 @@ def test_daemonset_runs_on_every_node(request: pytest.FixtureRequest, lab: Lab,
     """Kubernetes mode: the flanneld DaemonSet has one ready pod on every flannel host."""
     if flannel.mode != KUBE:
         pytest.skip(f"flannel runs in {flannel.mode} mode: no DaemonSet to check")
-    if lab.flannel.daemonset is None:
-        pytest.skip("the inventory says flanneld runs outside Kubernetes (flannel.daemonset: "
-                    f"null): {lab.environment.get('flannel', 'no DaemonSet')}")
+    if not lab.flannel.daemonset:
+        pytest.skip("the inventory says flanneld runs outside Kubernetes (flannel.daemonset "
+                    f"is empty): {lab.environment.get('flannel', 'no DaemonSet')}")
     from stackcheck.flannel.source import daemonset
 
     state = daemonset(request.getfixturevalue("kube"), lab.flannel.daemonset)
