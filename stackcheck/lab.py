@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -148,6 +148,12 @@ class KubernetesAccess(_Model):
 
 class FlannelConfig(_Model):
     etcd_prefix: str = DEFAULT_FLANNEL_PREFIX
+    mode: Literal["auto", "etcd", "kube"] = Field(
+        "auto", description="where flannel keeps its data: etcd, Kubernetes (--kube-subnet-mgr)"
+        " or auto (found by looking)")
+    daemonset: str = Field(
+        "kube-flannel-ds", description="the DaemonSet that runs flanneld in Kubernetes mode; "
+        "empty when flanneld runs outside Kubernetes (a system service, a lab's own plumbing)")
 
 
 class Lab(_Model):

@@ -157,12 +157,32 @@ def test_overlapping_lease_is_caught(lab: Lab) -> None:
 
 
 def test_wrong_vni_is_caught(lab: Lab) -> None:
+    """A config VNI that no host runs (every lease and flannel.1 say 1) fails the config
+    check once; the per-host checks describe what the hosts run and pass (issue 28)."""
     config = json.loads(etcd_kv(lab).get(f"{PREFIX}/config")[0])
     config["Backend"]["VNI"] = 7
     with etcd_value(lab, f"{PREFIX}/config", json.dumps(config)):
-        result = run_suite(lab, "suites/flannel/test_host_plumbing.py")
+        result = run_suite(lab, "suites/flannel/test_data_model.py",
+                           "suites/flannel/test_host_plumbing.py")
     assert result.returncode == 1
-    assert "flannel.1 differs: {'id': '1 (expected 7)'}" in result.stdout
+    assert failed_checks(result) == {
+        "suites/flannel/test_data_model.py::test_network_config_parses"}, result.stdout[-3000:]
+    assert "the config says VNI 7, but every host runs VNI 1" in result.stdout
+
+
+def test_config_backend_disagreeing_with_every_host_is_one_failure(lab: Lab) -> None:
+    """Backend "udp" in the config while every host runs vxlan: one failure of the config
+    check saying so; the nine per-host checks run against each host's lease and pass."""
+    config = json.loads(etcd_kv(lab).get(f"{PREFIX}/config")[0])
+    config["Backend"] = {"Type": "udp"}
+    with etcd_value(lab, f"{PREFIX}/config", json.dumps(config)):
+        result = run_suite(lab, "suites/flannel/test_data_model.py",
+                           "suites/flannel/test_host_plumbing.py")
+    assert result.returncode == 1
+    assert failed_checks(result) == {
+        "suites/flannel/test_data_model.py::test_network_config_parses"}, result.stdout[-3000:]
+    assert "the config says Backend 'udp', but every host runs 'vxlan'" in result.stdout
+    assert "not vxlan" not in result.stdout and counts(result).get("skipped", 0) <= 1
 
 
 def test_lease_with_wrong_public_ip_is_caught(lab: Lab) -> None:

@@ -18,7 +18,9 @@ Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9
 ``subnet`` (default ``10.213.0.0/24``; private), ``docker`` (default true),
 ``keep_on_failure`` (default false: a failed bring-up is torn down), ``kubernetes`` (default
 true), ``k8s_bin_dir`` (your own binaries; default: PATH, else built once into
-~/.cache/stackcheck/kubernetes).
+~/.cache/stackcheck/kubernetes), ``flannel`` (``etcd``, the default: config and leases in
+etcd; ``kube``: flannel's Kubernetes mode, subnets from Node podCIDRs, lease data in Node
+annotations and the ConfigMap ``kube-flannel/kube-flannel-cfg``, nothing in etcd).
 
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,

@@ -21,6 +21,7 @@ from provisioners.local import (
     network,
     ostree,
     overlay,
+    overlay_kube,
     pki,
     sshd,
     state,
@@ -102,7 +103,8 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
         etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
                         cert_file=files["cert"], key_file=files["key"]),
         kubernetes=kubernetes.access(layout, data),
-        flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
+        # the lab's own plumbing: no flanneld, so no DaemonSet in either mode
+        flannel=FlannelConfig(etcd_prefix=overlay.PREFIX, mode=layout.flannel, daemonset=""),
         service_control=control_templates(layout, None),
         environment=environment,
     )
@@ -124,7 +126,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
         "subnet": str(layout.subnet),
         "gateway": layout.gateway,
         "kernel": platform.release(),
-        "flannel": overlay.kind(),
+        "flannel": overlay_kube.MODE_NOTE if layout.flannel == "kube" else overlay.kind(),
+        "flannel_mode": layout.flannel,
         "flannel_network": FLANNEL_NETWORK,
         "local_state_dir": str(sd),
     }
@@ -134,10 +137,12 @@ def build(layout: Layout, progress: Progress) -> Lab:
                      "etcd": h.etcd, "flannel_subnet": h.flannel_subnet}
             for h in hosts
         }
-        st["flannel"] = "flanneld" if overlay.flanneld() else "plumbing"
+    kube_flannel = layout.flannel == "kube"  # plumbing only: flanneld runs in etcd mode here
+    real_flannel = overlay.flanneld() is not None and not kube_flannel
+    with state.edit(sd) as st:
+        st["flannel"] = "flanneld" if real_flannel else "plumbing"
         st["docker_available"] = layout.docker
     _record_dirs(layout)
-    real_flannel = overlay.flanneld() is not None
     with ThreadPoolExecutor(max_workers=max(4, 2 * len(hosts))) as pool:
         with progress.step("preflight, keys and certificates"):
             network.preflight(layout)
@@ -168,7 +173,7 @@ def build(layout: Layout, progress: Progress) -> Lab:
             for h in layout.etcd_hosts:
                 control.launch(layout, data, h, "etcd")
             macs: dict[str, str] = {}
-            if not real_flannel:
+            if not real_flannel and not kube_flannel:
                 macs = {h.name: overlay.create_vtep(h) for h in hosts}
                 for h in hosts:
                     overlay.program_routes(h, [(p, macs[p.name]) for p in hosts])
@@ -184,8 +189,26 @@ def build(layout: Layout, progress: Progress) -> Lab:
             _wait("etcd cluster", lambda: etcd.healthy(layout), ETCD_TIMEOUT)
         if k8s:
             k8s.start_control_plane()
-        with progress.step(f"overlay ({env['flannel']})"):
-            if real_flannel:
+        overlay_step = ("overlay (Kubernetes mode: podCIDRs, Node annotations, ConfigMap)"
+                        if kube_flannel else f"overlay ({env['flannel']})")
+        if kube_flannel:
+            # the Nodes need podCIDRs before Docker starts (docker0 takes its --bip from
+            # the host's subnet), so the controller-manager starts here
+            if k8s is None or k8s.error is not None:
+                raise ProvisionerError("option flannel=kube needs Kubernetes: "
+                                       f"{k8s.error if k8s else 'kubernetes=false'}")
+            # waited for right after its start, where the default flow has Docker's start
+            # in between: twice the usual bound
+            k8s.start_components(timeout=2 * kubernetes.API_TIMEOUT)
+        with progress.step(overlay_step):
+            if kube_flannel:
+                assert k8s is not None
+                overlay_kube.bring_up(layout, k8s.control)
+                data = state.read(sd) or {}
+                for h in hosts:
+                    if layout.docker:
+                        control.launch(layout, data, h, "docker")
+            elif real_flannel:
                 overlay.write_config(layout)
                 for h in hosts:
                     control.launch(layout, data, h, "flannel")

@@ -16,7 +16,7 @@ import requests
 from provisioners.base import ProvisionerError
 from provisioners.local import etcd, kubelet, state
 from provisioners.local.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
-from provisioners.local.layout import HostPlan, Layout
+from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy")
@@ -117,6 +117,8 @@ def argv(layout: Layout, data: state.State, host: HostPlan, service: str) -> lis
             f"--cluster-signing-cert-file={layout.pki_dir / 'ca.crt'}",
             f"--cluster-signing-key-file={layout.pki_dir / 'ca.key'}",
             f"--cluster-name={layout.name}",
+            *(["--allocate-node-cidrs=true", f"--cluster-cidr={FLANNEL_NETWORK}",
+                "--node-cidr-mask-size=24"] if layout.flannel == "kube" else []),
         ]
     if service == "kube-scheduler":
         return _component_argv(layout, host, bins, "scheduler")

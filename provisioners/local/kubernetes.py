@@ -69,6 +69,7 @@ class BringUp:
         self.progress = progress
         self.control = layout.hosts[0]
         self.error: str | None = None
+        self.components_started = False
         self.version = "unknown"
         sd = layout.state_dir
         state.add_resource(sd, "dir", str(k8s_pki.k8s_dir(layout)))
@@ -112,16 +113,23 @@ class BringUp:
         data = state.read(self.layout.state_dir) or {}
         control.launch(self.layout, data, self.control, "kube-apiserver")
 
+    def start_components(self, timeout: float = API_TIMEOUT) -> None:
+        """Wait for kube-apiserver, then start controller-manager and scheduler (once)."""
+        if self.error is not None or self.components_started:
+            return
+        with self.progress.step("kube-apiserver ready (TLS, RBAC, etcd "
+                                f"{etcd_prefix(self.layout)})"):
+            control.wait_ready(self.layout, self.control, "kube-apiserver", timeout)
+            data = state.read(self.layout.state_dir) or {}
+            for service in CONTROL_PLANE[1:]:
+                control.launch(self.layout, data, self.control, service)
+        self.components_started = True
+
     def finish(self, docker_ok: bool) -> dict[str, str]:
         """Bring up the rest and wait for it; return the environment facts."""
         if self.error is None:
             try:
-                with self.progress.step("kube-apiserver ready (TLS, RBAC, etcd "
-                                        f"{etcd_prefix(self.layout)})"):
-                    control.wait_ready(self.layout, self.control, "kube-apiserver", API_TIMEOUT)
-                    data = state.read(self.layout.state_dir) or {}
-                    for service in CONTROL_PLANE[1:]:
-                        control.launch(self.layout, data, self.control, service)
+                self.start_components()
             except ProvisionerError as exc:
                 self._disable(str(exc))
         if self.error is not None:

@@ -22,6 +22,7 @@ DEFAULT_NAME = "lab"
 FLANNEL_NETWORK = "10.244.0.0/16"
 FLANNEL_MTU = 1450
 VXLAN_PORT = 8472
+FLANNEL_MODES = ("etcd", "kube")
 OS_NAME = "stackcheck"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
@@ -79,6 +80,7 @@ class Layout:
     docker: bool = True
     kubernetes: bool = True
     k8s_bin_dir: str | None = None
+    flannel: str = "etcd"  # where flannel's data live: "etcd" or "kube" (--kube-subnet-mgr)
 
     @classmethod
     def from_options(
@@ -98,13 +100,20 @@ class Layout:
         docker = str(options.get("docker", "true")).lower() not in ("0", "false", "no", "off")
         k8s = str(options.get("kubernetes", "true")).lower() not in ("0", "false", "no", "off")
         bin_dir = options.get("k8s_bin_dir")
+        flannel = str(options.get("flannel", "etcd")).lower()
+        if flannel not in FLANNEL_MODES:
+            raise ProvisionerError(f"option flannel={flannel}: use one of "
+                                   f"{', '.join(FLANNEL_MODES)}")
+        if flannel == "kube" and not k8s:
+            raise ProvisionerError("option flannel=kube needs Kubernetes (kubernetes=true): "
+                                   "the Nodes hold flannel's subnets and lease data")
         return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker, k8s,
-                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None)
+                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None, flannel)
 
     def options(self) -> dict[str, Any]:
         return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count,
                 "docker": self.docker, "kubernetes": self.kubernetes,
-                "k8s_bin_dir": self.k8s_bin_dir}
+                "k8s_bin_dir": self.k8s_bin_dir, "flannel": self.flannel}
 
     @property
     def prefix(self) -> int:

@@ -8,6 +8,7 @@ host's subnet, and writes the host's ``/run/flannel/subnet.env``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import time
@@ -23,13 +24,22 @@ from provisioners.local.layout import (
 )
 from provisioners.local.pki import tls_files
 from provisioners.local.proc import run
+from stackcheck.flannel.model import (
+    DEFAULT_VNI,
+    compact,
+    lease_attrs,
+    subnet_key,
+    vxlan_backend_data,
+)
+from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
 
-PREFIX = "/coreos.com/network"
+PREFIX = DEFAULT_FLANNEL_PREFIX
 LEASE_TTL = 24 * 3600
+VNI = DEFAULT_VNI
 NETWORK_CONFIG = {
     "Network": FLANNEL_NETWORK,
     "SubnetLen": 24,
-    "Backend": {"Type": "vxlan", "VNI": 1, "Port": VXLAN_PORT},
+    "Backend": {"Type": "vxlan", "VNI": VNI, "Port": VXLAN_PORT},
 }
 PLUMBING = "stackcheck plumbing (no flanneld on PATH)"
 
@@ -42,42 +52,47 @@ def kind() -> str:
     return "flanneld" if flanneld() else PLUMBING
 
 
-def subnet_env(host: HostPlan) -> str:
+def subnet_env(host: HostPlan, subnet: str | None = None) -> str:
+    net = ipaddress.IPv4Network(subnet or host.flannel_subnet)
     return (
         f"FLANNEL_NETWORK={FLANNEL_NETWORK}\n"
-        f"FLANNEL_SUBNET={host.bridge_ip}/24\n"
+        f"FLANNEL_SUBNET={net.network_address + 1}/{net.prefixlen}\n"
         f"FLANNEL_MTU={FLANNEL_MTU}\n"
         "FLANNEL_IPMASQ=false\n"
     )
 
 
-def create_vtep(host: HostPlan) -> str:
+def create_vtep(host: HostPlan, subnet: str | None = None) -> str:
     """Create flannel.1 in the host and write its subnet.env; return its MAC."""
     ns = host.netns
+    net = ipaddress.IPv4Network(subnet or host.flannel_subnet)
     batch = "\n".join([
-        f"link add flannel.1 type vxlan id 1 local {host.address} dev eth0 "
+        f"link add flannel.1 type vxlan id {VNI} local {host.address} dev eth0 "
         f"dstport {VXLAN_PORT} nolearning",
         f"link set flannel.1 mtu {FLANNEL_MTU}",
-        f"addr add 10.244.{host.index}.0/32 dev flannel.1",
+        f"addr add {net.network_address}/32 dev flannel.1",
         "link set flannel.1 up",
     ])
     run(["ip", "-n", ns, "-batch", "-"], input=batch + "\n")
     out = json.loads(run(["ip", "-n", ns, "-j", "link", "show", "flannel.1"]).stdout)
     env_dir = host.run_dir / "flannel"
     env_dir.mkdir(parents=True, exist_ok=True)
-    (env_dir / "subnet.env").write_text(subnet_env(host))
+    (env_dir / "subnet.env").write_text(subnet_env(host, str(net)))
     return str(out[0]["address"])
 
 
-def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]]) -> None:
-    """Neighbour, FDB and route entries on ``host`` for every other host's subnet."""
+def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]],
+                   subnets: dict[str, str] | None = None) -> None:
+    """Neighbour, FDB and route entries on ``host`` for every other host's subnet
+    (``subnets``: host name -> subnet, when not the layout's)."""
     ip_lines, fdb_lines = [], []
     for peer, mac in peers:
         if peer.name == host.name:
             continue
-        gw = f"10.244.{peer.index}.0"
+        net = ipaddress.IPv4Network((subnets or {}).get(peer.name, peer.flannel_subnet))
+        gw = net.network_address
         ip_lines.append(f"neigh replace {gw} lladdr {mac} dev flannel.1 nud permanent")
-        ip_lines.append(f"route replace {peer.flannel_subnet} via {gw} dev flannel.1 onlink")
+        ip_lines.append(f"route replace {net} via {gw} dev flannel.1 onlink")
         fdb_lines.append(f"fdb replace {mac} dev flannel.1 dst {peer.address} self permanent")
     if ip_lines:
         run(["ip", "-n", host.netns, "-batch", "-"], input="\n".join(ip_lines) + "\n")
@@ -85,24 +100,20 @@ def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]]) -> None:
 
 
 def write_model(layout: Layout, macs: dict[str, str]) -> None:
-    """Write flannel's network config and one lease per host into etcd."""
+    """Write flannel's network config and one lease per host into etcd (flannel's format)."""
     cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG, separators=(",", ":")))
+    cli.put(f"{PREFIX}/config", compact(NETWORK_CONFIG))
     lease = cli.lease(ttl=LEASE_TTL)
     for host in layout.hosts:
-        value = {
-            "PublicIP": host.address,
-            "BackendType": "vxlan",
-            "BackendData": {"VtepMAC": macs[host.name]},
-        }
-        key = f"{PREFIX}/subnets/10.244.{host.index}.0-24"
-        cli.put(key, json.dumps(value, separators=(",", ":")), lease=lease)
+        value = lease_attrs(host.address, "vxlan", vxlan_backend_data(macs[host.name], VNI))
+        key = f"{PREFIX}/subnets/{subnet_key(host.flannel_subnet)}"
+        cli.put(key, compact(value), lease=lease)
 
 
 def write_config(layout: Layout) -> None:
     """Only the network config (what an operator writes before starting flanneld)."""
     cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    cli.put(f"{PREFIX}/config", json.dumps(NETWORK_CONFIG, separators=(",", ":")))
+    cli.put(f"{PREFIX}/config", compact(NETWORK_CONFIG))
 
 
 def argv(layout: Layout, host: HostPlan) -> list[str]:

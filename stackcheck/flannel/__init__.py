@@ -1,5 +1,9 @@
-"""flannel: its data model in etcd, ``subnet.env`` and the host's plumbing, read and parsed.
+"""flannel: its data model wherever it is kept, ``subnet.env`` and the host's plumbing.
 
-- :mod:`stackcheck.flannel.model`: the network config and leases (from etcd), ``subnet.env``,
-  ``ip -j`` output and the VXLAN MTU arithmetic.
+- :mod:`stackcheck.flannel.model`: the network config and leases (flannel's key and value
+  formats, dual-stack, IPv6), ``subnet.env``, ``ip -j`` output, the VXLAN MTU arithmetic.
+- :mod:`stackcheck.flannel.etcd_store`: etcd mode (v3 keyspace) and the v2-store probe.
+- :mod:`stackcheck.flannel.kube`: Kubernetes mode (Node annotations, podCIDR, ConfigMap).
+- :mod:`stackcheck.flannel.source`: which mode a lab runs, and its data.
+- :mod:`stackcheck.flannel.plumbing`: what each backend programs on a host for a peer.
 """

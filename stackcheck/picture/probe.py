@@ -71,33 +71,36 @@ def _etcd_members(lab: Lab) -> list[EtcdMember]:
 
 
 def _flannel(lab: Lab) -> tuple[str | None, dict[str, str]]:
-    """The overlay device name from flannel's config and each host address's lease subnet."""
-    from stackcheck.etcd import client_for
+    """The overlay device name from flannel's config and each host address's lease subnet,
+    wherever flannel keeps them (etcd, or the Kubernetes API in --kube-subnet-mgr mode)."""
+    from stackcheck.flannel import source
 
-    assert lab.etcd is not None
-    prefix = lab.flannel.etcd_prefix
-    last: Exception | None = None
-    for endpoint in lab.etcd.endpoints:
-        try:
-            client = client_for(lab.etcd, endpoint, timeout=3.0)
-            config = client.get(f"{prefix}/config")
-            leases = client.get_prefix(f"{prefix}/subnets/")
-            break
-        except Exception as exc:  # noqa: BLE001 - try the next member
-            last = exc
-    else:
-        raise RuntimeError(f"no etcd member answered: {last}")
+    data = None
+    if lab.etcd is not None and lab.flannel.mode != "kube":
+        from stackcheck.etcd import client_for
+
+        last: Exception | None = None
+        for endpoint in lab.etcd.endpoints:
+            try:
+                data = source.from_etcd(client_for(lab.etcd, endpoint, timeout=3.0),
+                                        lab.flannel.etcd_prefix)
+                break
+            except Exception as exc:  # noqa: BLE001 - try the next member
+                last = exc
+        else:
+            if lab.kubernetes is None:
+                raise RuntimeError(f"no etcd member answered: {last}")
+    if data is None and lab.kubernetes is not None and lab.flannel.mode != "etcd":
+        from stackcheck.kubernetes import connect
+
+        data = source.from_kube(connect(str(lab.kubernetes.kubeconfig)))
+    if data is None:
+        return None, {}
     device = None
-    if config:
-        backend = json.loads(config[0]).get("Backend") or {}
-        kind = backend.get("Type", "udp")
-        device = {"vxlan": f"flannel.{backend.get('VNI', 1)}", "udp": "flannel0"}.get(kind)
-    subnets = {}
-    for value, meta in leases:
-        key = meta["key"] if isinstance(meta["key"], str) else meta["key"].decode()
-        address, _, length = key.rsplit("/", 1)[-1].partition("-")
-        public_ip = json.loads(value).get("PublicIP", "")
-        subnets[public_ip] = f"{address}/{length}"
+    if data.config is not None:
+        device = {"vxlan": f"flannel.{data.config.vni}", "udp": "flannel0",
+                  "wireguard": "flannel-wg"}.get(data.config.backend)
+    subnets = {x.public_ip: x.subnets for x in data.leases}
     return device, subnets
 
 
@@ -186,12 +189,12 @@ def gather(lab: Lab, *, status: StatusFn | None = None, run_dir: Path | None = N
         parts["service states"] = lambda: status(lab)
     if lab.etcd is not None:
         parts["etcd status"] = lambda: _etcd_members(lab)
-        if lab.hosts_with("flannel"):
-            def overlays() -> dict[str, Overlay]:
-                device, subnets = _flannel(lab)
-                return _overlays(lab, device, subnets, ssh_down, notes)
+    if (lab.etcd is not None or lab.kubernetes is not None) and lab.hosts_with("flannel"):
+        def overlays() -> dict[str, Overlay]:
+            device, subnets = _flannel(lab)
+            return _overlays(lab, device, subnets, ssh_down, notes)
 
-            parts["flannel leases"] = overlays
+        parts["flannel leases"] = overlays
     if lab.kubernetes is not None:
         parts["Kubernetes nodes"] = lambda: _nodes(lab)
     found = _bounded(parts, notes)
