@@ -11,7 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -36,6 +36,9 @@ class LocalOptions(ProvisionerOptions):
     kubernetes: bool = Field(True, description="run a Kubernetes control plane and kubelets")
     k8s_bin_dir: str | None = Field(
         None, description="use Kubernetes binaries from this folder instead of the cached build")
+    flannel: Literal["etcd", "kube"] = Field(
+        "etcd", description="where flannel keeps its leases: etcd, or kube (Node annotations, "
+        "podCIDRs and the kube-flannel-cfg ConfigMap, as --kube-subnet-mgr)")
 
 
 @dataclass(frozen=True)
