@@ -21,6 +21,8 @@ FLANNEL_NETWORK = "10.244.0.0/16"
 FLANNEL_MTU = 1450
 VXLAN_PORT = 8472
 OS_NAME = "stackcheck"
+#: container runtimes the local lab can build (option ``runtime``); the first is the default
+RUNTIMES = ("docker", "containerd")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
@@ -66,6 +68,7 @@ class Layout:
     docker: bool = True
     kubernetes: bool = True
     k8s_bin_dir: str | None = None
+    runtime: str = "docker"
 
     @classmethod
     def from_options(
@@ -85,13 +88,22 @@ class Layout:
         docker = str(options.get("docker", "true")).lower() not in ("0", "false", "no", "off")
         k8s = str(options.get("kubernetes", "true")).lower() not in ("0", "false", "no", "off")
         bin_dir = options.get("k8s_bin_dir")
+        runtime = str(options.get("runtime", RUNTIMES[0])).lower()
+        if runtime not in RUNTIMES:
+            raise ProvisionerError(f"option runtime={runtime!r}: expected one of "
+                                   f"{', '.join(RUNTIMES)}")
+        if runtime != "docker":
+            docker = False  # dockerd runs only as the docker runtime
+            if not k8s:
+                raise ProvisionerError(f"option runtime={runtime} needs kubernetes=true (its "
+                                       "containers are the kubelets' pods)")
         return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker, k8s,
-                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None)
+                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None, runtime)
 
     def options(self) -> dict[str, Any]:
         return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count,
                 "docker": self.docker, "kubernetes": self.kubernetes,
-                "k8s_bin_dir": self.k8s_bin_dir}
+                "k8s_bin_dir": self.k8s_bin_dir, "runtime": self.runtime}
 
     @property
     def prefix(self) -> int:
