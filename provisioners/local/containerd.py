@@ -151,7 +151,7 @@ def ready(layout: Layout, host: HostPlan) -> bool:
     if not sock.exists():
         return False
     try:
-        out = ctr(layout, host, "version", timeout=3, check=False)
+        out = ctr(layout, host, "--connect-timeout", "2s", "version", timeout=4, check=False)
     except (ProvisionerError, subprocess.TimeoutExpired, OSError):
         return False
     return out.returncode == 0 and "Server:" in out.stdout

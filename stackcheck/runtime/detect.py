@@ -141,8 +141,10 @@ def _ask_docker(host: Shell, socket: str) -> tuple[bool, str, str, str | None]:
 
 def _ask_cri(host: Shell, kind: str, socket: str) -> tuple[bool, str, str, str | None]:
     """crictl where present, else the runtime's own client over its socket."""
+    if _run(host, f"test -S {shlex.quote(socket)}")[0] != 0:
+        return False, f"test -S {socket}", f"no socket at {socket} (is {kind} running?)", None
     if _run(host, "command -v crictl")[0] == 0:
-        probe = f"crictl --runtime-endpoint unix://{socket} version"
+        probe = f"crictl --runtime-endpoint unix://{socket} --timeout 5s version"
         rc, out, err = _run(host, probe)
         version = next((line.split(":", 1)[1].strip() for line in out.splitlines()
                         if line.startswith("RuntimeVersion:")), None)
@@ -150,7 +152,7 @@ def _ask_cri(host: Shell, kind: str, socket: str) -> tuple[bool, str, str, str |
             return True, probe, version or out.strip(), version
         return False, probe, _last_line(err or out), None
     if kind == CONTAINERD:
-        probe = f"ctr --address {socket} version"
+        probe = f"ctr --address {socket} --connect-timeout 5s version"
         rc, out, err = _run(host, probe)
         version = ctr_server_version(out)
         if rc == 0 and version:
