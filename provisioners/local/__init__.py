@@ -18,7 +18,9 @@ Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9
 ``subnet`` (default ``10.213.0.0/24``; private), ``docker`` (default true),
 ``keep_on_failure`` (default false: a failed bring-up is torn down), ``kubernetes`` (default
 true), ``k8s_bin_dir`` (your own binaries; default: PATH, else built once into
-~/.cache/stackcheck/kubernetes).
+~/.cache/stackcheck/kubernetes), ``runtime`` (``docker``, the default, or ``containerd``:
+Debian's containerd with its CRI plugin and Debian's CNI plugins instead of dockerd, the
+kubelets on the remote runtime; see :mod:`provisioners.local.containerd`).
 
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,

@@ -22,7 +22,7 @@ def _attach(lab_host: Host, runtime: Runtime) -> None:
 
 
 @allure.id("runtime-answers")
-def test_runtime_answers(lab_host: Host, runtime_of) -> None:
+def test_runtime_answers(lab_host: Host, host, runtime_of) -> None:
     if not runs_containers(lab_host):
         pytest.skip(f"{lab_host.name} has neither the docker nor the node role")
     runtime = runtime_of(lab_host)
@@ -32,7 +32,7 @@ def test_runtime_answers(lab_host: Host, runtime_of) -> None:
 
 @pytest.mark.role("node")
 @allure.id("runtime-kubelet-uses-runtime-socket")
-def test_kubelet_uses_the_runtime_socket(lab_host: Host, runtime_of) -> None:
+def test_kubelet_uses_the_runtime_socket(lab_host: Host, host, runtime_of) -> None:
     runtime = runtime_of(lab_host)
     _attach(lab_host, runtime)
     kubelet = runtime.kubelet
