@@ -105,7 +105,7 @@ def test_stopped_containerd_is_caught_on_its_host(lab: Lab) -> None:
     stopped = provisioner.service(lab, h2, "containerd", "stop")
     assert stopped.exit_status == 0, stopped.stderr
     try:
-        result = run_suite(lab, "suites/runtime/test_daemon.py")
+        result = run_suite(lab, "suites/runtime/test_answers.py")
     finally:
         started = provisioner.service(lab, h2, "containerd", "start")
         assert started.exit_status == 0, started.stderr
