@@ -21,6 +21,7 @@ def _attach(lab_host: Host, runtime: Runtime) -> None:
         evidence.attach_text("docker role", f"{lab_host.name}: {note}")
 
 
+@pytest.mark.owns("runtime")
 @allure.id("runtime-answers")
 def test_runtime_answers(lab_host: Host, host, runtime_of) -> None:
     if not runs_containers(lab_host):
