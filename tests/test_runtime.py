@@ -219,11 +219,20 @@ def test_stopped_docker_on_a_docker_host_is_still_docker() -> None:
     host = Replay({"docker -H": Said(1, "", "Cannot connect to the Docker daemon at "
                                            "unix:///run/docker.sock. Is the docker daemon "
                                            "running?"),
-                   "command -v dockerd": Said(0, "/usr/sbin/dockerd\n"),
-                   "pgrep -x containerd": Said(0, "containerd\n")})
+                   # Docker's own containerd (Docker's packaged config disables CRI)
+                   "pgrep -x containerd": Said(0, "containerd\n--config\n/etc/containerd/"
+                                                  "config.toml\n"),
+                   "cat /etc/containerd/config.toml": Said(0, 'disabled_plugins = ["cri"]\n')})
     found = detect(host, ["docker"])
     assert (found.kind, found.answers) == ("docker", False)
     assert "Is the docker daemon running?" in found.summary
+
+
+def test_containerd_with_cri_and_no_kubelet_is_containerd_even_with_a_docker_role() -> None:
+    host = _containerd_host(**{"pgrep -x kubelet": Said(1), "docker -H": Said(1, "", "no")})
+    found = detect(host, ["docker"])
+    assert (found.kind, found.answers) == ("containerd", True)
+    assert found.role_note(["docker"])
 
 
 def test_nothing_found() -> None:

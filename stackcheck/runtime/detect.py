@@ -180,8 +180,17 @@ def _containerd_config(host: Shell, argv: list[str]) -> tuple[ContainerdConfig, 
     return config, notes
 
 
+def _containerd(host: Shell, seen: dict) -> tuple[ContainerdConfig, list[str]] | None:
+    """The running containerd's config and how it was found (asked once per detection)."""
+    if "containerd" not in seen:
+        argv = process_argv(host, "containerd")
+        seen["containerd"] = None if argv is None else _containerd_config(host, argv)
+    return seen["containerd"]
+
+
 def _kind(host: Shell, roles: list[str], kubelet: KubeletRuntime | None,
-          docker: tuple[bool, str, str, str | None] | None, notes: list[str]) -> str:
+          docker: tuple[bool, str, str, str | None] | None, notes: list[str],
+          seen: dict) -> str:
     if kubelet is not None:
         notes.append(f"the kubelet uses {kubelet.words}")
         if kubelet.runtime:
@@ -189,15 +198,16 @@ def _kind(host: Shell, roles: list[str], kubelet: KubeletRuntime | None,
     if docker and docker[0]:
         notes.append("Docker answers")
         return DOCKER
-    if "docker" in roles and _run(host, "command -v dockerd")[0] == 0:
-        notes.append("no kubelet; the host has the docker role and dockerd installed")
-        return DOCKER
-    for name, kind in (("containerd", CONTAINERD), ("crio", CRIO)):
-        if process_argv(host, name) is not None:
-            notes.append(f"a {name} process runs in the host's network namespace")
-            return kind
+    containerd = _containerd(host, seen)
+    if containerd is not None and containerd[0].cri:
+        notes.append("a containerd with its CRI plugin runs in the host's network namespace")
+        return CONTAINERD
+    if process_argv(host, "crio") is not None:
+        notes.append("a crio process runs in the host's network namespace")
+        return CRIO
     if "docker" in roles:
-        notes.append("the host has the docker role; nothing else runs")
+        # Docker's own containerd (CRI disabled) may run without dockerd: still Docker
+        notes.append("no kubelet, no CRI runtime; the host has the docker role")
         return DOCKER
     return UNKNOWN
 
@@ -210,7 +220,8 @@ def detect(host: Shell, roles: list[str] | tuple[str, ...] = ()) -> Runtime:
     docker = None
     if kubelet is None or kubelet.runtime == DOCKER:
         docker = _ask_docker(host, kubelet.socket if kubelet else DEFAULT_SOCKETS[DOCKER])
-    kind = _kind(host, roles, kubelet, docker, notes)
+    seen: dict = {}
+    kind = _kind(host, roles, kubelet, docker, notes, seen)
     if kind == UNKNOWN:
         return Runtime(UNKNOWN, False, "", kubelet=kubelet, evidence=notes)
     if kind == DOCKER:
@@ -221,11 +232,11 @@ def detect(host: Shell, roles: list[str] | tuple[str, ...] = ()) -> Runtime:
     config = None
     socket = kubelet.socket if kubelet and kubelet.runtime == kind else DEFAULT_SOCKETS[kind]
     if kind == CONTAINERD:
-        argv = process_argv(host, "containerd")
-        if argv is None:
+        found = _containerd(host, seen)
+        if found is None:
             notes.append("no containerd process runs in the host's network namespace")
         else:
-            config, more = _containerd_config(host, argv)
+            config, more = found
             notes += more
             socket = config.address
     answers, probe, said, version = _ask_cri(host, kind, socket)
