@@ -239,3 +239,74 @@ def test_nothing_found() -> None:
     found = detect(Replay({}), ["etcd"])
     assert found.kind == UNKNOWN and not found.answers
     assert "no container runtime found" in found.summary
+
+
+# --- the report and the local lab's runtime option (no root) -------------------------------
+
+def test_report_environment_lists_each_hosts_runtime(tmp_path: Path) -> None:
+    from reports.allure_env import runtime_facts
+
+    (tmp_path / "h1").write_text("containerd 1.6.20~ds1, answers (inventory role docker)\n")
+    (tmp_path / "h2").write_text("containerd, does not answer (inventory role docker)\n")
+    assert runtime_facts(tmp_path) == {
+        "runtime.h1": "containerd 1.6.20~ds1, answers (inventory role docker)",
+        "runtime.h2": "containerd, does not answer (inventory role docker)"}
+    assert runtime_facts(tmp_path / "absent") == {}
+
+
+def test_local_lab_runtime_option(tmp_path: Path) -> None:
+    from provisioners.base import ProvisionerError
+    from provisioners.local import kubelet
+    from provisioners.local.layout import Layout
+
+    default = Layout.from_options(tmp_path, "r", 2, {})
+    assert (default.runtime, default.docker) == ("docker", True)
+    lab = Layout.from_options(tmp_path, "r", 2, {"runtime": "containerd"})
+    assert (lab.runtime, lab.docker) == ("containerd", False)
+    assert Layout.from_options(tmp_path, "r", 2, lab.options()) == lab
+    with pytest.raises(ProvisionerError, match="option runtime='cri-o': expected one of"):
+        Layout.from_options(tmp_path, "r", 2, {"runtime": "cri-o"})
+    with pytest.raises(ProvisionerError, match="needs kubernetes=true"):
+        Layout.from_options(tmp_path, "r", 2, {"runtime": "containerd", "kubernetes": "no"})
+    flags = kubelet.runtime_flags(lab, lab.hosts[0])
+    assert "--container-runtime=remote" in flags
+    assert "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" in flags
+    assert not any(f.startswith(("--docker", "--network-plugin")) for f in flags)
+    assert "--container-runtime=docker" in kubelet.runtime_flags(default, default.hosts[0])
+
+
+def test_local_lab_containerd_config_and_cni_parse_as_the_checks_read_them(
+        tmp_path: Path) -> None:
+    from provisioners.local import containerd, kubelet
+    from provisioners.local.layout import Layout
+
+    lab = Layout.from_options(tmp_path / "lab", "r", 2, {"runtime": "containerd"})
+    host = lab.hosts[1]
+    host.dir.mkdir(parents=True)
+    kubelet.prepare(lab, host)
+    config = parse_containerd_config(containerd.config_path(host).read_text())
+    assert config.runc_binary == str(host.dir / "k8s" / "runc-wrapper")
+    assert config.cni_conf_dir == str(containerd.cni_conf_dir(host))
+    conf = next(containerd.cni_conf_dir(host).iterdir())
+    net = parse_cni(conf.read_text(), str(conf))
+    assert (net.bridge, net.mtu, str(net.subnet)) == ("cni0", 1450, host.flannel_subnet)
+
+
+def test_image_archive_is_docker_save_format(tmp_path: Path) -> None:
+    import json
+    import tarfile
+
+    from provisioners.local.k8s_images import image_archive
+
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        tar.add(__file__, arcname="pause")
+    out = image_archive(tmp_path / "img.tar", rootfs, ["stackcheck/pause:3.2"],
+                        {"Entrypoint": ["/pause"]})
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        config = json.load(tar.extractfile(manifest[0]["Config"]))
+        layer = tar.extractfile(manifest[0]["Layers"][0]).read()
+    assert manifest[0]["RepoTags"] == ["stackcheck/pause:3.2"]
+    assert config["config"] == {"Entrypoint": ["/pause"]} and config["os"] == "linux"
+    assert layer == rootfs.read_bytes()
