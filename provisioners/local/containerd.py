@@ -87,7 +87,7 @@ oom_score = 0
 
 
 def cni_conflist(host: HostPlan) -> dict:
-    """What flannel's CNI plugin hands to ``bridge`` for this host's lease (plus portmap-free)."""
+    """What flannel's CNI plugin hands to ``bridge`` for this host's lease (no portmap)."""
     return {
         "cniVersion": "0.3.1",
         "name": CNI_NETWORK,
@@ -95,6 +95,7 @@ def cni_conflist(host: HostPlan) -> dict:
             "type": "bridge",
             "bridge": BRIDGE,
             "isGateway": True,
+            "isDefaultGateway": True,  # kube-flannel.yml's delegate: Service IPs go via cni0
             "ipMasq": False,
             "hairpinMode": True,
             "mtu": FLANNEL_MTU,
