@@ -28,7 +28,8 @@ def test_runtime_answers(lab_host: Host, host, runtime_of) -> None:
         pytest.skip(f"{lab_host.name} has neither the docker nor the node role")
     runtime = runtime_of(lab_host)
     _attach(lab_host, runtime)
-    assert runtime.kind != UNKNOWN and runtime.answers, f"{lab_host.name}: {runtime.summary}"
+    if runtime.kind == UNKNOWN or not runtime.answers:
+        pytest.fail(f"{lab_host.name}: {runtime.summary}", pytrace=False)
 
 
 @pytest.mark.role("node")
@@ -37,16 +38,16 @@ def test_kubelet_uses_the_runtime_socket(lab_host: Host, host, runtime_of) -> No
     runtime = runtime_of(lab_host)
     _attach(lab_host, runtime)
     kubelet = runtime.kubelet
-    assert kubelet is not None, (
-        f"{lab_host.name}: expected a kubelet in the host's network namespace; none runs, so "
-        "which runtime it uses cannot be told")
-    if runtime.kind == "containerd":
-        assert runtime.containerd is not None, (
-            f"{lab_host.name}: the kubelet uses {kubelet.words}, but no containerd runs there "
-            f"({runtime.summary})")
-    assert kubelet.socket == runtime.socket, (
-        f"{lab_host.name}: the kubelet's CRI endpoint is {kubelet.socket} ({kubelet.source}); "
-        f"{runtime.kind} listens on {runtime.socket}")
-    assert runtime.answers, (
-        f"{lab_host.name}: the kubelet's runtime {kubelet.words} does not answer "
-        f"({runtime.probe}): {runtime.said}")
+    if kubelet is None:
+        pytest.fail(f"{lab_host.name}: expected a kubelet in the host's network namespace; none "
+                    "runs, so which runtime it uses cannot be told", pytrace=False)
+    if runtime.kind == "containerd" and runtime.containerd is None:
+        pytest.fail(f"{lab_host.name}: the kubelet uses {kubelet.words}, but no containerd "
+                    f"runs there ({runtime.summary})", pytrace=False)
+    if kubelet.socket != runtime.socket:
+        pytest.fail(f"{lab_host.name}: the kubelet's CRI endpoint is {kubelet.socket} "
+                    f"({kubelet.source}); {runtime.kind} listens on {runtime.socket}",
+                    pytrace=False)
+    if not runtime.answers:
+        pytest.fail(f"{lab_host.name}: the kubelet's runtime {kubelet.words} does not answer "
+                    f"({runtime.probe}): {runtime.said}", pytrace=False)
