@@ -115,7 +115,19 @@ def test_stopped_containerd_is_caught_on_its_host(lab: Lab) -> None:
     assert any("h2: containerd does not answer on /run/containerd/containerd.sock" in line
                for line in said), result.stdout[-3000:]
     assert all("h1" not in line and "h3" not in line for line in said), said
-    # restored: the node's runtime answers again (the kubelet recreates its pods itself)
+    # restored: the runtime answers and the Node is Ready again (the kubelet reconnects with
+    # a backoff of up to ~30 s and recreates its pods itself)
     wait_for(lambda: host_connection(lab, h2).run(
         "ctr --connect-timeout 2s version").rc == 0 or None, timeout=30, interval=0.5,
         what="containerd on h2 answering again")
+    from kubernetes import client, config
+
+    assert lab.kubernetes is not None
+    core = client.CoreV1Api(config.new_client_from_config(str(lab.kubernetes.kubeconfig)))
+
+    def ready() -> str | None:
+        conditions = core.read_node("h2").status.conditions or []
+        return next((c.status for c in conditions if c.type == "Ready" and c.status == "True"),
+                    None)
+
+    wait_for(ready, timeout=120, interval=2, what="Node h2 Ready again")
