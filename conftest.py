@@ -14,6 +14,7 @@ pytest_plugins = [
     "fixtures.flannel",
     "fixtures.kubernetes",
     "fixtures.pods",
+    "fixtures.runtime",
     "fixtures.labels",
     "fixtures.timing",
     "suites.kubernetes.upstream.plugin",

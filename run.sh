@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBIAN_PACKAGES=(python3-venv iproute2 procps kmod e2fsprogs openssh-server openssh-client
-                 etcd-server etcd-client ostree docker.io tini busybox-static iptables iputils-ping
+                 etcd-server etcd-client ostree docker.io containerd containernetworking-plugins
+                 tini busybox-static iptables iputils-ping
                  dpkg-dev make rsync gcc libc6-dev time mmdebstrap systemd-container
                  chromium)  # the harness's look at the HTML report
 # Node.js and npm for the HTML report (Allure 3 needs nothing else), unless they are there

@@ -25,6 +25,14 @@ def environment(lab: Lab | None, run_id: str) -> dict[str, str]:
     return facts
 
 
+def runtime_facts(variants_dir: Path) -> dict[str, str]:
+    """``runtime.<host>`` = the container runtime the runtime checks found on that host."""
+    if not variants_dir.is_dir():
+        return {}
+    return {f"runtime.{p.name}": p.read_text().strip()
+            for p in sorted(variants_dir.iterdir()) if p.is_file()}
+
+
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
 

@@ -16,8 +16,9 @@ import allure
 import pytest
 from allure_pytest.utils import allure_label
 
-from fixtures.lab import LAB_KEY, RUN_ID_KEY
+from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from fixtures.preflight import verdict_of
+from fixtures.runtime import VARIANTS_DIR
 from reports import allure_env, mustgather, overview, preflight_result, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
@@ -158,8 +159,10 @@ def _finish_results(config: pytest.Config, state: _State, alluredir: Path) -> No
     lab = config.stash.get(LAB_KEY, None)
     alluredir.mkdir(parents=True, exist_ok=True)
     verdict = verdict_of(config)
+    run_dir = config.stash.get(RUN_DIR_KEY, None)
+    runtimes = allure_env.runtime_facts(run_dir / VARIANTS_DIR) if run_dir else {}
     allure_env.write_environment(alluredir, allure_env.environment(lab, state.run_id)
-                                 | preflight_result.environment(verdict))
+                                 | runtimes | preflight_result.environment(verdict))
     if verdict is not None:
         preflight_result.write(alluredir, verdict, state.run_id, state.started_ms)
     allure_env.write_categories(alluredir)

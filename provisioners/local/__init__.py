@@ -20,7 +20,10 @@ Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9
 true), ``k8s_bin_dir`` (your own binaries; default: PATH, else built once into
 ~/.cache/stackcheck/kubernetes), ``flannel`` (``etcd``, the default: config and leases in
 etcd; ``kube``: flannel's Kubernetes mode, subnets from Node podCIDRs, lease data in Node
-annotations and the ConfigMap ``kube-flannel/kube-flannel-cfg``, nothing in etcd).
+annotations and the ConfigMap ``kube-flannel/kube-flannel-cfg``, nothing in etcd),
+``runtime`` (``docker``, the default, or ``containerd``:
+Debian's containerd with its CRI plugin and Debian's CNI plugins instead of dockerd, the
+kubelets on the remote runtime; see :mod:`provisioners.local.containerd`).
 
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,

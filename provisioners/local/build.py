@@ -13,6 +13,7 @@ from pathlib import Path
 
 from provisioners.base import ProvisionerError
 from provisioners.local import (
+    containerd,
     control,
     docker,
     etcd,
@@ -34,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ETCD_TIMEOUT = 30
 SSH_TIMEOUT = 15
 DOCKER_TIMEOUT = 60
+CONTAINERD_TIMEOUT = 30
 
 
 def _wait(what: str, check, timeout: float) -> None:
@@ -56,7 +58,8 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     base = (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} "
             f"-m provisioners.local --state-dir {shlex.quote(str(layout.state_dir))} "
             f"--host {target}")
-    units = {"etcd": "etcd", "docker": "docker", "sshd": "sshd", "flannel": "flannel",
+    units = {"etcd": "etcd", "docker": "docker", "containerd": "containerd", "sshd": "sshd",
+             "flannel": "flannel",
              **{s: s for s in kubernetes.SERVICES}}
     return ServiceControl(
         stop=f"{base} stop {{unit}}",
@@ -70,7 +73,8 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
 
 def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> Lab:
     """The Lab model of a built lab."""
-    docker_ok = data.get("docker_available", True)
+    # the docker role = the host runs containers (whichever runtime: checks detect it)
+    docker_ok = data.get("docker_available", True) or data.get("containerd_available", False)
     ostree_ok = data.get("ostree_available", True)
     k8s = data.get("kubernetes") or {}  # Kubernetes roles only for what really runs
     hosts = []
@@ -130,6 +134,7 @@ def build(layout: Layout, progress: Progress) -> Lab:
         "flannel_mode": layout.flannel,
         "flannel_network": FLANNEL_NETWORK,
         "local_state_dir": str(sd),
+        "container_runtime": layout.runtime,
     }
     with state.edit(sd) as st:
         st["hosts"] = {
@@ -142,6 +147,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
     with state.edit(sd) as st:
         st["flannel"] = "flanneld" if real_flannel else "plumbing"
         st["docker_available"] = layout.docker
+        st["containerd_available"] = layout.runtime == "containerd"
+        st["runtime"] = layout.runtime
     _record_dirs(layout)
     with ThreadPoolExecutor(max_workers=max(4, 2 * len(hosts))) as pool:
         with progress.step("preflight, keys and certificates"):
@@ -154,7 +161,8 @@ def build(layout: Layout, progress: Progress) -> Lab:
         k8s = kubernetes.BringUp(layout, pool, progress) if layout.kubernetes else None
         versions = {
             "etcd_version": pool.submit(etcd.version),
-            "docker_version": pool.submit(docker.version),
+            "docker_version" if layout.docker else "containerd_version":
+                pool.submit(docker.version if layout.docker else containerd.version),
             "ostree_version": pool.submit(ostree.version),
             "sshd_version": pool.submit(_sshd_version),
         }
@@ -167,11 +175,15 @@ def build(layout: Layout, progress: Progress) -> Lab:
             for h in hosts:
                 holder.wait_ready(layout, h)
         data = state.read(sd) or {}
-        with progress.step("start sshd, etcd, dockerd; ostree sysroots"):
+        with progress.step(f"start sshd, etcd, {'dockerd' if layout.docker else layout.runtime}"
+                           "; ostree sysroots"):
             for h in hosts:
                 control.launch(layout, data, h, "sshd")
             for h in layout.etcd_hosts:
                 control.launch(layout, data, h, "etcd")
+            if layout.runtime == "containerd":
+                for h in hosts:
+                    control.launch(layout, data, h, "containerd")
             macs: dict[str, str] = {}
             if not real_flannel and not kube_flannel:
                 macs = {h.name: overlay.create_vtep(h) for h in hosts}
@@ -203,7 +215,10 @@ def build(layout: Layout, progress: Progress) -> Lab:
         with progress.step(overlay_step):
             if kube_flannel:
                 assert k8s is not None
-                overlay_kube.bring_up(layout, k8s.control)
+                subnets = overlay_kube.bring_up(layout, k8s.control)
+                if layout.runtime == "containerd":  # the pods' subnet is the Node's podCIDR
+                    for h in hosts:
+                        containerd.write_cni(h, subnets[h.name])
                 data = state.read(sd) or {}
                 for h in hosts:
                     if layout.docker:
@@ -244,14 +259,20 @@ def build(layout: Layout, progress: Progress) -> Lab:
                 with state.edit(sd) as st:
                     st["ostree_available"] = False
                 progress.note(f"ostree unavailable: {exc}")
-        if not layout.docker:
+        if layout.runtime == "containerd":
+            env["docker"] = "none (runtime=containerd)"
+            with progress.step("containerd answering on every host"):
+                env.update(_containerd_up(layout, progress))
+        elif not layout.docker:
             env["docker"] = "disabled (option docker=false)"
         else:
             with progress.step("docker daemons and busybox image"):
                 env.update(_docker_up(layout, pool, busybox_tar, progress))
         if k8s:
-            docker_ok = layout.docker and (state.read(sd) or {}).get("docker_available", True)
-            env.update(k8s.finish(docker_ok))
+            now = state.read(sd) or {}
+            runtime_ok = (layout.docker and now.get("docker_available", True)) or bool(
+                now.get("containerd_available"))
+            env.update(k8s.finish(runtime_ok))
         else:
             env["kubernetes"] = "disabled (option kubernetes=false)"
         for key, fut in versions.items():
@@ -285,6 +306,26 @@ def _docker_up(layout: Layout, pool: ThreadPoolExecutor, busybox_tar: Future[Pat
     env["docker_image"] = docker.IMAGE
     for h in layout.hosts:
         env[f"docker_socket.{h.name}"] = str(h.docker_socket)
+    return env
+
+
+def _containerd_up(layout: Layout, progress: Progress) -> dict[str, str]:
+    """Wait for every containerd; on failure mark it unavailable (images come with k8s)."""
+    try:
+        for h in layout.hosts:
+            control.wait_ready(layout, h, "containerd", CONTAINERD_TIMEOUT)
+    except ProvisionerError as exc:
+        progress.note(f"containerd unavailable: {exc}")
+        for h in layout.hosts:
+            control.act(layout.state_dir, h.name, "containerd", "stop", timeout=10)
+        with state.edit(layout.state_dir) as st:
+            st["containerd_available"] = False
+        return {"containerd": f"unavailable: {exc}"}
+    env = {"containerd": "available", "cni": f"{containerd.CNI_NETWORK}: bridge "
+           f"{containerd.BRIDGE} + host-local (the host's flannel subnet and MTU), "
+           f"plugins in {containerd.CNI_BIN_DIR}"}
+    for h in layout.hosts:
+        env[f"containerd_socket.{h.name}"] = str(h.run_dir / "containerd" / "containerd.sock")
     return env
 
 

@@ -1,13 +1,14 @@
 """Start, stop, restart and query a host's services, in-process; also a CLI for use over SSH.
 
-Services: ``sshd`` (every host), ``etcd`` (etcd hosts), ``docker`` (when available),
+Services: ``sshd`` (every host), ``etcd`` (etcd hosts), ``docker`` (when available) or
+``containerd`` (option ``runtime=containerd``),
 ``flannel`` (only with a real flanneld), and with Kubernetes ``kube-apiserver``,
 ``kube-controller-manager``, ``kube-scheduler`` (first host), ``kubelet``, ``kube-proxy``.
 A service runs inside its host's namespaces (``nsenter -t <holder>``) in its own cgroup,
 started with the same command as at bring-up. Stop = SIGTERM to the recorded PID, SIGKILL
 after a bound (then, except for sshd, whatever is left in the service's cgroup; for docker
-also the pods' containers). Safe from several processes at once (per-service file lock,
-state updates under the state lock).
+and containerd also the pods' containers). Safe from several processes at once (per-service
+file lock, state updates under the state lock).
 
 CLI: ``python -m provisioners.local --state-dir DIR --host h1 stop etcd``
 (actions: start, stop, restart, is_active, reboot); exit status 0 = done/active,
@@ -29,6 +30,7 @@ from filelock import FileLock
 from provisioners.base import ProvisionerError, ServiceResult
 from provisioners.local import (
     cgroups,
+    containerd,
     docker,
     etcd,
     holder,
@@ -43,9 +45,10 @@ from provisioners.local.layout import HostPlan, Layout
 from provisioners.local.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
 
 ACTIONS = ("start", "stop", "restart", "is_active")
-START_ORDER = ("sshd", "etcd", "flannel", "docker", *k8s_services.SERVICES)
+START_ORDER = ("sshd", "etcd", "flannel", "docker", "containerd", *k8s_services.SERVICES)
+RUNTIMES = ("docker", "containerd")
 #: services whose leftovers (children) are killed with them; sshd keeps its sessions
-KILL_GROUP = {"etcd", "flannel", "docker", *k8s_services.SERVICES}
+KILL_GROUP = {"etcd", "flannel", *RUNTIMES, *k8s_services.SERVICES}
 
 
 def layout_of(state_dir: Path, data: state.State | None = None) -> tuple[Layout, state.State]:
@@ -67,6 +70,8 @@ def services_of(data: state.State, host: HostPlan) -> list[str]:
         out.append("flannel")
     if data.get("docker_available", True):
         out.append("docker")
+    if data.get("containerd_available"):
+        out.append("containerd")
     out += k8s_services.services_of(data, host)
     return [s for s in START_ORDER if s in out]
 
@@ -80,6 +85,8 @@ def command(layout: Layout, data: state.State, host: HostPlan, service: str) -> 
     if service == "docker":
         bip = data.get("hosts", {}).get(host.name, {}).get("bip")
         return docker.argv(layout, host, bip)
+    if service == "containerd":
+        return containerd.argv(layout, host)
     if service == "flannel":
         return overlay.argv(layout, host)
     if service in k8s_services.SERVICES:
@@ -90,7 +97,8 @@ def command(layout: Layout, data: state.State, host: HostPlan, service: str) -> 
 def ready(layout: Layout, host: HostPlan, service: str) -> bool:
     if service in k8s_services.SERVICES:
         return k8s_services.ready(layout, host, service)
-    mod = {"sshd": sshd, "etcd": etcd, "docker": docker, "flannel": overlay}[service]
+    mod = {"sshd": sshd, "etcd": etcd, "docker": docker, "containerd": containerd,
+           "flannel": overlay}[service]
     return mod.ready(layout, host)
 
 
@@ -143,8 +151,9 @@ def _kill_group(layout: Layout, host: str, service: str) -> None:
     dirs = [root / cgroups.lab_group(layout.name) / host / n for n in names]
     signal_pids(set().union(*(cgroups.pids_in(d) for d in dirs)), signal.SIGKILL)
     wait_gone(lambda: any(cgroups.pids_in(d) for d in dirs), 5)
-    if service == "docker":  # pods' containers die with their Docker, as on a real host
+    if service in RUNTIMES:  # pods' containers die with their runtime here (shims killed too)
         kubelet.kill_pods(state.read(layout.state_dir) or {}, host)
+    if service == "docker":
         # a killed dockerd leaves its pidfile, and its zombie may outlive our wait (PID 1
         # reaps late): the next dockerd would refuse to start
         (layout.host(host).run_dir / "docker.pid").unlink(missing_ok=True)

@@ -9,9 +9,12 @@ start through :data:`NODE_SCRIPT`, which first makes sure, in that mount namespa
 - ``/var/log`` is the host's own (kubelet hard-codes ``/var/log/pods`` and ``/var/log/containers``);
 - ``--cgroup-root=/<lab>-<host>`` exists in every cgroup hierarchy (cpuset copied from the root).
 
-dockerd's default runtime is a wrapper around runc that turns a negative ``oomScoreAdj`` into
-0 (root here lacks CAP_SYS_RESOURCE; kubelet asks -998 for pause). Pods get their IPs from
-the host's docker0 (its flannel subnet); no network plugin. The cgroup roots are recorded in
+The runtime is dockerd (dockershim; pods get their IPs from the host's docker0, no network
+plugin) or, with option ``runtime=containerd``, containerd over CRI (``--container-runtime=
+remote``; pods get their IPs from the CNI bridge ``cni0``, see
+:mod:`provisioners.local.containerd`). Either way runc is called through a wrapper that turns
+a negative ``oomScoreAdj`` into 0 (root here lacks CAP_SYS_RESOURCE; kubelet asks -998 for
+pause). The cgroup roots are recorded in
 the state file (``cgroup_root``) so teardown kills what runs there and removes them from
 every hierarchy (``unified`` too).
 """
@@ -24,7 +27,7 @@ import shutil
 import signal
 from pathlib import Path
 
-from provisioners.local import cgroups, state
+from provisioners.local import cgroups, containerd, state
 from provisioners.local.k8s_pki import k8s_dir, node_dir
 from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
 from provisioners.local.proc import signal_pids, wait_gone
@@ -90,7 +93,8 @@ def cgroup_root(layout: Layout, host: HostPlan) -> str:
 
 
 def prepare(layout: Layout, host: HostPlan) -> None:
-    """Directories, sysctl files and dockerd's runtime wrapper (before dockerd starts)."""
+    """Directories, sysctl files and the runtime wrapper (dockerd's default runtime, or
+    containerd's runc ``BinaryName``), before the runtime starts."""
     d = node_dir(host)
     for sub in ("kubelet", "dockershim", "log", "sysctl", "volume-plugins", "cni"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -102,6 +106,8 @@ def prepare(layout: Layout, host: HostPlan) -> None:
     wrapper.chmod(0o755)
     config = {"runtimes": {RUNTIME: {"path": str(wrapper)}}, "default-runtime": RUNTIME}
     (host.dir / "docker-daemon.json").write_text(json.dumps(config, indent=2) + "\n")
+    if layout.runtime == "containerd":
+        containerd.prepare(layout, host, wrapper)
     state.add_resource(layout.state_dir, "cgroup_root", cgroup_root(layout, host),
                        host=host.name)
 
@@ -109,6 +115,21 @@ def prepare(layout: Layout, host: HostPlan) -> None:
 def _node(layout: Layout, host: HostPlan, argv: list[str]) -> list[str]:
     return ["/bin/sh", "-c", NODE_SCRIPT, "k8s-node", str(host.dir),
             cgroup_root(layout, host), *argv]
+
+
+def runtime_flags(layout: Layout, host: HostPlan) -> list[str]:
+    """dockershim (no network plugin: docker0 is the pods' bridge), or containerd over CRI."""
+    d = node_dir(host)
+    if layout.runtime == "containerd":
+        return ["--container-runtime=remote",
+                f"--container-runtime-endpoint=unix://{containerd.SOCKET}",
+                "--runtime-request-timeout=2m"]
+    return ["--container-runtime=docker",
+            "--docker-endpoint=unix:///run/docker.sock",
+            f"--experimental-dockershim-root-directory={d / 'dockershim'}",
+            "--network-plugin=",
+            f"--cni-conf-dir={d / 'cni'}",
+            f"--cni-bin-dir={d / 'cni'}"]
 
 
 def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
@@ -129,18 +150,13 @@ def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
         "--anonymous-auth=false",
         "--authentication-token-webhook",
         "--authorization-mode=Webhook",
-        "--container-runtime=docker",
-        "--docker-endpoint=unix:///run/docker.sock",
+        *runtime_flags(layout, host),
         f"--root-dir={d / 'kubelet'}",
         f"--cert-dir={d / 'kubelet' / 'pki'}",
-        f"--experimental-dockershim-root-directory={d / 'dockershim'}",
         f"--cgroup-root={cgroup_root(layout, host)}",
         "--cgroup-driver=cgroupfs",
         "--fail-swap-on=false",
         f"--pod-infra-container-image={PAUSE_IMAGE}",
-        "--network-plugin=",
-        f"--cni-conf-dir={d / 'cni'}",
-        f"--cni-bin-dir={d / 'cni'}",
         "--resolv-conf=",
         f"--volume-plugin-dir={d / 'volume-plugins'}",
         "--oom-score-adj=0",

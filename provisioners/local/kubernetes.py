@@ -7,10 +7,11 @@ Bring-up, driven by :mod:`provisioners.local.build` in three calls:
    certificates in the background; points each dockerd at the runc wrapper.
 2. :meth:`BringUp.start_control_plane` (once etcd is healthy): starts kube-apiserver (TLS,
    ``--authorization-mode=Node,RBAC``, the lab's etcd over TLS under ``/registry-<lab>``).
-3. :meth:`BringUp.finish` (once Docker is up): controller-manager and scheduler, the offline
-   images, kubelet (dockershim) and kube-proxy per host; waits (bounded) until every Node is
-   Ready and untainted and the ``default`` service account has its token. Returns the
-   environment facts (``kubernetes``, ``kubernetes_version``, …).
+3. :meth:`BringUp.finish` (once the runtime is up): controller-manager and scheduler, the
+   offline images (``docker import``, or ``ctr -n k8s.io images import`` with
+   ``runtime=containerd``), kubelet (dockershim, or CRI to containerd) and kube-proxy per
+   host; waits (bounded) until every Node is Ready and untainted and the ``default`` service
+   account has its token. Returns the environment facts (``kubernetes``, ``kubernetes_version``, …).
 
 If the control plane cannot run, the lab comes up without Kubernetes
 (``kubernetes: unavailable: <reason>``); if kubelets cannot, the control plane stays and the
@@ -76,7 +77,7 @@ class BringUp:
         with state.edit(sd) as st:
             st["kubernetes"] = {"control_plane": self.control.name, "kubelets": False,
                                 "bin_dir": None}
-        if layout.docker:
+        if layout.docker or layout.runtime != "docker":
             for host in layout.hosts:
                 kubelet.prepare(layout, host)
         self._bins: Future[Path] = pool.submit(self._binaries)
@@ -125,7 +126,7 @@ class BringUp:
                 control.launch(self.layout, data, self.control, service)
         self.components_started = True
 
-    def finish(self, docker_ok: bool) -> dict[str, str]:
+    def finish(self, runtime_ok: bool) -> dict[str, str]:
         """Bring up the rest and wait for it; return the environment facts."""
         if self.error is None:
             try:
@@ -134,7 +135,7 @@ class BringUp:
                 self._disable(str(exc))
         if self.error is not None:
             return {"kubernetes": f"unavailable: {self.error}"}
-        kubelets = self._nodes(docker_ok)
+        kubelets = self._nodes(runtime_ok)
         try:
             with self.progress.step("controller-manager, scheduler, default service account"):
                 for service in CONTROL_PLANE[1:]:
@@ -153,24 +154,38 @@ class BringUp:
             "kubernetes_etcd_prefix": etcd_prefix(self.layout),
         }
         if kubelets is None:
-            env["kubernetes"] = f"control plane + {len(self.layout.hosts)} kubelets (dockershim)"
+            env["kubernetes"] = (f"control plane + {len(self.layout.hosts)} kubelets "
+                                 f"({self._runtime_words})")
         else:
             env["kubernetes"] = f"control plane only; kubelets unavailable: {kubelets}"
             env["kubelets"] = f"unavailable: {kubelets}"
         return env
 
-    def _nodes(self, docker_ok: bool) -> str | None:
+    @property
+    def _runtime_words(self) -> str:
+        return ("containerd over CRI, CNI bridge" if self.layout.runtime == "containerd"
+                else "dockershim")
+
+    def _nodes(self, runtime_ok: bool) -> str | None:
         """Start kubelet and kube-proxy everywhere, wait for Ready nodes; None, or why not."""
-        if not docker_ok:
-            return "Docker is not available (the kubelets use it through dockershim)"
+        if not runtime_ok:
+            return (f"{self.layout.runtime} is not available (the kubelets' container "
+                    "runtime)")
         hosts = self.layout.hosts
         try:
-            with self.progress.step("Kubernetes images (pause, busybox:1.29) in each Docker"):
+            with self.progress.step("Kubernetes images (pause, busybox:1.29) in each "
+                                    f"{self.layout.runtime}"):
                 bins = Path((state.read(self.layout.state_dir) or {})["kubernetes"]["bin_dir"])
                 tar = k8s_images.build_pause_tar(self.layout, bins / "pause")
-                list(self.pool.map(lambda h: k8s_images.import_images(self.layout, h, tar),
-                                   hosts))
-            with self.progress.step(f"kubelet (dockershim) and kube-proxy on {len(hosts)} hosts"):
+                if self.layout.runtime == "containerd":
+                    archives = k8s_images.containerd_archives(self.layout, tar)
+                    list(self.pool.map(
+                        lambda h: k8s_images.import_containerd(self.layout, h, archives), hosts))
+                else:
+                    list(self.pool.map(lambda h: k8s_images.import_images(self.layout, h, tar),
+                                       hosts))
+            with self.progress.step(f"kubelet ({self._runtime_words}) and kube-proxy on "
+                                    f"{len(hosts)} hosts"):
                 with state.edit(self.layout.state_dir) as st:
                     st["kubernetes"]["kubelets"] = True
                 data = state.read(self.layout.state_dir) or {}

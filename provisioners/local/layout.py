@@ -24,6 +24,8 @@ FLANNEL_MTU = 1450
 VXLAN_PORT = 8472
 FLANNEL_MODES = ("etcd", "kube")
 OS_NAME = "stackcheck"
+#: container runtimes the local lab can build (option ``runtime``); the first is the default
+RUNTIMES = ("docker", "containerd")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
@@ -84,6 +86,7 @@ class Layout:
     kubernetes: bool = True
     k8s_bin_dir: str | None = None
     flannel: str = "etcd"  # where flannel's data live: "etcd" or "kube" (--kube-subnet-mgr)
+    runtime: str = "docker"
 
     @classmethod
     def from_options(
@@ -110,13 +113,24 @@ class Layout:
         if flannel == "kube" and not k8s:
             raise ProvisionerError("option flannel=kube needs Kubernetes (kubernetes=true): "
                                    "the Nodes hold flannel's subnets and lease data")
+        runtime = str(options.get("runtime", RUNTIMES[0])).lower()
+        if runtime not in RUNTIMES:
+            raise ProvisionerError(f"option runtime={runtime!r}: expected one of "
+                                   f"{', '.join(RUNTIMES)}")
+        if runtime != "docker":
+            docker = False  # dockerd runs only as the docker runtime
+            if not k8s:
+                raise ProvisionerError(f"option runtime={runtime} needs kubernetes=true (its "
+                                       "containers are the kubelets' pods)")
         return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker, k8s,
-                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None, flannel)
+                   str(Path(bin_dir).expanduser().resolve()) if bin_dir else None, flannel,
+                   runtime)
 
     def options(self) -> dict[str, Any]:
         return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count,
                 "docker": self.docker, "kubernetes": self.kubernetes,
-                "k8s_bin_dir": self.k8s_bin_dir, "flannel": self.flannel}
+                "k8s_bin_dir": self.k8s_bin_dir, "flannel": self.flannel,
+                "runtime": self.runtime}
 
     @property
     def prefix(self) -> int:

@@ -22,6 +22,8 @@ PROGRAMS: dict[str, str] = {
     "ostree": "ostree",
     "dockerd": "docker.io",
     "docker": "docker.io",
+    "containerd": "containerd",  # option runtime=containerd
+    "ctr": "containerd",
     "tini": "tini",
     "ping": "iputils-ping",  # the path-MTU check pings with DF set from the hosts
     "iptables": "iptables",
@@ -31,6 +33,7 @@ PROGRAMS: dict[str, str] = {
 FILES: dict[str, str] = {
     "/bin/busybox": "busybox-static",
     "/usr/sbin/sshd": "openssh-server",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",  # option runtime=containerd
 }
 
 
