@@ -220,7 +220,7 @@ def test_unknown_or_bad_options_are_told_at_once_with_the_known_keys() -> None:
     assert lines == [
         "local: option docker='maybe': expected true or false (yes/no, on/off, 1/0)",
         "local: unknown option 'kubernets'; known: keep_on_failure, name, subnet, docker, "
-        "kubernetes, k8s_bin_dir, flannel",
+        "kubernetes, k8s_bin_dir, flannel, runtime",
     ], lines
     parsed = LocalProvisioner.parse_options({"kubernetes": "off", "subnet": "10.9.0.0/24"})
     assert parsed.kubernetes is False and parsed.docker is True

@@ -41,6 +41,9 @@ class LocalOptions(ProvisionerOptions):
     flannel: Literal["etcd", "kube"] = Field(
         "etcd", description="where flannel keeps its leases: etcd, or kube (Node annotations, "
         "podCIDRs and the kube-flannel-cfg ConfigMap, as --kube-subnet-mgr)")
+    runtime: Literal["docker", "containerd"] = Field(
+        "docker", description="the hosts' container runtime: docker (dockershim) or containerd "
+        "(CRI, Debian's CNI plugins; needs kubernetes=true)")
 
 
 @dataclass(frozen=True)
