@@ -21,12 +21,14 @@ import pytest
 
 from provisioners import ProvisionConfig, ProvisionerError, get_provisioner
 from provisioners.local import etcd as local_etcd
-from provisioners.local import network
+from provisioners.local import network, pki
 from provisioners.local.cgroups import CGROUP_ROOT, lab_group
+from provisioners.machines import kubernetes as kube
+from provisioners.machines.build import make_lab
 from provisioners.machines.config import docker_daemon, etcd_env, flannel_env
 from provisioners.machines.provisioner import layout_for
 from provisioners.machines.supervisor import nspawn_argv
-from provisioners.machines.sysroot import default_deployment
+from provisioners.machines.sysroot import default_deployment, stateroot_var
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
@@ -35,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 F = TypeVar("F", bound=Callable[..., object])
 NAME = "mch"
 OPTIONS = {"name": NAME, "subnet": "10.213.16.0/24"}
-
+#: kubelet's machine-wide sysctls: bound inside the machines, never changed on this machine
+SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 
 
 def needs_lab(func: F) -> F:
@@ -106,6 +109,69 @@ def test_nspawn_boots_the_deployment_with_ostree_binds(tmp_path: Path) -> None:
     assert f"--bind-ro={tmp_path / 'dep'}/usr:/usr" in argv
     assert f"--bind-ro={tmp_path / 'marker'}:/run/ostree-booted" in argv
     assert "--network-namespace-path=/run/netns/sc-x-h1" in argv
+    assert "--bind=/dev/kmsg" not in argv and "--capability=CAP_SYSLOG" not in argv
+    kubelet = nspawn_argv(tmp_path / "sr", tmp_path / "dep", "sc-x-h1", "x-h1", tmp_path / "up",
+                          tmp_path / "marker", None, kubelet=True)
+    assert {"--bind=/dev/kmsg", "--capability=CAP_SYSLOG"} <= set(kubelet)
+
+
+def test_kubernetes_is_files_and_units_in_the_machines(tmp_path: Path) -> None:
+    """Certificates in each deployment's /etc, units and binaries in /usr/local (/var), the
+    control plane only on h1, kubelet on containerd's CRI; no path of this machine leaks in."""
+    layout = layout_for(ProvisionConfig("r1", tmp_path / "lab", hosts=3, options=dict(OPTIONS)))
+    pki.make_tls(layout)
+    kube.make_certificates(layout)
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+                 "kube-proxy"):
+        (bins / name).write_text("#!/bin/sh\n")
+    for host in layout.hosts[:2]:
+        dep = tmp_path / host.name / "deploy"
+        kube.write_etc(layout, host, dep)
+        kube.install(bins, layout, host)
+        usrlocal = stateroot_var(host) / "usrlocal"
+        units = {p.name: p.read_text() for p in (usrlocal / "lib/systemd/system").iterdir()}
+        wants = {p.name for p in (dep / "etc/systemd/system/multi-user.target.wants").iterdir()}
+        assert wants == set(units), host.name
+        assert (usrlocal / "bin/kubelet").samefile(bins / "kubelet")
+        kubelet = units["kubelet.service"]
+        assert "--container-runtime=remote" in kubelet
+        assert "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" in kubelet
+        assert "nodefs.available<2%%" in kubelet  # systemd's specifier escaped
+        assert "ExecStartPre=/etc/kubernetes/node-setup.sh" in kubelet
+        for text in units.values():
+            assert str(tmp_path) not in text, text
+        assert "restrict_oom_score_adj = true" in (dep / "etc/containerd/config.toml").read_text()
+        assert (dep / "etc/kubernetes/pki/kubelet.key").stat().st_mode & 0o077 == 0
+    h1 = {p.name for p in (stateroot_var(layout.hosts[0]) / "usrlocal/lib/systemd/system")
+          .iterdir()}
+    h2 = {p.name for p in (stateroot_var(layout.hosts[1]) / "usrlocal/lib/systemd/system")
+          .iterdir()}
+    assert h1 == {"kube-apiserver.service", "kube-controller-manager.service",
+                  "kube-scheduler.service", "kubelet.service", "kube-proxy.service"}
+    assert h2 == {"kubelet.service", "kube-proxy.service"}
+    apiserver = (stateroot_var(layout.hosts[0]) / "usrlocal/lib/systemd/system"
+                 / "kube-apiserver.service").read_text()
+    assert "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt" in apiserver
+    assert "ExecStart=/usr/local/bin/kube-apiserver" in apiserver
+    assert not (tmp_path / "h2/deploy/etc/kubernetes/pki/ca.key").exists()
+
+
+def test_machines_inventory_names_the_kubernetes_units(tmp_path: Path) -> None:
+    layout = layout_for(ProvisionConfig("r1", tmp_path / "lab", hosts=3, options=dict(OPTIONS)))
+    pki.make_tls(layout)
+    pki.make_ssh(layout)
+    kube.make_certificates(layout)
+    lab = make_lab(layout, {}, k8s=True)
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    assert h1.has_role("master") and h2.has_role("node") and not h2.has_role("master")
+    assert lab.control_for(h1).units["kube-apiserver"] == "kube-apiserver"
+    assert "kube-apiserver" not in lab.control_for(h2).units
+    assert lab.control_for(h2).command("stop", "kubelet") == "systemctl stop kubelet"
+    assert lab.control_for(h2).units["containerd"] == "containerd"
+    off = make_lab(layout, {}, k8s=False)
+    assert off.kubernetes is None and not off.hosts_with("node")
 
 
 # --- a real machines lab ----------------------------------------------------------------

@@ -27,8 +27,8 @@ POWER_OFF_TIMEOUT = 25.0
 
 
 def layout_for(config: ProvisionConfig) -> Layout:
-    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, **config.options,
-               "kubernetes": "false"}
+    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, "kubernetes": "true",
+               **config.options}
     return Layout.from_options(Path(config.state_dir).resolve(), config.run_id, config.hosts,
                                options)
 
