@@ -90,6 +90,10 @@ version = 2
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "/usr/lib/cni"
   conf_dir = "/etc/cni/net.d"
+
+# as in Debian's own config.toml
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/var/lib/containerd/opt"
 """
 
 NODE_SETUP = f"""\
