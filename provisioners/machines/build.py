@@ -17,7 +17,7 @@ from provisioners.local import etcd, k8s_images, k8s_pki, k8s_services, network,
 from provisioners.local.cgroups import CGROUP_ROOT, lab_group
 from provisioners.local.kubernetes import version as k8s_version
 from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.local.proc import spawn
+from provisioners.local.proc import run, spawn
 from provisioners.local.progress import Progress
 from provisioners.machines import config, sysroot
 from provisioners.machines import kubernetes as kube
@@ -278,6 +278,10 @@ def build(layout: Layout, tree: Tree, progress: Progress, flanneld: Path | None 
         image = pool.submit(local_docker.build_busybox_tar, layout)
         with progress.step(f"network ({len(hosts)} host namespaces on {layout.subnet})"):
             network.create(layout)
+            if layout.kubernetes:
+                for h in hosts:  # kube-proxy's: the machine's /proc/sys/net is read-only
+                    run(["ip", "netns", "exec", h.netns, "sysctl", "-q", "-w",
+                         "net.ipv4.conf.all.route_localnet=1"])
         with progress.step(f"ostree sysroots: deploy versions 1 and 2 ({len(hosts)} hosts)"):
             deps = dict(zip([h.name for h in hosts],
                             pool.map(lambda h: sysroot.deploy(h, tree), hosts), strict=True))
