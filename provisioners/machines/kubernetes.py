@@ -47,8 +47,6 @@ CONTAINERD_SOCK = "/run/containerd/containerd.sock"
 CONTROL_PLANE = k8s_services.CONTROL_PLANE
 NODE = ("kubelet", "kube-proxy")
 PAUSE_IMAGE = local_kubelet.PAUSE_IMAGE
-#: controller-manager: a node whose kubelet stopped posting is NotReady after this (default 40s)
-NODE_MONITOR_GRACE = "20s"
 #: units of a machine's inventory entry (service name -> systemd unit)
 NODE_UNITS = {"kubelet": "kubelet", "kube-proxy": "kube-proxy", "containerd": "containerd"}
 
@@ -159,11 +157,8 @@ def control_plane_argv(layout: Layout, control: HostPlan, bins: Path, service: s
                        ) -> list[str]:
     """The local lab's flags of a control-plane service, with the machine's paths."""
     data = {"kubernetes": {"bin_dir": str(bins)}}
-    argv = [machine_path(layout, bins, a)
+    return [machine_path(layout, bins, a)
             for a in k8s_services.argv(layout, data, control, service)]
-    if service == "kube-controller-manager":
-        argv.append(f"--node-monitor-grace-period={NODE_MONITOR_GRACE}")
-    return argv
 
 
 def kubelet_argv(host: HostPlan) -> list[str]:
