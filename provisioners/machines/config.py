@@ -172,21 +172,25 @@ def flannel_env(layout: Layout, host: HostPlan) -> str:
             f'PEERS="{peers}"\n')
 
 
-def docker_daemon(host: HostPlan, bridge: bool = True) -> str:
-    """daemon.json; ``bridge``: bip/MTU here (else flanneld's subnet.env gives them)."""
+def docker_daemon(host: HostPlan, bridge: bool = True, pods: bool = False) -> str:
+    """daemon.json; ``bridge``: bip/MTU here (else flanneld's subnet.env gives them);
+    ``pods``: Docker's containers take the lower half of the lease, the kubelet's pods the
+    upper (both on ``docker0``)."""
     config: dict[str, object] = {
         "iptables": False, "ip-masq": False, "storage-driver": "overlay2", "shutdown-timeout": 2,
         "exec-opts": ["native.cgroupdriver=cgroupfs"],
     }
     if bridge:
         config = {"bip": f"{host.bridge_ip}/24", "mtu": FLANNEL_MTU, **config}
+        if pods:
+            config["fixed-cidr"] = f"{host.bridge_ip.rsplit('.', 1)[0]}.0/25"
     return json.dumps(config, indent=2) + "\n"
 
 
-def write_etc(layout: Layout, host: HostPlan, deployment: Path, flanneld: bool = False
-              ) -> None:
+def write_etc(layout: Layout, host: HostPlan, deployment: Path, flanneld: bool = False,
+              pods: bool = False) -> None:
     """Every config file of ``host`` into one deployment's /etc (``flanneld``: the user's
-    flanneld runs the overlay)."""
+    flanneld runs the overlay; ``pods``: a kubelet shares the lease with Docker)."""
     etc = deployment / "etc"
     _write(etc / "hostname", f"{host.name}\n")
     hosts = "".join(f"{h.address} {h.name}\n" for h in layout.hosts)
@@ -208,7 +212,7 @@ def write_etc(layout: Layout, host: HostPlan, deployment: Path, flanneld: bool =
         mask = units / "etcd.service"
         mask.unlink(missing_ok=True)
         mask.symlink_to("/dev/null")
-    _write(etc / "docker/daemon.json", docker_daemon(host, bridge=not flanneld))
+    _write(etc / "docker/daemon.json", docker_daemon(host, bridge=not flanneld, pods=pods))
     if flanneld:
         pki = layout.pki_dir
         for name in ("ca.crt", "client.crt", "client.key"):

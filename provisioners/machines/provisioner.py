@@ -37,8 +37,10 @@ class MachinesOptions(LocalOptions):
 
 
 def layout_for(config: ProvisionConfig) -> Layout:
-    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, **config.options,
-               "kubernetes": "false"}
+    # Kubernetes is opt-in (``kubernetes=true``) until kubelets survive a machine reboot
+    # (see README: ContainerManager fails on the QoS cgroups after a reboot)
+    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, "kubernetes": "false",
+               **config.options}
     return Layout.from_options(Path(config.state_dir).resolve(), config.run_id, config.hosts,
                                options)
 

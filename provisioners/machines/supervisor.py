@@ -35,7 +35,9 @@ MAX_QUICK_BOOTS = 5
 
 
 def nspawn_argv(sysroot: Path, deployment: Path, netns: str, name: str, upstream: Path,
-                booted_marker: Path, uuid: str | None) -> list[str]:
+                booted_marker: Path, uuid: str | None, kubelet: bool = False) -> list[str]:
+    """``kubelet``: what a kubelet needs besides (``/dev/kmsg`` and CAP_SYSLOG for its OOM
+    watcher, which reads the kernel log)."""
     var = sysroot / "ostree/deploy" / OS_NAME / "var"
     argv = [
         "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
@@ -52,6 +54,8 @@ def nspawn_argv(sysroot: Path, deployment: Path, netns: str, name: str, upstream
     ]
     if uuid:
         argv.append(f"--uuid={uuid}")
+    if kubelet:
+        argv += ["--capability=CAP_SYSLOG", "--bind=/dev/kmsg"]
     return argv
 
 
@@ -76,7 +80,8 @@ class Supervisor:
         marker = Path(self.args.marker)
         marker.touch()
         argv = nspawn_argv(sysroot, deployment, self.args.netns, self.args.name,
-                           Path(self.args.upstream), marker, self.args.uuid)
+                           Path(self.args.upstream), marker, self.args.uuid,
+                           kubelet=self.args.kubelet)
         self.log(f"booting {deployment.name}")
         self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         threading.Thread(target=self.delegate_cgroups, args=(self.child.pid,),
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--marker", required=True, help="empty file bound on /run/ostree-booted")
     parser.add_argument("--uuid")
+    parser.add_argument("--kubelet", action="store_true",
+                        help="give the machine what a kubelet needs (/dev/kmsg, CAP_SYSLOG)")
     sup = Supervisor(parser.parse_args(argv))
     signal.signal(signal.SIGTERM, sup.on_signal)
     signal.signal(signal.SIGINT, sup.on_signal)

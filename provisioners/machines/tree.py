@@ -36,6 +36,8 @@ KVER = "6.1.0-nspawn"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iptables", "procps",
     "iputils-ping", "etcd-server", "etcd-client", "docker.io", "ostree", "ca-certificates",
+    # Kubernetes on containerd: the CRI runtime, Debian's CNI plugins, kube-proxy's conntrack
+    "containerd", "runc", "containernetworking-plugins", "conntrack",
 )
 #: (version, commit timestamp), oldest first
 COMMITS = ((1, "2024-01-01 00:00:00 +0000"), (2, "2024-02-01 00:00:00 +0000"),

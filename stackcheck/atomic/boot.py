@@ -22,6 +22,7 @@ from stackcheck.waits import NotYet, WaitTimeout, wait_for
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 REBOOT_TIMEOUT = 600.0  # s: a real host may take minutes
 SERVICES_TIMEOUT = 180.0  # s: services active again after a reboot
+NODE_READY_TIMEOUT = 180.0  # s: a Kubernetes node Ready again after a reboot
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -119,3 +120,37 @@ def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list
                  what=f"{host.name}'s services {', '.join(services)} to be active",
                  describe=lambda: f"inactive: {', '.join(left)}")
     return left
+
+
+def node_state(lab: Lab, host: Host) -> str:
+    """``Ready``, or what the API says about ``host``'s Node (its Ready condition)."""
+    from stackcheck.kubernetes import connect
+
+    assert lab.kubernetes is not None
+    try:
+        node = connect(str(lab.kubernetes.kubeconfig)).core.read_node(host.name)
+    except Exception as exc:  # noqa: BLE001 - the API may be down while its host reboots
+        return f"the API does not answer ({type(exc).__name__})"
+    ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
+    if ready is None:
+        return "no Ready condition yet"
+    return "Ready" if ready.status == "True" else f"NotReady ({ready.reason}: {ready.message})"
+
+
+def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT) -> str | None:
+    """After a reboot: wait (bounded) until ``host``'s Kubernetes Node is Ready again.
+
+    None when it is (or the host is no node of the lab's Kubernetes), else what was last seen.
+    """
+    if lab.kubernetes is None or not host.has_role("node"):
+        return None
+    seen = [""]
+
+    def ready() -> bool:
+        seen[0] = node_state(lab, host)
+        return seen[0] == "Ready"
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(ready, timeout=timeout, interval=2, retry_errors=False,
+                 what=f"Node {host.name} to be Ready", describe=lambda: seen[0])
+    return None if seen[0] == "Ready" else seen[0]

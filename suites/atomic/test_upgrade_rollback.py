@@ -14,7 +14,14 @@ import pytest
 
 from reports.evidence import attach_table, attach_text, measure, step
 from stackcheck.atomic.backends import Backend
-from stackcheck.atomic.boot import RebootPolicy, active_services, reboot, wait_services
+from stackcheck.atomic.boot import (
+    NODE_READY_TIMEOUT,
+    RebootPolicy,
+    active_services,
+    reboot,
+    wait_node_ready,
+    wait_services,
+)
 from stackcheck.atomic.model import Deployment, Status
 from stackcheck.lab import Host, Lab
 from stackcheck.provisioner import Provisioner
@@ -40,6 +47,12 @@ def _reboot(lab: Lab, provisioner: Provisioner, host: Host, policy: RebootPolicy
         f"{host.name}: after the reboot ({why}) expected {', '.join(services)} active again; "
         f"inactive: {', '.join(inactive)}"
     )
+    if lab.kubernetes is not None and host.has_role("node"):
+        with step(f"{host.name}: Kubernetes node Ready again"):
+            seen = wait_node_ready(lab, host)
+        assert seen is None, (
+            f"{host.name}: after the reboot ({why}) expected its Kubernetes node Ready again "
+            f"within {NODE_READY_TIMEOUT:g}s; the API says: {seen}")
 
 
 def _status(atomic: Backend, host: Host, when: str) -> Status:
