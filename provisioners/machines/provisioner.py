@@ -11,9 +11,9 @@ from pathlib import Path
 from filelock import FileLock
 from pydantic import Field
 
-from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError
+from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
 from provisioners.local import etcd, network, state
-from provisioners.local.layout import Layout, LocalOptions
+from provisioners.local.layout import Layout
 from provisioners.local.proc import alive, signal_pids, wait_gone
 from provisioners.local.progress import Progress
 from provisioners.local.teardown import CREATE_LOCK, destroy_locked
@@ -27,11 +27,17 @@ DEFAULT_SUBNET = "10.212.0.0/24"
 POWER_OFF_TIMEOUT = 25.0
 
 
-class MachinesOptions(LocalOptions):
+class MachinesOptions(ProvisionerOptions):
     """``--option`` keys of the machines lab."""
 
     name: str = Field(DEFAULT_NAME, description="lab name: machines, links and state use it")
     subnet: str = Field(DEFAULT_SUBNET, description="private IPv4 subnet of the machines")
+    docker: bool = Field(True, description="run docker.service in every machine")
+    kubernetes: bool = Field(
+        False, description="Kubernetes as systemd units in the machines on containerd "
+        "(opt-in until kubelets survive a machine reboot)")
+    k8s_bin_dir: str | None = Field(
+        None, description="use Kubernetes binaries from this folder instead of the cached build")
     flanneld: str | None = Field(
         None, description="a flanneld binary to run in the machines (else the lab's plumbing)")
 
