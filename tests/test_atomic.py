@@ -20,14 +20,33 @@ import pytest
 
 from provisioners import ProvisionConfig, get_provisioner
 from provisioners.local import state
-from stackcheck.atomic.backends import backend_for
+from stackcheck.atomic.backends import (
+    AtomicError,
+    DriverRefusal,
+    Result,
+    RpmOstree,
+    backend_for,
+    cause,
+    pinned_image,
+)
 from stackcheck.atomic.boot import reboot, reboot_policy
 from stackcheck.atomic.journal import DeploymentJournal, Entry, heal, journal_path, restore
-from stackcheck.atomic.model import majority, parse_ostree_status, parse_rpm_ostree_status
+from stackcheck.atomic.model import (
+    IMAGE,
+    NONE,
+    REFSPEC,
+    UNKNOWN,
+    StatusFormatError,
+    majority,
+    parse_bootc_status,
+    parse_ostree_status,
+    parse_rpm_ostree_status,
+)
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests/data/atomic"  # recorded output; provenance in its README.md
 NAME, SUBNET = "atomt", "10.213.31.0/24"
 OPTIONS = {"name": NAME, "subnet": SUBNET, "kubernetes": "false"}
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs root")
@@ -105,6 +124,135 @@ def test_journal_keeps_the_first_start_and_removes_itself(tmp_path: Path) -> Non
     journal.clear("h2")
     assert journal.pending() == {}
     assert not (tmp_path / "atomic-x.json").exists()
+
+
+# --- recorded output of today's hosts (tests/data/atomic/README.md names each source) ---
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def test_rpm_ostree_host_booted_from_a_container_image() -> None:
+    """coreos/zincati fixture rpm-ostree-oci-status.json: FCOS 41 on an OCI image."""
+    status = parse_rpm_ostree_status(data("rpm-ostree-oci-status.json"))
+    booted = status.booted
+    assert booted is not None and booted.origin is None and booted.origin_kind == IMAGE
+    assert booted.image == ("ostree-remote-image:fedora:registry:quay.io/fedora/fedora-coreos"
+                            "@sha256:c4a15145a232d882ccf2ed32d22c06c01a7cf62317eb966a98340ae4"
+                            "bd56dfa6")
+    assert booted.source == booted.image and booted.follows() == booted.image
+    digest = "sha256:c4a15145a232d882ccf2ed32d22c06c01a7cf62317eb966a98340ae4bd56dfa6"
+    assert booted.digest == digest and booted.identity == digest
+    assert booted.version == "41.20250105.2.0" and status.update_driver is None
+    assert status.pending is None and status.rollback is None
+
+
+def test_rpm_ostree_staged_finalization_locked_update_is_pending() -> None:
+    """coreos/zincati fixture rpm-ostree-staged.json: an update staged by Zincati."""
+    status = parse_rpm_ostree_status(data("rpm-ostree-staged.json"))
+    pending, booted = status.pending, status.booted
+    assert pending is not None and booted is not None
+    assert pending.checksum.startswith("967b7b8d") and pending.staged
+    assert pending.finalization_locked and pending.origin_kind == REFSPEC
+    assert booted.checksum.startswith("01f074cc") and pending.identity != booted.identity
+    assert status.role(pending) == "default, pending, staged, finalization locked"
+
+
+def test_zincati_driven_host_names_its_driver() -> None:
+    """The recorded staged status plus rpm-ostree's update-driver object (key names from
+    rpm-ostree's daemon: driver-name, driver-sd-unit), as Zincati registers itself."""
+    raw = json.loads(data("rpm-ostree-staged.json"))
+    raw["update-driver"] = {"driver-name": "Zincati", "driver-sd-unit": "zincati.service"}
+    assert parse_rpm_ostree_status(json.dumps(raw)).update_driver == "Zincati (zincati.service)"
+
+
+def test_ostree_text_with_finalization_lock_agrees_with_rpm_ostree_json() -> None:
+    text = parse_ostree_status(data("ostree-admin-status-finalization-locked.txt"))
+    js = parse_rpm_ostree_status(data("rpm-ostree-staged.json"))
+    assert [d.id for d in text.deployments] == [d.id for d in js.deployments]
+    assert [(d.staged, d.finalization_locked, d.booted) for d in text.deployments] == [
+        (d.staged, d.finalization_locked, d.booted) for d in js.deployments]
+    assert text.pending is not None and text.pending.origin == js.pending.origin
+
+
+def test_ostree_text_staged_soft_reboot_pinned_and_unknown_origin() -> None:
+    status = parse_ostree_status(data("ostree-admin-status-staged-soft-reboot.txt"))
+    staged, booted, rollback = status.deployments
+    assert status.pending is staged and status.booted is booted and status.rollback is rollback
+    assert staged.staged and staged.soft_reboot and not staged.finalization_locked
+    assert staged.origin_kind == UNKNOWN and staged.origin is None and staged.source is None
+    assert "<unknown origin type>" in staged.follows()
+    assert rollback.pinned and rollback.origin == "fedora:fedora/x86_64/coreos/stable"
+    assert rollback.serial == 1 and booted.version == "nightly"
+    no_origin = parse_ostree_status(f"* os {A}.0\n    origin: none\n").booted
+    assert no_origin is not None and no_origin.origin_kind == NONE
+
+
+def test_ostree_2022_7_recorded_pending_deployment() -> None:
+    status = parse_ostree_status(data("ostree-2022.7-admin-status-pending.txt"))
+    assert [d.serial for d in status.deployments] == [1, 0, 0]
+    assert status.pending is not None and status.booted is not None
+    assert status.pending.checksum == status.rollback.checksum  # the rollback, deployed again
+    assert status.pending.identity != status.booted.identity
+    assert parse_ostree_status(data("ostree-2022.7-admin-status-booted.txt")).pending is None
+
+
+def test_bootc_status_staged_and_booted_images() -> None:
+    """containers/bootc fixture spec-staged-booted.yaml."""
+    status = parse_bootc_status(data("bootc-spec-staged-booted.yaml"))
+    staged, booted = status.deployments
+    assert status.pending is staged and staged.staged and status.booted is booted
+    assert booted.image == staged.image == "quay.io/example/someimage:latest"
+    assert booted.digest == ("sha256:736b359467c9437c1ac915acaae952aad854e07eb4a16a94999a48af08c8"
+                             "3c34")
+    assert staged.identity != booted.identity  # same tag, another image: differs
+    assert booted.checksum.startswith("26836632") and booted.serial == 0
+
+
+def test_bootc_status_other_shapes() -> None:
+    only = parse_bootc_status(data("bootc-spec-v1.yaml"))
+    assert [d.booted for d in only.deployments] == [True] and only.pending is None
+    assert only.booted is not None and only.booted.version == "20231230.1"
+    plain = parse_bootc_status(data("bootc-spec-rfe-ostree-deployment.yaml"))
+    assert plain.booted is not None and plain.booted.image is None
+    assert plain.booted.origin_kind == UNKNOWN and plain.pending is not None
+    assert parse_bootc_status(data("bootc-spec-v1-null.json")).deployments == []
+    with pytest.raises(StatusFormatError, match=r"apiVersion 'org\.containers\.bootc/v9'"):
+        parse_bootc_status(data("bootc-spec-v1-null.json").replace("/v1", "/v9"))
+
+
+def test_a_failed_command_is_one_line_with_the_hosts_cause() -> None:
+    backend = RpmOstree("h2", connect=lambda: None)
+    recorded = data("ostree-2022.7-upgrade-missing-ref.txt")
+    assert cause(recorded) == "refspec os/missing not found"
+    # issue 28's report of the same fault (its text, as the issue quotes it)
+    reported = "Freed objects: 166 bytes\n\nerror: Refspec 'lab:os/missing' not found\n"
+    err = backend.failure(Result("ostree admin upgrade", 1, "", reported), "upgrade")
+    assert str(err) == "h2: upgrade failed: refspec lab:os/missing not found"
+    assert err.output == reported.strip() and err.command == "ostree admin upgrade"
+    refusal = backend.failure(Result("rpm-ostree upgrade", 1, "",
+                                     data("rpm-ostree-driver-refusal.txt")), "upgrade")
+    assert isinstance(refusal, DriverRefusal) and isinstance(refusal, AtomicError)
+    assert str(refusal) == ("h2: upgrade refused: updates and deployments are driven by Zincati "
+                            "(zincati.service) (--atomic-bypass-driver lets the suite bypass it)")
+    assert "\n" not in str(refusal)
+
+
+def test_driven_rpm_ostree_commands_bypass_only_when_told() -> None:
+    backend = RpmOstree("h1", connect=lambda: None)
+    assert backend._driven("upgrade") == ["rpm-ostree", "upgrade"]
+    backend.bypass_driver = True
+    assert backend._driven("rollback") == ["rpm-ostree", "rollback", "--bypass-driver"]
+
+
+def test_image_reference_pinned_to_its_digest() -> None:
+    d = "sha256:" + "1" * 64
+    assert pinned_image("ostree-unverified-registry:quay.io/fedora/fedora-coreos:stable", d) == (
+        f"ostree-unverified-registry:quay.io/fedora/fedora-coreos@{d}")
+    pinned = f"ostree-remote-image:fedora:registry:quay.io/fedora/fedora-coreos@{d}"
+    assert pinned_image(pinned, "sha256:" + "2" * 64) == pinned
+    assert pinned_image("quay.io/x:1", None) == "quay.io/x:1"
 
 
 # --- a real lab -----------------------------------------------------------------------

@@ -387,7 +387,7 @@ class Ostree(Backend):
             raise AtomicError(f"{self.host}: the booted deployment {booted.id} has no origin "
                               "refspec to upgrade from")
         self.check(self.admin("upgrade", "--pull-only", f"--os={booted.osname}"),
-                   f"pulling {booted.origin}")
+                   f"upgrade of {booted.origin}")
         target = self.check(self.repo_argv("rev-parse", booted.origin),
                             f"resolving {booted.origin}").stdout.strip()
         if target == booted.checksum:
