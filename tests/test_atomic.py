@@ -30,7 +30,14 @@ from stackcheck.atomic.backends import (
     pinned_image,
 )
 from stackcheck.atomic.boot import reboot, reboot_policy
-from stackcheck.atomic.journal import DeploymentJournal, Entry, heal, journal_path, restore
+from stackcheck.atomic.journal import (
+    DeploymentJournal,
+    Entry,
+    heal,
+    journal_path,
+    restore,
+    snapshot,
+)
 from stackcheck.atomic.model import (
     IMAGE,
     NONE,
@@ -324,17 +331,35 @@ def commits(lab: Lab) -> dict[str, str]:
     return {"old": info["rollback"], "booted": info["deployed"], "upgrade": info["upgrade"]}
 
 
+@pytest.fixture(scope="module")
+def as_found(lab: Lab) -> dict[str, Entry]:
+    """Every host's deployments as the lab was built (booted, rollback, origins, serials)."""
+    found = {}
+    for host in lab.hosts:
+        backend = backend_for(lab, host)
+        found[host.name] = snapshot(backend, backend.status(), reboot_allowed=True)
+    return found
+
+
+def admin_status(lab: Lab) -> dict[str, str]:
+    """``ostree admin status`` of every host, as the host prints it (booted view)."""
+    out = {}
+    for host in lab.hosts:
+        backend = backend_for(lab, host)
+        out[host.name] = backend.check(backend.admin("status"), "reading deployments").stdout
+    return out
+
+
 @pytest.fixture
-def restored(lab: Lab, commits: dict[str, str]) -> Iterator[None]:
-    """After a test: every host booted on the lab's commit again, nothing left in the journal."""
+def restored(lab: Lab, as_found: dict[str, Entry]) -> Iterator[None]:
+    """After a test: every host as the lab was built again, nothing left in the journal."""
     yield
     assert lab.state_dir is not None
     journal = DeploymentJournal(journal_path(lab, REPO))
     left = journal.pending()
     provisioner = get_provisioner("local")
     for host in lab.hosts:
-        restore(lab, provisioner, host, Entry(commits["booted"], "stackcheck:stackcheck/stable",
-                                              True))
+        restore(lab, provisioner, host, as_found[host.name])
         journal.clear(host.name)
     assert not left, f"the suite left journal entries: {left}"
 
@@ -380,7 +405,7 @@ def out(result: subprocess.CompletedProcess) -> str:
 def test_suite_passes_on_a_healthy_lab(lab: Lab, restored: None) -> None:
     result = run_suite(lab, "suites/atomic")
     assert result.returncode == 0, out(result)
-    assert "16 passed" in result.stdout, out(result)
+    assert "20 passed" in result.stdout, out(result)
     assert "skipped" not in result.stdout, out(result)
 
 
@@ -465,15 +490,75 @@ def test_accepted_downgrade_is_caught(
 def test_run_killed_mid_cycle_is_restored_by_the_next(
     lab: Lab, commits: dict[str, str], restored: None, tmp_path: Path
 ) -> None:
+    before = admin_status(lab)
     killed = run_suite(lab, "suites/atomic/test_upgrade_rollback.py", "-k", "h3",
                        inject="die-after-reboot", host="h3", tmp_path=tmp_path)
     assert killed.returncode == 9, out(killed)
     h3 = backend_for(lab, lab.host("h3"))
     assert h3.booted().checksum == commits["upgrade"], "the killed run left h3 upgraded"
     journal = DeploymentJournal(journal_path(lab, REPO))
-    assert journal.pending() == {"h3": Entry(commits["booted"], "stackcheck:stackcheck/stable",
-                                             True)}
+    left = journal.pending()
+    assert list(left) == ["h3"] and left["h3"].checksum == commits["booted"], left
+    assert left["h3"].origin == "stackcheck:stackcheck/stable" and left["h3"].reboot_allowed
+    assert [d["checksum"] for d in left["h3"].layout] == [commits["booted"], commits["old"]]
     done = heal(lab, get_provisioner("local"), REPO)
     assert done and done[0].startswith(f"h3: back on {commits['booted']}"), done
     assert h3.booted().checksum == commits["booted"]
+    assert admin_status(lab)["h3"] == before["h3"], "heal left h3 not as found"
     assert journal.pending() == {}
+
+
+@pytest.mark.lab
+@needs_root
+def test_disruptive_checks_leave_every_host_as_found(lab: Lab, restored: None) -> None:
+    """Issue 28: after upgrade/reboot/rollback/reboot and the downgrade attempt, every host's
+    ``ostree admin status`` is what it was: booted v2, rollback v1, origins, serials. Twice,
+    so serials that grew with every run would show."""
+    before = admin_status(lab)
+    for _ in range(2):
+        result = run_suite(lab, "suites/atomic/test_upgrade_rollback.py",
+                           "suites/atomic/test_downgrade.py")
+        assert result.returncode == 0, out(result)
+        assert "6 passed" in result.stdout, out(result)
+        assert admin_status(lab) == before
+
+
+@pytest.mark.lab
+@needs_root
+def test_pending_deployment_is_caught(lab: Lab, commits: dict[str, str],
+                                      restored: None) -> None:
+    """The rollback deployed again by hand on h2 (``ostree admin deploy``), not rebooted."""
+    h2 = backend_for(lab, lab.host("h2"))
+    old = h2.status().rollback
+    assert old is not None and old.checksum == commits["old"]
+    h2.redeploy(old.osname, old.checksum, h2.origin_text(old), as_default=True)
+    result = run_suite(lab, "suites/atomic/test_deployments.py")
+    assert result.returncode == 1, out(result)
+    assert (f"h2: the next boot runs {commits['old']} (version 1) (pending, following "
+            f"stackcheck:stackcheck/stable), not the booted {commits['booted']} (version 2): a "
+            "reboot changes the OS") in result.stdout, out(result)
+    assert (f"odd ones out: h2 next boots {commits['old']} (version 1) (pending); the majority "
+            f"(h1, h3) next boots {commits['booted']}") in result.stdout, out(result)
+    assert result.stdout.count("FAILED") == 2, "only the two next-boot checks fail"
+
+
+@pytest.mark.lab
+@needs_root
+def test_missing_ref_is_one_line_naming_host_and_cause(lab: Lab, commits: dict[str, str],
+                                                       restored: None) -> None:
+    """Issue 28: the booted origin names a ref the remote lacks; no library frames."""
+    h2 = backend_for(lab, lab.host("h2"))
+    booted = h2.booted()
+    path = f"/ostree/deploy/{booted.osname}/deploy/{booted.id}.origin"
+    good = h2.origin_text(booted)
+    broken = "[origin]\nrefspec=stackcheck:os/missing\n"
+    h2.check(h2.wrap(["sh", "-c", f"printf %s '{broken}' > {path}"]), "breaking the origin")
+    try:
+        result = run_suite(lab, "--tb=long", "suites/atomic/test_upgrade_rollback.py", "-k", "h2")
+    finally:
+        h2.check(h2.wrap(["sh", "-c", f"printf %s '{good}' > {path}"]),
+                 "putting the origin back")
+    assert result.returncode == 1, out(result)
+    assert ("h2: upgrade of stackcheck:os/missing failed: refspec os/missing not found"
+            in result.stdout), out(result)
+    assert "backends.py" not in result.stdout and "Traceback" not in result.stdout, out(result)

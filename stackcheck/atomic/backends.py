@@ -183,7 +183,7 @@ class Backend(ABC):
 
     sysroot = "/"
 
-    def _wrap(self, argv: list[str]) -> list[str]:
+    def wrap(self, argv: list[str]) -> list[str]:
         """How a command runs on the host (the local lab wraps it in its booted view)."""
         return argv
 
@@ -199,7 +199,7 @@ class Backend(ABC):
         """The deployment's origin file as it is (any origin type)."""
         root = "" if self.sysroot == "/" else self.sysroot
         path = f"{root}/ostree/deploy/{dep.osname}/deploy/{dep.id}.origin"
-        return self.check(self._wrap(["cat", path]), f"reading the origin of {dep.id}").stdout
+        return self.check(self.wrap(["cat", path]), f"reading the origin of {dep.id}").stdout
 
     def redeploy(self, osname: str, checksum: str, origin: str, *, as_default: bool,
                  replace: int | None = None) -> None:
@@ -229,10 +229,10 @@ class Backend(ABC):
             lines.append(shlex.join(self.ostree_admin("undeploy", str(replace))))
         deploy = self.ostree_admin("deploy", *flags, f"--os={osname}", checksum)
         lines.append(f'{shlex.join(deploy)} --origin-file="$o"')
-        self.check(self._wrap(["sh", "-c", "\n".join(lines)]), f"deploying {checksum} again")
+        self.check(self.wrap(["sh", "-c", "\n".join(lines)]), f"deploying {checksum} again")
 
     def undeploy(self, index: int, what: str) -> None:
-        self.check(self._wrap(self.ostree_admin("undeploy", str(index))), what)
+        self.check(self.wrap(self.ostree_admin("undeploy", str(index))), what)
 
 
 class RpmOstree(Backend):
@@ -372,7 +372,7 @@ class Ostree(Backend):
     def repo_argv(self, *args: str) -> list[str]:
         return [*self._prefix(), *super().repo_argv(*args)]
 
-    def _wrap(self, argv: list[str]) -> list[str]:
+    def wrap(self, argv: list[str]) -> list[str]:
         return [*self._prefix(), *argv]
 
     def ostree_admin(self, *args: str) -> list[str]:
