@@ -455,7 +455,9 @@ def test_host_on_a_different_commit_is_caught(
     assert result.returncode == 1, out(result)
     assert (f"odd ones out: h2 booted {commits['upgrade']}; the majority (h1, h3) booted "
             f"{commits['booted']}") in result.stdout, out(result)
-    assert result.stdout.count("FAILED") == 1, "only the same-commit check fails"
+    assert (f"odd ones out: h2 next boots {commits['upgrade']} (version 3); the majority "
+            f"(h1, h3) next boots {commits['booted']}") in result.stdout, out(result)
+    assert result.stdout.count("FAILED") == 2, "only the same-commit and next-boot checks fail"
 
 
 @pytest.mark.lab

@@ -69,7 +69,9 @@ def test_every_host_runs_the_same_commit(atomic_statuses: Callable[[], dict[str,
         {"host": name, "booted": s.booted.id if s.booted else "(none)",
          "version": (s.booted.version or "") if s.booted else "",
          "origin": s.booted.follows() if s.booted else "",
-         "digest": (s.booted.digest or "") if s.booted else ""}
+         "origin kind": s.booted.origin_kind if s.booted else "",
+         "digest": (s.booted.digest or "") if s.booted else "",
+         "update driver": s.update_driver or ""}
         for name, s in sorted(statuses.items())
     ])
     unbooted = sorted(name for name, s in statuses.items() if s.booted is None)
