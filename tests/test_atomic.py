@@ -1,9 +1,12 @@
-"""The atomic suite: parsers and journal (no lab), then a real local lab.
+"""The atomic suite: parsers (on recorded ostree, rpm-ostree and bootc output, sources in
+tests/data/atomic/README.md) and journal (no lab), then a real local lab.
 
 On the lab the suite passes, and each fault is caught with a message naming the host and
 both checksums: a default deployment changed behind the suite's back, a host on a different
-commit, a rollback that does not swap, an accepted downgrade. A run that dies mid-cycle is
-put back by the next one. Faults are injected into the suite's own process by a small pytest
+commit, a rollback that does not swap, an accepted downgrade, a pending deployment made by
+hand, a missing ref (one line, no library frames). The disruptive checks leave every host's
+``ostree admin status`` as it was (booted, rollback, origins, serials), and a run that dies
+mid-cycle is put back, whole layout included, by the next one. Faults are injected into the suite's own process by a small pytest
 plugin (``-p atomic_inject``) that wraps the provisioner's reboot or a backend operation.
 """
 
