@@ -6,8 +6,9 @@ both checksums: a default deployment changed behind the suite's back, a host on 
 commit, a rollback that does not swap, an accepted downgrade, a pending deployment made by
 hand, a missing ref (one line, no library frames). The disruptive checks leave every host's
 ``ostree admin status`` as it was (booted, rollback, origins, serials), and a run that dies
-mid-cycle is put back, whole layout included, by the next one. Faults are injected into the suite's own process by a small pytest
-plugin (``-p atomic_inject``) that wraps the provisioner's reboot or a backend operation.
+mid-cycle is put back, whole layout included, by the next one. Faults are injected into the
+suite's own process by a small pytest plugin (``-p atomic_inject``) that wraps the
+provisioner's reboot or a backend operation.
 """
 
 from __future__ import annotations
