@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from provisioners import ProvisionConfig, get_provisioner
 from provisioners.local import state
@@ -48,6 +49,7 @@ from stackcheck.atomic.model import (
     REFSPEC,
     UNKNOWN,
     StatusFormatError,
+    bootc_cached_update,
     majority,
     parse_bootc_status,
     parse_ostree_status,
@@ -231,6 +233,16 @@ def test_bootc_status_other_shapes() -> None:
     assert parse_bootc_status(data("bootc-spec-v1-null.json")).deployments == []
     with pytest.raises(StatusFormatError, match=r"apiVersion 'org\.containers\.bootc/v9'"):
         parse_bootc_status(data("bootc-spec-v1-null.json").replace("/v1", "/v9"))
+
+
+def test_bootc_cached_update_after_a_check() -> None:
+    """``cachedUpdate`` is null in the recorded fixture; the second case puts the recorded
+    staged image there (built: as ``bootc upgrade --check`` would leave it)."""
+    assert bootc_cached_update(data("bootc-spec-rfe-ostree-deployment.yaml")) is None
+    raw = yaml.safe_load(data("bootc-spec-staged-booted.yaml"))
+    raw["status"]["booted"]["cachedUpdate"] = raw["status"]["staged"]["image"]
+    assert bootc_cached_update(yaml.safe_dump(raw)) == (
+        raw["status"]["staged"]["image"]["imageDigest"])
 
 
 def test_a_failed_command_is_one_line_with_the_hosts_cause() -> None:

@@ -33,6 +33,7 @@ from stackcheck.atomic.model import (
     Deployment,
     Status,
     StatusFormatError,
+    bootc_cached_update,
     parse_bootc_status,
     parse_ostree_status,
     parse_rpm_ostree_status,
@@ -309,11 +310,15 @@ class Bootc(Backend):
             raise AtomicError(f"{self.host}: {exc}", result.command, result.output) from None
 
     def check_upgrade(self) -> UpgradeCheck:
-        result = self.check(["bootc", "upgrade", "--check"], "checking for an upgrade")
-        text = result.output
-        if "No changes" in text or "No update available" in text:
-            return UpgradeCheck(False, None, text)
-        return UpgradeCheck(True, None, text)
+        """``bootc upgrade --check`` records what it found as the booted entry's
+        ``cachedUpdate``: an update is available when its digest is not the booted one."""
+        found = self.check(["bootc", "upgrade", "--check"], "checking for an upgrade").output
+        raw = self.check(["bootc", "status", "--json"], "reading deployments").stdout
+        digest = bootc_cached_update(raw)
+        booted = parse_bootc_status(raw).booted
+        if digest is None or (booted is not None and digest == booted.digest):
+            return UpgradeCheck(False, None, found or "bootc upgrade --check: no update")
+        return UpgradeCheck(True, None, f"{found}\nupdate: {digest}".strip())
 
     def upgrade(self) -> Result:
         return self.check(["bootc", "upgrade"], "upgrade")

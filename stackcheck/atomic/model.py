@@ -265,6 +265,15 @@ def parse_bootc_status(text: str) -> Status:
     return Status([d for d in order if d is not None])
 
 
+def bootc_cached_update(text: str) -> str | None:
+    """The digest of the update ``bootc upgrade --check`` found (the booted entry's
+    ``cachedUpdate``), or None."""
+    data = yaml.safe_load(text) or {}
+    booted = ((data.get("status") or {}).get("booted") or {})
+    cached = booted.get("cachedUpdate") or {}
+    return cached.get("imageDigest")
+
+
 def without_serials(status: Status) -> Status:
     """The same deployments with no serials (to compare where serials cannot be kept)."""
     return Status([replace(d, serial=None) for d in status.deployments], status.update_driver)
