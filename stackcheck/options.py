@@ -39,8 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="let the atomic suite reboot real hosts (one at a time); "
                           "a local lab's reboots are always allowed")
     atomic.addoption("--atomic-refspec", default=None, metavar="REFSPEC",
-                     help="origin refspec every atomic host must follow (default: the lab's "
-                          "ostree_refspec, else the one most hosts follow)")
+                     help="origin every atomic host must follow: an ostree refspec or a "
+                          "container image reference (default: the lab's ostree_refspec, else "
+                          "the one most hosts follow)")
+    atomic.addoption("--atomic-bypass-driver", action="store_true", default=False,
+                     help="let the disruptive atomic checks upgrade and roll back hosts whose "
+                          "updates an agent drives (Zincati: rpm-ostree --bypass-driver)")
 
     upstream = parser.getgroup("stackcheck-upstream", "upstream Kubernetes e2e conformance")
     upstream.addoption("--upstream-conformance", metavar="GROUPS", default="",

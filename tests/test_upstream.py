@@ -78,6 +78,60 @@ def test_unknown_group_or_version_names_what_exists(tmp_path: Path) -> None:
         load_group("h", "v9", base=tmp_path)
 
 
+NEWER = "v1.28.3"  # no curated list: the generic groups, ginkgo v2
+V2_SPEC = ("[sig-node] Pods should run through the lifecycle of Pods and PodStatus "
+           "[Conformance]")
+
+
+def test_a_version_without_a_curated_list_gets_the_generic_group_and_says_so() -> None:
+    group = load_group("conformance", NEWER)
+    assert not group.curated and group.prefix == "" and not group.specs
+    assert group.kind.startswith("generic conformance group (upstream tags, focus "
+                                 r"\[Conformance\]): no curated list for v1.28.3; curated: ")
+    assert VERSION in group.kind
+    assert group.selects(V2_SPEC)
+    assert not group.selects(V2_SPEC.replace("[Conformance]", "[Disruptive] [Conformance]"))
+    assert not group.selects("[sig-node] Pods should be evicted [Feature:X]")
+    assert load_group("conformance", VERSION).kind == (
+        f"curated list for {VERSION} (conformance.yaml)")
+    # a 1.2x version before ginkgo v2: the generic group matches with v1's prefix
+    older = load_group("scheduling", "v1.22.17")
+    assert not older.curated and older.prefix == MATCH_PREFIX and older.selects(LIMITRANGE)
+    node = load_group("node", NEWER)
+    assert node.selects(V2_SPEC) and not node.selects(
+        "[sig-network] Services should serve a basic endpoint [Conformance]")
+    with pytest.raises(GroupError, match=r"no upstream focus group .nope. \(groups: scheduling"):
+        load_group("nope", NEWER)
+
+
+def test_a_generic_group_runs_every_selected_spec() -> None:
+    group = load_group("conformance", NEWER)
+    plan = groups.plan(group, [V2_SPEC, PREEMPTION], {})
+    assert plan.parallel == [V2_SPEC] and plan.serial == [PREEMPTION] and not plan.skipped
+
+
+def test_ginkgo_dialect_by_version() -> None:
+    assert [groups.ginkgo_major(v) for v in ("v1.20.2", "v1.24.17", "v1.25.0", "1.31")] == [
+        1, 1, 2, 2]
+    with pytest.raises(GroupError, match=r"not vMAJOR\.MINOR"):
+        groups.ginkgo_major("latest")
+
+
+def test_exact_focus_for_ginkgo_v2_has_no_suite_prefix() -> None:
+    (arg,) = groups.invocation_args([V2_SPEC], prefix=groups.MATCH_PREFIX_V2)
+    focus = arg.removeprefix("--ginkgo.focus=")
+    assert re.search(focus, V2_SPEC) and not re.search(focus, "x " + V2_SPEC)
+
+
+def test_e2e_command_line_for_ginkgo_v2() -> None:
+    cmd = E2ECommand(Path("/x/e2e.test"), Path("/k"), None, flake_attempts=2, ginkgo=2)
+    argv = cmd.argv(Path("/r"), "--ginkgo.focus=a")
+    assert "--ginkgo.no-color" in argv and "--ginkgo.flake-attempts=2" in argv
+    assert not [a for a in argv if "reportPassed" in a or "noColor" in a]
+    assert "--ginkgo.dry-run" in cmd.argv(Path("/r"), dry_run=True)
+    assert cmd.prefix == "" and E2ECommand(Path("/x"), Path("/k")).prefix == MATCH_PREFIX
+
+
 def test_group_arguments_are_its_focus_and_joined_skips() -> None:
     group = load_group("scheduling", VERSION)
     assert groups.ginkgo_args(group) == [

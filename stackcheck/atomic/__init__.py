@@ -1,11 +1,13 @@
 """Atomic hosts: ostree deployments read, upgraded, rolled back and restored over SSH.
 
-- :mod:`stackcheck.atomic.model`: deployments and status, parsed from ostree / rpm-ostree.
-- :mod:`stackcheck.atomic.backends`: one interface, an ``rpm-ostree`` and an ``ostree``
-  backend, picked per host by :func:`backend_for`.
+- :mod:`stackcheck.atomic.model`: deployments and status, parsed from ostree / rpm-ostree /
+  bootc (ref and container-image origins, staged and pending deployments, update drivers).
+- :mod:`stackcheck.atomic.backends`: one interface, an ``rpm-ostree``, a ``bootc`` and an
+  ``ostree`` backend, picked per host by :func:`backend_for`.
 - :mod:`stackcheck.atomic.boot`: reboot a host (through its provisioner) until a new boot id,
   services active again, and the reboot policy (``--allow-reboot``; local labs always).
-- :mod:`stackcheck.atomic.journal`: where each host started, so it is always put back.
+- :mod:`stackcheck.atomic.journal`: where each host started (its whole layout), so it is
+  always put back as it was.
 """
 
 from stackcheck.atomic.backends import AtomicError, Backend, backend_for

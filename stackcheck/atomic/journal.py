@@ -1,18 +1,23 @@
 """Every host goes back to the deployment it started on: a journal on disk, and restore.
 
-Before a check changes a host's deployments it records the booted commit in the journal
-(``atomic-<lab>.json`` next to the lab's fault journal); the entry is cleared once the host
-is back. If a run dies in between (Ctrl-C, kill -9), :func:`heal` (the next run's preflight,
-or the suite before its next disruptive check) restores what the journal lists.
+Before a check changes a host's deployments it records them in the journal
+(``atomic-<lab>.json`` next to the lab's fault journal): the booted commit and the whole
+layout, every deployment in boot order with its ``checksum.serial`` and origin file. The
+entry is cleared once the host is back *as it was*: booted on the same deployment, the same
+rollback (and pending) deployments behind it, the same origins and serials. If a run dies in
+between (Ctrl-C, kill -9), :func:`heal` (the next run's preflight, or the suite before its
+next disruptive check) restores what the journal lists.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from stackcheck.atomic.backends import AtomicError, backend_for
+from stackcheck.atomic.backends import AtomicError, Backend, backend_for
 from stackcheck.atomic.boot import REBOOT_TIMEOUT, reboot
+from stackcheck.atomic.model import Status
 from stackcheck.heal import Healer
 from stackcheck.journal import JsonJournal, journal_file
 from stackcheck.lab import Host, Lab
@@ -30,6 +35,29 @@ class Entry:
     checksum: str
     origin: str | None
     reboot_allowed: bool
+    #: every deployment in boot order: osname, checksum, serial, booted, origin (file text)
+    layout: list[dict[str, Any]] = field(default_factory=list)
+
+
+def snapshot(backend: Backend, status: Status, reboot_allowed: bool) -> Entry:
+    """The journal entry for a host as it is now (its booted deployment and whole layout)."""
+    booted = status.booted
+    if booted is None:
+        raise AtomicError(f"{backend.host}: not booted into an ostree deployment")
+    layout = [{"osname": d.osname, "checksum": d.checksum, "serial": d.serial,
+               "booted": d.booted, "origin": backend.origin_text(d)}
+              for d in status.deployments]
+    return Entry(booted.checksum, booted.source, reboot_allowed, layout)
+
+
+def layout_of(status: Status) -> list[str]:
+    """``checksum.serial`` in boot order, the booted one starred (for comparing and saying)."""
+    return [("*" if d.booted else "") + d.id for d in status.deployments]
+
+
+def recorded_layout(entry: Entry) -> list[str]:
+    return [("*" if d["booted"] else "") + f"{d['checksum']}.{d['serial']}"
+            for d in entry.layout]
 
 
 def journal_path(lab: Lab, root: Path) -> Path:
@@ -57,8 +85,16 @@ class DeploymentJournal(JsonJournal):
 
 def restore(lab: Lab, provisioner: Provisioner, host: Host, entry: Entry,
             timeout: float = REBOOT_TIMEOUT) -> list[str]:
-    """Put ``host`` back on ``entry.checksum`` (default and booted); return what was done."""
-    backend = backend_for(lab, host)
+    """Put ``host`` back as ``entry`` found it (booted, then the layout); say what was done."""
+    backend = backend_for(lab, host, bypass_driver=True)  # putting back is never optional
+    actions = _restore_booted(lab, provisioner, host, backend, entry, timeout)
+    if entry.layout:
+        actions += _restore_layout(backend, entry)
+    return actions
+
+
+def _restore_booted(lab: Lab, provisioner: Provisioner, host: Host, backend: Backend,
+                    entry: Entry, timeout: float) -> list[str]:
     status = backend.status()
     booted, default = status.booted, status.default
     if (booted is not None and booted.checksum == entry.checksum and default is not None
@@ -83,6 +119,35 @@ def restore(lab: Lab, provisioner: Provisioner, host: Host, entry: Entry,
             f"{final.booted.checksum if final.booted else 'nothing'}, default "
             f"{final.default.checksum if final.default else 'nothing'}")
     return actions
+
+
+def _restore_layout(backend: Backend, entry: Entry) -> list[str]:
+    """With the right deployment booted: the others back in place, with their origins."""
+    status = backend.status()
+    want = recorded_layout(entry)
+    if layout_of(status) == want and _origins_match(backend, status, entry):
+        return []
+    booted = status.booted
+    assert booted is not None  # _restore_booted made sure
+    for index in reversed(range(len(status.deployments))):
+        if status.deployments[index] is not booted:
+            backend.undeploy(index, f"removing {status.deployments[index].id} to restore "
+                                    "the layout")
+    split = next(i for i, d in enumerate(entry.layout) if d["booted"])
+    for dep in entry.layout[split + 1:]:
+        backend.redeploy(dep["osname"], dep["checksum"], dep["origin"], as_default=False)
+    for dep in reversed(entry.layout[:split]):
+        backend.redeploy(dep["osname"], dep["checksum"], dep["origin"], as_default=True)
+    final = layout_of(backend.status())
+    if final != want:
+        raise RestoreError(f"{backend.host}: deployments not as found: expected "
+                           f"{' '.join(want)}, now {' '.join(final)} (* booted)")
+    return [f"deployments put back as found: {' '.join(want)}"]
+
+
+def _origins_match(backend: Backend, status: Status, entry: Entry) -> bool:
+    return all(backend.origin_text(d) == recorded["origin"]
+               for d, recorded in zip(status.deployments, entry.layout, strict=True))
 
 
 def heal(lab: Lab, provisioner: Provisioner, root: Path) -> list[str]:

@@ -4,7 +4,8 @@ Per host: record the booted commit and boot id; upgrade (a new default, still bo
 old one); reboot (the new commit booted, the old one the rollback deployment); roll back (the
 old commit the default before the reboot); reboot (the old commit booted again). After each
 reboot the services that were active before are active again. Whatever happens, the host ends
-on the commit it started on (``start_status``).
+as it was found (``start_status``): booted on the same deployment, with the same rollback
+deployment behind it, the same origins and serials.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def test_upgrade_reboot_and_rollback(
     services = active_services(lab, provisioner, lab_host)
     attach_text(f"{name}: services active before", "\n".join(services))
 
-    with step(f"{name}: is there a newer commit for {old.origin}?"):
+    if atomic.kind == "ostree" and not old.origin:
+        pytest.skip(f"{name}: the booted deployment follows {old.follows()}: plain ostree "
+                    "upgrades only an origin refspec (an image origin needs rpm-ostree or bootc)")
+    with step(f"{name}: is there a newer commit for {old.follows()}?"):
         check = atomic.check_upgrade()
         attach_text(f"{name}: upgrade check", check.detail)
     if not check.available:

@@ -4,6 +4,7 @@ import allure
 import pytest
 
 from stackcheck.kubernetes import Kube
+from stackcheck.kubernetes.taints import blocking_taints
 from stackcheck.lab import Lab
 
 pytestmark = [allure.feature("preflight"), pytest.mark.owns("kubernetes")]
@@ -45,16 +46,17 @@ def test_kube_system_pods_are_running(kube: Kube) -> None:
 
 @allure.id("kubernetes-nodes-schedulable")
 def test_every_node_host_is_schedulable(lab: Lab, kube: Kube) -> None:
-    """A node host must take pods: no cordon, no NoSchedule/NoExecute taint left behind."""
+    """A node host must take pods: no cordon, no NoSchedule/NoExecute taint left behind.
+
+    A control-plane host may keep kubeadm's control-plane taint (``master`` before v1.25,
+    ``control-plane`` since)."""
     nodes = {n.metadata.name: n for n in kube.core.list_node().items}
     blocked = {}
     for host in lab.hosts_with("node"):
         node = nodes.get(host.name)
         if node is None:
             continue  # reported by test_every_node_host_is_a_ready_node
-        taints = [f"{t.key}={t.value or ''}:{t.effect}" for t in node.spec.taints or []
-                  if t.effect in ("NoSchedule", "NoExecute")
-                  and not (host.has_role("master") and "master" in t.key)]
+        taints = blocking_taints(node, control_plane=host.has_role("master"))
         if taints or node.spec.unschedulable:
             blocked[host.name] = {"taints": taints, "cordoned": bool(node.spec.unschedulable)}
     assert not blocked, f"expected every node host to accept pods; blocked: {blocked}"

@@ -9,6 +9,13 @@ list, each spec name with the e2e images it needs (names from ``images.yaml``, t
 ``test/utils/image/manifest.go``); ``only_listed``: run only listed specs (a spec the focus
 selects but the list lacks is reported as skipped, never run); ``notes``: spec-name
 substring -> a note shown with those specs (e.g. a known wait).
+
+A version without a curated file gets the **generic** group of that name (:data:`GENERIC`):
+upstream's own tags (``[Conformance]``, ``[sig-scheduling]``) select the specs, every selected
+spec runs (a spec whose image cannot be pulled is reported skipped with that reason), and
+the group says it is generic. Kubernetes v1.25 and later build e2e.test with ginkgo v2, which
+matches focus against the spec text alone (no ``Kubernetes e2e suite [Top Level]`` prefix) and
+spells its flags in kebab case: :func:`ginkgo_major` picks the dialect by version.
 """
 
 from __future__ import annotations
@@ -24,6 +31,19 @@ HERE = Path(__file__).resolve().parent
 GROUPS = ("scheduling", "node", "conformance")
 #: ginkgo v1 matches focus/skip against "<suite description> [Top Level] <spec name>".
 MATCH_PREFIX = "Kubernetes e2e suite [Top Level] "
+#: ginkgo v2 (Kubernetes >= 1.25) matches against the spec text alone
+MATCH_PREFIX_V2 = ""
+GINKGO_V2_SINCE = (1, 25)
+_SKIP_ALWAYS = (r"\[Disruptive\]", r"\[Flaky\]", r"\[Feature:")
+#: upstream's own tags, for versions without a curated list (no image list: all specs run)
+#: name -> (focus, timeout in seconds, description)
+GENERIC: dict[str, tuple[str, float, str]] = {
+    "scheduling": (r"\[sig-scheduling\]", 2700.0, "SIG Scheduling's e2e specs"),
+    "node": (r"(?:\[k8s\.io\]|\[sig-node\]|\[sig-apps\]).*\[Conformance\]", 3600.0,
+             "node and workload [Conformance] specs"),
+    "conformance": (r"\[Conformance\]", 7200.0,
+                    "Kubernetes Conformance ([Conformance], not [Disruptive])"),
+}
 SERIAL = "[Serial]"
 _SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 
@@ -47,10 +67,21 @@ class FocusGroup:
     images: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    curated: bool = True  # False: the generic group (no curated list for this version)
+    prefix: str = MATCH_PREFIX  # what ginkgo puts before a spec name when it matches
+
+    @property
+    def kind(self) -> str:
+        """Which list the run used, in words (shown in the report)."""
+        if self.curated:
+            return f"curated list for {self.version} ({self.name}.yaml)"
+        known = ", ".join(curated_versions()) or "none"
+        return (f"generic {self.name} group (upstream tags, focus {self.focus}): no curated "
+                f"list for {self.version}; curated: {known}")
 
     def selects(self, name: str) -> bool:
         """Whether ginkgo's focus and skip would run the spec ``name``."""
-        text = MATCH_PREFIX + name
+        text = self.prefix + name
         if not re.search(self.focus, text):
             return False
         return not (self.skip and re.search("|".join(self.skip), text))
@@ -68,12 +99,39 @@ def available(version: str) -> list[str]:
     return [g for g in GROUPS if (HERE / version / f"{g}.yaml").is_file()]
 
 
+def curated_versions(base: Path = HERE) -> list[str]:
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name.startswith("v"))
+
+
+def ginkgo_major(version: str) -> int:
+    """The ginkgo major version e2e.test ``version`` is built with (2 from Kubernetes 1.25)."""
+    m = re.match(r"v?(\d+)\.(\d+)", version)
+    if m is None:
+        raise GroupError(f"e2e.test version {version!r} is not vMAJOR.MINOR[.PATCH]")
+    return 2 if (int(m[1]), int(m[2])) >= GINKGO_V2_SINCE else 1
+
+
+def generic_group(name: str, version: str) -> FocusGroup:
+    """The generic group ``name`` (upstream's tags) for a version with no curated list."""
+    if name not in GENERIC:
+        raise GroupError(f"no upstream focus group {name!r} (groups: {', '.join(GROUPS)})")
+    focus, timeout, description = GENERIC[name]
+    return FocusGroup(
+        name=name, version=version, focus=focus, skip=_SKIP_ALWAYS, timeout=timeout,
+        flake_attempts=2, only_listed=False,
+        description=f"{description} (generic: no curated list for {version})", curated=False,
+        prefix=MATCH_PREFIX if ginkgo_major(version) == 1 else MATCH_PREFIX_V2)
+
+
 def load_group(name: str, version: str, base: Path = HERE) -> FocusGroup:
-    """The group ``name`` for e2e.test ``version``; GroupError names the file and the problem."""
+    """The group ``name`` for e2e.test ``version``: its curated file, else the generic group
+    of that name; GroupError names the file and the problem."""
     path = base / version / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join(available(version)) or "none"
-        raise GroupError(f"no upstream focus group {name!r} for {version} (curated: {known})")
+        if (base / version).is_dir() and name not in GENERIC:
+            known = ", ".join(available(version)) or "none"
+            raise GroupError(f"no upstream focus group {name!r} for {version} (curated: {known})")
+        return generic_group(name, version)
     try:
         data = yaml.safe_load(path.read_text()) or {}
         images = yaml.safe_load((base / version / "images.yaml").read_text()) or {}
@@ -102,10 +160,10 @@ def escape(name: str) -> str:
     return _SPECIAL.sub(r"\\\1", name)
 
 
-def exact_focus(names: Iterable[str]) -> str:
+def exact_focus(names: Iterable[str], prefix: str = MATCH_PREFIX) -> str:
     """A ginkgo focus that selects exactly the specs ``names``."""
     alternatives = "|".join(escape(n) for n in sorted(set(names)))
-    return f"^{escape(MATCH_PREFIX)}(?:{alternatives})$"
+    return f"^{escape(prefix)}(?:{alternatives})$"
 
 
 def is_serial(name: str) -> bool:
@@ -120,9 +178,9 @@ def ginkgo_args(group: FocusGroup) -> list[str]:
     return args
 
 
-def invocation_args(names: Iterable[str]) -> list[str]:
+def invocation_args(names: Iterable[str], prefix: str = MATCH_PREFIX) -> list[str]:
     """Arguments that run exactly ``names`` (one invocation: all serial, or none serial)."""
-    return [f"--ginkgo.focus={exact_focus(names)}"]
+    return [f"--ginkgo.focus={exact_focus(names, prefix)}"]
 
 
 @dataclass

@@ -39,19 +39,29 @@ class E2ECommand:
     kubeconfig: Path
     kubectl: Path | None = None
     flake_attempts: int = 1
+    ginkgo: int = 1  # e2e.test of Kubernetes >= 1.25 is built with ginkgo v2
+
+    @property
+    def prefix(self) -> str:
+        """What ginkgo puts before a spec name when it matches a focus."""
+        return groups.MATCH_PREFIX if self.ginkgo == 1 else groups.MATCH_PREFIX_V2
 
     def argv(self, report_dir: Path, *selection: str, dry_run: bool = False) -> list[str]:
+        v2 = self.ginkgo >= 2
         args = [
             str(self.binary), "--provider=skeleton", f"--kubeconfig={self.kubeconfig}",
             f"--report-dir={report_dir}", f"--e2e-output-dir={report_dir}",
-            "--ginkgo.noColor", "--disable-log-dump",
+            "--ginkgo.no-color" if v2 else "--ginkgo.noColor", "--disable-log-dump",
             f"--node-schedulable-timeout={NODE_SCHEDULABLE_TIMEOUT}",
             f"--system-pods-startup-timeout={SYSTEM_PODS_TIMEOUT}",
         ]
         if self.kubectl is not None:
             args.append(f"--kubectl-path={self.kubectl}")
         if dry_run:
-            args.append("--ginkgo.dryRun")
+            args.append("--ginkgo.dry-run" if v2 else "--ginkgo.dryRun")
+        elif v2:  # ginkgo v2 has no reportPassed: its JUnit report keeps every spec's output
+            args += ["--ginkgo.v", f"--ginkgo.flake-attempts={self.flake_attempts}",
+                     f"--spec-dump={report_dir / 'specs.json'}"]
         else:  # a streamed log, each spec's log in the JUnit file, skip reasons
             args += ["--ginkgo.v", "--ginkgo.reportPassed",
                      f"--ginkgo.flakeAttempts={self.flake_attempts}",
@@ -153,7 +163,7 @@ def invoke(cmd: E2ECommand, label: str, names: list[str], workdir: Path,
     """Run exactly ``names`` in one e2e.test and read its JUnit file and skip reasons."""
     inv = Invocation(label, names, workdir / label, started_ms=int(time.time() * 1000))
     inv.report_dir.mkdir(parents=True, exist_ok=True)
-    argv = cmd.argv(inv.report_dir, *groups.invocation_args(names))
+    argv = cmd.argv(inv.report_dir, *groups.invocation_args(names, cmd.prefix))
     inv.returncode, inv.seconds, inv.timed_out = run(argv, inv.log, timeout)
     path = inv.report_dir / "junit_01.xml"
     try:

@@ -23,7 +23,7 @@ from reports.evidence import attach_table, attach_text, measure, step
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
 from suites.kubernetes.upstream import images, leftovers, results, runner
-from suites.kubernetes.upstream.groups import GroupError, load_group, plan
+from suites.kubernetes.upstream.groups import GroupError, ginkgo_major, load_group, plan
 from suites.kubernetes.upstream.junit import SpecResult, healthy_wait_seconds, log_excerpt
 
 pytestmark = allure.feature("upstream conformance")
@@ -47,11 +47,12 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
         pytest.skip(f"e2e.test {e2e.version}: {exc}")
     workdir = request.config.stash[RUN_DIR_KEY] / "upstream" / group.name
     cmd = runner.E2ECommand(e2e.e2e_test, lab.kubernetes.kubeconfig, e2e.kubectl,
-                            group.flake_attempts)
-    attach_text("e2e.test", f"e2e.test {e2e.version} ({e2e.e2e_test}); cluster {server}; "
-                f"reports and logs in {workdir}")
+                            group.flake_attempts, ginkgo=ginkgo_major(e2e.version))
+    attach_text("e2e.test", f"e2e.test {e2e.version} ({e2e.e2e_test}, ginkgo v{cmd.ginkgo}); "
+                f"cluster {server}; group {group.name}: {group.kind}; reports and logs in "
+                f"{workdir}")
 
-    with step(f"list the specs of group {group.name} (e2e.test dry run)"):
+    with step(f"list the specs of group {group.name}, {group.kind} (e2e.test dry run)"):
         selected = runner.list_specs(cmd, group, workdir)
     on_nodes = images.node_images(kube.core)
     missing = images.missing(group.images.values(), on_nodes)
@@ -79,9 +80,11 @@ def test_upstream_e2e_specs_pass(upstream_group_name: str | None, lab: Lab,
         measure(f"upstream {group.name} kube-system pod wait", waited)
 
     bad = [s for s in specs if s.status in ("failed", "broken")]
-    assert selected, f"group {group.name}: e2e.test {e2e.version} selected no spec"
+    assert selected, (f"group {group.name} ({group.kind}): e2e.test {e2e.version} selected "
+                      "no spec")
     assert not bad, (
-        f"{len(bad)} of {len(specs)} upstream specs of group {group.name} did not pass "
+        f"{len(bad)} of {len(specs)} upstream specs of group {group.name} ({group.kind}) "
+        "did not pass "
         f"({dict(Counter(s.status for s in specs))}):\n" + _by_reason(bad)
     )
     assert not stuck, f"upstream's e2e namespaces still terminating after the run: {stuck}"
