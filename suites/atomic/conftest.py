@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,35 @@ def deployment_journal(request: pytest.FixtureRequest, lab: Lab) -> DeploymentJo
 def start_status(lab: Lab, lab_host: Host, provisioner: Provisioner, atomic: Backend,
                  deployment_journal: DeploymentJournal,
                  reboot_rules: RebootPolicy) -> Iterator[Status]:
+    """The host's deployments at the start; afterwards the host is back on its booted commit."""
+    with started_on(lab, lab_host, provisioner, atomic, deployment_journal,
+                    reboot_rules) as status:
+        yield status
+
+
+@pytest.fixture
+def atomic_cycle(lab: Lab, provisioner: Provisioner, deployment_journal: DeploymentJournal,
+                 reboot_rules: RebootPolicy) -> Callable[[Callable[..., None]],
+                                                         Callable[[Host], None]]:
+    """``atomic_cycle(body)``: ``work(host)`` for a rolling wave (``fixtures.claims``): the
+    fixtures ``atomic``, ``may_reboot`` and ``start_status`` made for ``host`` in the wave's
+    thread, then ``body(lab, lab_host, provisioner, atomic, may_reboot, start_status)``."""
+    def prepared(body: Callable[..., None]) -> Callable[[Host], None]:
+        def work(host: Host) -> None:
+            if not reboot_rules.allowed:
+                pytest.skip(reboot_rules.reason)
+            backend = _backend(lab, host)
+            with started_on(lab, host, provisioner, backend, deployment_journal,
+                            reboot_rules) as status:
+                body(lab, host, provisioner, backend, reboot_rules, status)
+        return work
+    return prepared
+
+
+@contextmanager
+def started_on(lab: Lab, lab_host: Host, provisioner: Provisioner, atomic: Backend,
+               deployment_journal: DeploymentJournal,
+               reboot_rules: RebootPolicy) -> Iterator[Status]:
     """The host's deployments at the start; afterwards the host is back on its booted commit.
 
     Journaled first, so an interrupted run is restored by the next one; restored in a
