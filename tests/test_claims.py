@@ -224,3 +224,22 @@ def test_disruptive_sample_has_one_host_per_role_and_rack_and_rotates(tmp_path) 
     assert len(one) <= 2 * 4 + 2
     assert set(one) != set(two)
     assert all(why for why in one.values())
+
+
+def test_evidence_of_a_wave_thread_is_captured_for_its_own_check() -> None:
+    from reports import evidence
+
+    def thread_work(out: list) -> None:
+        with evidence.captured() as events:
+            with evidence.step("reboot h4"):
+                evidence.attach_text("h4: boot id", "before a\nafter b")
+            evidence.measure("atomic reboot", 1.5)
+        out.extend(events)
+
+    out: list = []
+    worker = threading.Thread(target=thread_work, args=(out,))
+    worker.start()
+    worker.join()
+    assert [e[0] for e in out] == ["step", "attach", "end", "label", "attach"]
+    assert out[0][1] == "reboot h4" and out[3][2] == "atomic reboot=1.5"
+    evidence.replay(out)  # without an Allure run: nothing happens, nothing breaks
