@@ -7,9 +7,9 @@ kind                   claims
 =====================  =====================================================================
 ``reads-host``         ``lab`` shared, ``host:<h>`` shared (an ordinary check on one host)
 ``reads-lab``          ``lab`` shared, every ``host:*`` shared (an ordinary check on the lab)
-``host``               ``lab`` shared, ``etcd`` shared, ``host:<h>`` exclusive, and one of
-                       ``tolerance`` ``etcd-quorum`` slots if ``<h>`` is an etcd member
-                       (a per-host disruptive check: upgrade/reboot/rollback of one host)
+``host``               ``lab`` shared, ``host:<h>`` exclusive; if ``<h>`` is an etcd
+                       member also ``etcd`` shared and one of ``tolerance`` ``etcd-quorum``
+                       slots (a per-host disruptive check: upgrade/reboot/rollback of a host)
 ``etcd-layer``         ``lab`` shared, ``etcd`` exclusive, ``host:<m>`` exclusive for every
                        etcd member (the etcd quorum scenarios)
 ``lab``                ``lab`` exclusive (a disruptive check that declares nothing, and every
@@ -18,9 +18,9 @@ kind                   claims
 =====================  =====================================================================
 
 So an atomic cycle on a host that is no etcd member conflicts with nothing but checks on its
-own host and the lab-wide readers (the data path, which uses every host); cycles of etcd
-members hold a quorum slot, so at most ``tolerance`` members are down at once; an etcd
-scenario runs beside no host cycle (every host's services read etcd). Locks are taken in one
+own host and the lab-wide readers (the data path, which uses every host), not even with an
+etcd scenario; cycles of etcd members hold a quorum slot, so at most ``tolerance`` members
+are down at once, and never run beside an etcd scenario. Locks are taken in one
 global order (:func:`order`), so holders of several never deadlock; each lock prefers
 writers (:mod:`stackcheck.locks`).
 """
@@ -76,9 +76,9 @@ def claims_for(kind: str, lab: Lab, host: Host | None = None) -> list[Claim]:
         out.append(Claim(host_resource(host.name), SHARED))  # type: ignore[union-attr]
     elif kind == "host":
         assert host is not None
-        out += [Claim(ETCD, SHARED), Claim(host_resource(host.name), EXCLUSIVE)]
+        out.append(Claim(host_resource(host.name), EXCLUSIVE))
         if host.has_role("etcd"):
-            out.append(Claim(QUORUM, SLOT, max(1, lab.failure_tolerance)))
+            out += [Claim(ETCD, SHARED), Claim(QUORUM, SLOT, max(1, lab.failure_tolerance))]
     else:  # etcd-layer
         out.append(Claim(ETCD, EXCLUSIVE))
         out += [Claim(host_resource(h.name), EXCLUSIVE) for h in lab.hosts_with("etcd")]

@@ -14,7 +14,6 @@ import math
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from stackcheck.lab import Host, Lab
@@ -82,26 +81,42 @@ def run(hosts: Sequence[Host], work: Callable[[Host, threading.Event], Outcome],
 
     ``work`` must not raise (it returns its exception in the outcome) and should stop
     waiting to start once ``interrupted`` is set. Ctrl-C (KeyboardInterrupt) while the wave
-    runs sets it, waits up to ``grace`` s for the work in flight, then re-raises.
+    runs sets it, waits up to ``grace`` s for the work already started, then re-raises.
     """
     interrupted = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="wave")
-    futures: dict[str, Future] = {}
+    done = threading.Condition()
+    running: set[str] = set()
+    out: dict[str, Outcome] = {}
+
+    def one(host: Host) -> None:
+        with done:
+            if interrupted.is_set():
+                return  # Ctrl-C came before this host started: nothing to restore
+            running.add(host.name)
+        try:
+            out[host.name] = work(host, interrupted)
+        except BaseException as exc:  # noqa: BLE001 - reported as the host's outcome
+            out[host.name] = Outcome(error=exc)
+        finally:
+            with done:
+                running.discard(host.name)
+                done.notify_all()
+
+    threads = [threading.Thread(target=one, args=(h,), name=f"wave-{h.name}", daemon=True)
+               for h in hosts]
     try:
-        for host in hosts:
-            futures[host.name] = pool.submit(work, host, interrupted)
-        wait(futures.values(), return_when=FIRST_EXCEPTION)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     except KeyboardInterrupt:
-        interrupted.set()
-        busy = [name for name, f in futures.items() if not f.done()]
+        with done:
+            interrupted.set()
+            busy = sorted(running)
         print(f"\nstackcheck: interrupted during a wave; waiting up to {grace:g}s for "
-              f"{', '.join(busy)} to finish and restore", file=sys.stderr, flush=True)
-        wait(futures.values(), timeout=grace)
-        pool.shutdown(wait=False, cancel_futures=True)
+              f"{', '.join(busy) or 'nothing'} to finish and restore", file=sys.stderr,
+              flush=True)
+        with done:
+            done.wait_for(lambda: not running, timeout=grace)
         raise
-    pool.shutdown(wait=True)
-    out = {}
-    for name, future in futures.items():
-        exc = future.exception()
-        out[name] = Outcome(error=exc) if exc is not None else future.result()
     return out

@@ -51,7 +51,7 @@ def test_a_host_cycle_claims_its_host_and_a_quorum_slot_only_on_etcd_members(tmp
     lab = make_lab(tmp_path, 5, etcd=3)
     plain = {str(c) for c in claims_for("host", lab, lab.host("h5"))}
     member = {str(c) for c in claims_for("host", lab, lab.host("h1"))}
-    assert plain == {"lab shared", "etcd shared", "host:h5 exclusive"}
+    assert plain == {"lab shared", "host:h5 exclusive"}
     assert member == {"lab shared", "etcd shared", "host:h1 exclusive",
                       "etcd-quorum slot (1 of 1)"}
     layer = {str(c) for c in claims_for("etcd-layer", lab)}
@@ -70,7 +70,8 @@ def test_what_conflicts(tmp_path) -> None:
     assert clash(h4, claims_for("reads-host", lab, lab.host("h4")))
     assert not clash(h4, claims_for("reads-host", lab, lab.host("h5")))
     assert clash(h4, claims_for("reads-lab", lab)), "the data path uses every host"
-    assert clash(h4, claims_for("etcd-layer", lab)), "a host's services read etcd"
+    assert not clash(h4, claims_for("etcd-layer", lab)), "h4 is no etcd member"
+    assert clash(claims_for("host", lab, lab.host("h1")), claims_for("etcd-layer", lab))
     assert clash(claims_for("lab", lab), claims_for("reads-host", lab, lab.host("h2")))
     with pytest.raises(ValueError, match="unknown claim kind 'hots'"):
         claims_for("hots", lab)
@@ -106,14 +107,14 @@ def _run(lab: Lab, run_dir: Path, plan: list[tuple[str, str, str | None, float, 
 def test_conflicting_checks_never_overlap_and_others_do(tmp_path: Path) -> None:
     lab = make_lab(tmp_path, 6, etcd=3)
     held = _run(lab, tmp_path, [
-        ("cycle h4", "host", "h4", 0.0, 0.8),
-        ("cycle h5", "host", "h5", 0.0, 0.8),    # beside h4: no conflict
+        ("cycle h4", "host", "h4", 0.0, 2.5),
+        ("cycle h5", "host", "h5", 0.0, 2.5),    # beside h4: no conflict
         ("cycle h1", "host", "h1", 0.0, 0.6),    # etcd members: one at a time (tolerance 1)
         ("cycle h2", "host", "h2", 0.05, 0.6),
-        ("reads h4", "reads-host", "h4", 0.1, 0.2),  # waits for h4's cycle
-        ("reads h6", "reads-host", "h6", 0.1, 0.2),  # runs at once
-        ("data path", "reads-lab", None, 0.2, 0.3),
-        ("etcd scenario", "etcd-layer", None, 0.3, 0.4),
+        ("reads h4", "reads-host", "h4", 0.3, 0.2),  # waits for h4's cycle
+        ("reads h6", "reads-host", "h6", 0.3, 0.2),  # runs at once
+        ("data path", "reads-lab", None, 0.5, 0.3),
+        ("etcd scenario", "etcd-layer", None, 0.6, 0.4),
     ])
     assert len(held) == 8
     assert violations(held) == []
@@ -124,7 +125,19 @@ def test_conflicting_checks_never_overlap_and_others_do(tmp_path: Path) -> None:
 
     assert overlap("cycle h4", "cycle h5"), "two cycles without conflict ran one after another"
     assert overlap("cycle h4", "reads h6")
+    assert not overlap("cycle h4", "reads h4")
     assert not overlap("cycle h1", "cycle h2")
+
+
+def test_an_etcd_scenario_runs_beside_the_cycle_of_a_host_that_is_no_member(tmp_path) -> None:
+    lab = make_lab(tmp_path, 6, etcd=3)
+    held = _run(lab, tmp_path, [("cycle h4", "host", "h4", 0.0, 2.0),
+                                ("cycle h1", "host", "h1", 0.0, 0.3),
+                                ("etcd scenario", "etcd-layer", None, 0.2, 0.5)])
+    spans = {h.check: h for h in held}
+    assert violations(held) == []
+    assert spans["etcd scenario"].start >= spans["cycle h1"].end
+    assert spans["etcd scenario"].start < spans["cycle h4"].end
 
 
 def test_the_overlap_check_can_fail() -> None:
