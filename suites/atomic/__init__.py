@@ -3,6 +3,6 @@
 ``test_deployments``: booted into an ostree deployment, ``/usr`` read-only, the configured
 origin refspec, one commit across hosts (non-disruptive). ``test_upgrade_rollback``: upgrade,
 reboot, rollback, reboot, services back after each reboot; ``test_downgrade``: an older commit
-is refused (disruptive, one host at a time, always restored). Reboots of hosts that are not a
+is refused (disruptive, in rolling waves that keep etcd quorum, always restored). Reboots of hosts that are not a
 local lab's need ``--allow-reboot``.
 """
