@@ -75,13 +75,19 @@ class Outcome:
     events: list | None = None  # evidence captured by the work, if any
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def run(hosts: Sequence[Host], work: Callable[[Host, threading.Event], Outcome],
-        grace: float = INTERRUPT_GRACE) -> dict[str, Outcome]:
+        grace: float = INTERRUPT_GRACE,
+        say: Callable[[str], None] = _say) -> dict[str, Outcome]:
     """``work(host, interrupted)`` for every host at once; an outcome per host name.
 
     ``work`` must not raise (it returns its exception in the outcome) and should stop
     waiting to start once ``interrupted`` is set. Ctrl-C (KeyboardInterrupt) while the wave
-    runs sets it, waits up to ``grace`` s for the work already started, then re-raises.
+    runs sets it, says so (``say``), waits up to ``grace`` s for the work already started,
+    then re-raises.
     """
     interrupted = threading.Event()
     done = threading.Condition()
@@ -113,9 +119,8 @@ def run(hosts: Sequence[Host], work: Callable[[Host, threading.Event], Outcome],
         with done:
             interrupted.set()
             busy = sorted(running)
-        print(f"\nstackcheck: interrupted during a wave; waiting up to {grace:g}s for "
-              f"{', '.join(busy) or 'nothing'} to finish and restore", file=sys.stderr,
-              flush=True)
+        say(f"stackcheck: interrupted during a wave; waiting up to {grace:g}s for "
+            f"{', '.join(busy) or 'nothing'} to finish and restore")
         with done:
             done.wait_for(lambda: not running, timeout=grace)
         raise
