@@ -7,6 +7,7 @@ import pytest
 pytest_plugins = [
     "stackcheck.options",  # also the pytest11 entry point; here for an uninstalled tree
     "fixtures.lab",
+    "fixtures.claims",
     "fixtures.preflight",
     "fixtures.hosts",
     "fixtures.etcd",

@@ -50,8 +50,10 @@ LABS = {3: ("bench", "10.213.60.0/24"), 6: ("bench6", "10.213.61.0/24"),
         48: ("bench48", "10.213.64.0/24")}
 CHECKS = {"ping matrix": "test_every_pod_pings_every_other_pod",
           "path MTU": "test_path_mtu_is_the_flannel_mtu"}
-METRICS = ("bring-up", "teardown", "non-disruptive", "full run", "disruptive", "ordinary",
-           *CHECKS)
+METRICS = ("bring-up", "teardown", "non-disruptive", "full run", "full serial", "disruptive",
+           "disruptive serial", "ordinary", *CHECKS)
+#: goals of issue 27: full run with rolling waves / with --serial-disruptive, per host count
+WAVE_GOALS = {12: 0.5, 48: 0.3}
 
 
 def lab_options(n: int, base: str | None, prefix: str) -> dict[str, str]:
@@ -98,6 +100,11 @@ def main() -> int:
     parser.add_argument("--subnet-base", help="first /24 of the labs (else the bench ranges)")
     parser.add_argument("--name-prefix", default="bench", help="with --subnet-base")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--no-serial", action="store_true",
+                        help="skip the full run with --serial-disruptive (the one before "
+                             "claims and rolling waves) next to each full run")
+    parser.add_argument("--no-non-disruptive", action="store_true",
+                        help="skip the non-disruptive run")
     args = parser.parse_args()
     facts = start()
     extra = args.pytest_args.split()
@@ -116,8 +123,8 @@ def main() -> int:
                     r = results[n]
                     r["bring-up"].values.append(bench.bring_up_s)
                     print(f"  bring-up {bench.bring_up_s:.1f}s", flush=True)
-                    if round_ < args.run_repeat:
-                        tag = f"{n}-{round_}"
+                    tag = f"{n}-{round_}"
+                    if round_ < args.run_repeat and not args.no_non_disruptive:
                         timed, summary, seen = traced_run(
                             bench.inventory, work, f"nd-{tag}",
                             ["-m", "not disruptive", *extra], args.timeout, sample=True)
@@ -132,16 +139,26 @@ def main() -> int:
                         print(f"  non-disruptive {timed.seconds:.1f}s exit {timed.returncode}"
                               f" (load {loadavg()})", flush=True)
                     if round_ < args.run_repeat and n in args.full_hosts:
-                        timed, summary, _ = traced_run(bench.inventory, work, f"full-{tag}",
-                                                       extra, args.timeout)
-                        r["full run"].values.append(timed.seconds)
-                        r["disruptive"].values.append(summary["disruptive_s"])
-                        r["ordinary"].values.append(summary["ordinary_s"])
-                        if timed.returncode != 0:
-                            failures[n].append(f"full exit {timed.returncode}: "
-                                               f"{timed.tail.strip()}")
-                        print(f"  full run {timed.seconds:.1f}s exit {timed.returncode}",
-                              flush=True)
+                        variants = [("full run", "disruptive", [])]
+                        if not args.no_serial:
+                            variants.append(("full serial", "disruptive serial",
+                                             ["--serial-disruptive"]))
+                        if round_ % 2:
+                            variants.reverse()  # interleaved: the order rotates each round
+                        for metric, part, flags in variants:
+                            timed, summary, _ = traced_run(
+                                bench.inventory, work, f"{metric.replace(' ', '-')}-{tag}",
+                                [*flags, *extra], args.timeout)
+                            r[metric].values.append(timed.seconds)
+                            r[part].values.append(summary["disruptive_s"])
+                            if not flags:
+                                r["ordinary"].values.append(summary["ordinary_s"])
+                            if timed.returncode != 0:
+                                failures[n].append(f"{metric} exit {timed.returncode}: "
+                                                   f"{timed.tail.strip()}")
+                            last = (timed.tail.strip().splitlines() or [""])[-1][:120]
+                            print(f"  {metric} {timed.seconds:.1f}s exit {timed.returncode} "
+                                  f"{last} (load {loadavg()})", flush=True)
                 results[n]["teardown"].values.append(bench.teardown_s)
                 print(f"  teardown {bench.teardown_s:.1f}s", flush=True)
         facts["load_end"] = machine()["load_start"]
@@ -164,6 +181,15 @@ def main() -> int:
             if first.values and s.values:
                 print(f"{metric} {n} vs {base} hosts: x{s.median / first.median:.2f} "
                       f"(hosts x{n / base:.0f}; pairs x{n * (n - 1) / (base * (base - 1)):.0f})")
+    for n in args.hosts:
+        waves, serial = results[n]["full run"], results[n]["full serial"]
+        if waves.values and serial.values:
+            goal, got = WAVE_GOALS.get(n), waves.median / serial.median
+            verdict = (f"goal <= {goal}: {'met' if got <= goal else 'missed'}" if goal
+                       else "no goal at this size")
+            print(f"full run {n} hosts, rolling waves / --serial-disruptive: "
+                  f"{waves.median:.1f}s / {serial.median:.1f}s = "
+                  f"{waves.median / serial.median:.2f} ({verdict})")
     for n, found in peaks.items():
         print(f"\nresources of the non-disruptive run, {n} hosts (peaks per process):")
         print(table(found))

@@ -145,18 +145,21 @@ def _wrap_subprocess() -> None:
 
 
 def _wrap_lab_lock() -> None:
-    import fixtures.lab
+    """Time spent waiting for claims (``stackcheck.claims.hold``: the lab lock and the rest)."""
+    import stackcheck.claims
 
-    original = fixtures.lab.lab_lock
+    original = stackcheck.claims.hold
 
     @contextlib.contextmanager
-    def lab_lock(path: Path, *, exclusive: bool, timeout: float = 3600) -> Iterator[None]:
+    def hold(claims: Any, lock_dir: Path, timeout: float = 3600,
+             cancelled: Any = None) -> Iterator[None]:
         t0 = time.time()
-        with original(path, exclusive=exclusive, timeout=timeout):
+        with original(claims, lock_dir, timeout, cancelled):
+            exclusive = any(c.mode != "shared" for c in claims)
             _emit({"k": "lock", "exclusive": exclusive, "t0": t0, "t1": time.time()})
             yield
 
-    fixtures.lab.lab_lock = lab_lock
+    stackcheck.claims.hold = hold
 
 
 def _worker(config: pytest.Config) -> str:

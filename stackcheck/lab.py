@@ -100,6 +100,8 @@ class Host(_Model):
     ssh: SSHAccess | None = None
     service_control: ServiceControl | None = None
     ostree_sysroot: str = Field("/", description="where the host's ostree sysroot lives")
+    rack: str | None = Field(None, description="rack or zone; sampling at scale covers every "
+                             "rack pair (default: the host's underlay /24)")
 
     @field_validator("address")
     @classmethod

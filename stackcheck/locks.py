@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -19,7 +19,12 @@ class LockTimeout(TimeoutError):
     pass
 
 
-def _flock(handle: IO[str], mode: int, deadline: float, what: str) -> None:
+class LockCancelled(RuntimeError):
+    pass
+
+
+def _flock(handle: IO[str], mode: int, deadline: float, what: str,
+           cancelled: Callable[[], bool] | None = None) -> None:
     while True:
         try:
             fcntl.flock(handle, mode | fcntl.LOCK_NB)
@@ -27,11 +32,14 @@ def _flock(handle: IO[str], mode: int, deadline: float, what: str) -> None:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 raise LockTimeout(what) from None
+            if cancelled is not None and cancelled():
+                raise LockCancelled(f"gave up waiting: {what.split(' after ')[0]}") from None
             time.sleep(0.05)
 
 
 @contextlib.contextmanager
-def lab_lock(path: Path, *, exclusive: bool, timeout: float = 3600) -> Iterator[None]:
+def lab_lock(path: Path, *, exclusive: bool, timeout: float = 3600,
+             cancelled: Callable[[], bool] | None = None) -> Iterator[None]:
     """Hold ``path`` shared (ordinary check) or exclusive (disruptive check) across workers."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
@@ -40,9 +48,9 @@ def lab_lock(path: Path, *, exclusive: bool, timeout: float = 3600) -> Iterator[
     deadline = time.monotonic() + timeout
     with open(path, "a+") as handle:
         with open(path.with_name(path.name + ".gate"), "a+") as gate:
-            _flock(gate, mode, deadline, what)  # a waiting writer holds the gate exclusively
+            _flock(gate, mode, deadline, what, cancelled)  # a waiting writer holds the gate
             try:
-                _flock(handle, mode, deadline, what)
+                _flock(handle, mode, deadline, what, cancelled)
             finally:
                 fcntl.flock(gate, fcntl.LOCK_UN)
         try:

@@ -34,6 +34,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     reports.addoption("--no-must-gather", action="store_true",
                       help="attach no host bundle to failed checks")
 
+    disruptive = parser.getgroup("stackcheck-disruptive", "stackcheck disruptive checks")
+    disruptive.addoption("--serial-disruptive", action="store_true", default=False,
+                         help="every disruptive check alone under one lab lock, one host at "
+                              "a time (the behaviour before claims and rolling waves)")
+    disruptive.addoption("--max-disrupted", type=int, default=None, metavar="N",
+                         help="at most N hosts in one rolling wave (default: as many as the "
+                              "layers' quorum allows)")
+    disruptive.addoption("--disruptive-sample", action="store_true", default=False,
+                         help="per-host disruptive checks on a sample: one host per role and "
+                              "rack plus a rotating set drawn from the run id")
+    disruptive.addoption("--full-matrix", action="store_true", default=False,
+                         help="the all-pairs checks probe every pair, also above the host "
+                              "count where they sample")
+
     atomic = parser.getgroup("stackcheck-atomic", "stackcheck atomic suite")
     atomic.addoption("--allow-reboot", action="store_true", default=False,
                      help="let the atomic suite reboot real hosts (one at a time); "

@@ -15,7 +15,7 @@ import math
 import os
 import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -207,16 +207,20 @@ def probe_matrix(sources: Sequence[Runner], targets: Mapping[str, str],
                  conc: Concurrency | None = None,
                  probe: Probe | Callable[[Runner], Probe] = PING_PROBE,
                  reprobe: Concurrency = REPROBE,
-                 reprobe_budget_s: float = REPROBE_BUDGET_S) -> Pairs:
-    """Outcome of every (source label, target label) pair with different labels.
+                 reprobe_budget_s: float = REPROBE_BUDGET_S,
+                 pairs: Collection[tuple[str, str]] | None = None) -> Pairs:
+    """Outcome of every (source label, target label) pair with different labels (of
+    ``pairs`` only, when given: a sample).
 
     First all pairs at ``conc`` (sized from the lab by default), then the failed ones once
     more at ``reprobe`` concurrency within ``reprobe_budget_s``.
     """
     probe_of = probe if callable(probe) else (lambda _source: probe)
     conc = conc or concurrency_for(len(sources))
-    jobs = {s.label: (s, {t: ip for t, ip in targets.items() if t != s.label})
+    jobs = {s.label: (s, {t: ip for t, ip in targets.items()
+                          if t != s.label and (pairs is None or (s.label, t) in pairs)})
             for s in sources}
+    jobs = {label: job for label, job in jobs.items() if job[1]}
     results = _sweep(jobs, conc, probe_of)
     lost = {(a, b): o for (a, b), o in results.items() if not o.ok}
     if not lost:
@@ -240,9 +244,12 @@ def probe_matrix(sources: Sequence[Runner], targets: Mapping[str, str],
 
 
 def ping_matrix(pods: Sequence[Pingable], conc: Concurrency | None = None,
-                reprobe: Concurrency = REPROBE) -> Pairs:
-    """Every pod pings every other pod (by label), bounded, lost pairs re-probed once."""
-    return probe_matrix(pods, {p.label: p.ip for p in pods}, conc, PING_PROBE, reprobe)
+                reprobe: Concurrency = REPROBE,
+                pairs: Collection[tuple[str, str]] | None = None) -> Pairs:
+    """Every pod pings every other pod (by label; of ``pairs`` only, when given), bounded,
+    lost pairs re-probed once."""
+    return probe_matrix(pods, {p.label: p.ip for p in pods}, conc, PING_PROBE, reprobe,
+                        pairs=pairs)
 
 
 def failed_pairs(results: Pairs) -> list[str]:

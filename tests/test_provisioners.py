@@ -100,7 +100,8 @@ def test_fails(lab):
     assert False, "a failing check must not skip teardown"
 """
 
-CONFTEST = 'pytest_plugins = ["fixtures.lab", "fixtures.hosts", "fixtures.etcd"]\n'
+CONFTEST = ('pytest_plugins = ["fixtures.lab", "fixtures.claims", "fixtures.hosts", '
+            '"fixtures.etcd"]\n')
 
 
 def lines(path: Path) -> list[str]:

@@ -8,6 +8,7 @@ command and its whole output are attached as evidence, never a library traceback
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,35 @@ def start_status(request: pytest.FixtureRequest, lab: Lab, lab_host: Host,
                  provisioner: Provisioner, atomic: Backend,
                  deployment_journal: DeploymentJournal,
                  reboot_rules: RebootPolicy) -> Iterator[Status]:
+    """The host's deployments at the start; afterwards the host is back as it was found."""
+    with started_on(lab, lab_host, provisioner, atomic, deployment_journal,
+                    reboot_rules) as status:
+        yield status
+
+
+@pytest.fixture
+def atomic_cycle(request: pytest.FixtureRequest, lab: Lab, provisioner: Provisioner,
+                 deployment_journal: DeploymentJournal, reboot_rules: RebootPolicy,
+                 ) -> Callable[[Callable[..., None]], Callable[[Host], None]]:
+    """``atomic_cycle(body)``: ``work(host)`` for a rolling wave (``fixtures.claims``): the
+    fixtures ``atomic``, ``may_reboot`` and ``start_status`` made for ``host`` in the wave's
+    thread, then ``body(lab, lab_host, provisioner, atomic, may_reboot, start_status)``."""
+    def prepared(body: Callable[..., None]) -> Callable[[Host], None]:
+        def work(host: Host) -> None:
+            if not reboot_rules.allowed:
+                pytest.skip(reboot_rules.reason)
+            backend = _backend(lab, host, _bypass(request.config))
+            with started_on(lab, host, provisioner, backend, deployment_journal,
+                            reboot_rules) as status:
+                body(lab, host, provisioner, backend, reboot_rules, status)
+        return work
+    return prepared
+
+
+@contextmanager
+def started_on(lab: Lab, lab_host: Host, provisioner: Provisioner, atomic: Backend,
+               deployment_journal: DeploymentJournal,
+               reboot_rules: RebootPolicy) -> Iterator[Status]:
     """The host's deployments at the start; afterwards the host is back as it was found:
     booted on the same deployment, the same rollback (and pending) deployments, origins.
 

@@ -17,7 +17,7 @@ from stackcheck.atomic.backends import DOWNGRADE_REFUSED, Backend
 from stackcheck.atomic.model import Status
 from stackcheck.lab import Host
 
-pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"),
+pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"), pytest.mark.claims("host"),
               allure.feature("upgrade and rollback")]
 
 

@@ -1,4 +1,4 @@
-"""Atomic hosts upgrade and roll back as whole trees, one host at a time.
+"""Atomic hosts upgrade and roll back as whole trees, in rolling waves of hosts.
 
 Per host: record the booted commit and boot id; upgrade (a new default, still booted on the
 old one); reboot (the new commit booted, the old one the rollback deployment); roll back (the
@@ -27,7 +27,7 @@ from stackcheck.atomic.model import Deployment, Status
 from stackcheck.lab import Host, Lab
 from stackcheck.provisioner import Provisioner
 
-pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"),
+pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"), pytest.mark.claims("host"),
               allure.feature("upgrade and rollback")]
 
 
@@ -63,7 +63,14 @@ def _status(atomic: Backend, host: Host, when: str) -> Status:
 
 
 @allure.id("atomic-upgrade-reboot-rollback")
-def test_upgrade_reboot_and_rollback(
+@pytest.mark.rolling
+def test_upgrade_reboot_and_rollback(lab_host: Host, rolling, atomic_cycle) -> None:
+    """Run in rolling waves: hosts of one wave at once, each layer's quorum kept
+    (``fixtures.claims``); ``--serial-disruptive``: one host at a time."""
+    rolling.run(lab_host, atomic_cycle(upgrade_reboot_and_rollback))
+
+
+def upgrade_reboot_and_rollback(
     lab: Lab, lab_host: Host, provisioner: Provisioner, atomic: Backend,
     may_reboot: RebootPolicy, start_status: Status,
 ) -> None:

@@ -37,7 +37,8 @@ MAJORITY_LOSS_BOUND = 20.0
 #: s: the traffic runs at least this long in each fault, so the history spans it
 FAULT_HOLD = 2.0
 
-pytestmark = [pytest.mark.disruptive, allure.feature("quorum under faults")]
+pytestmark = [pytest.mark.disruptive, pytest.mark.claims("etcd-layer"),
+              allure.feature("quorum under faults")]
 
 
 @pytest.fixture(autouse=True)

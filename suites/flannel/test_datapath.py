@@ -13,7 +13,7 @@ from pathlib import Path
 import allure
 import pytest
 
-from fixtures.pods import KubePod, Pod
+from fixtures.pods import KubePod, Pod, Sample
 from reports import evidence
 from stackcheck.lab import Lab
 from stackcheck.pingmatrix import (
@@ -45,19 +45,31 @@ def _write(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def _coverage(sample: Sample, why: str, results: dict) -> dict:
+    """What the evidence says about the pairs covered: how many, which were sampled, why."""
+    out: dict = {"coverage": why, "pairs probed": len(results)}
+    if sample is not None:
+        out["sampled pairs"] = {f"{a}->{b}": reason for (a, b), reason in sample.items()}
+    return out
+
+
 @allure.id("flannel-pod-ping-matrix")
-def test_every_pod_pings_every_other_pod(pods: list[Pod], pingmatrix_file: Path) -> None:
-    """n·(n-1) pairs, one exec per source pod, bounded concurrency, lost pairs re-probed once;
-    the matrix is attached and written to ``<run_dir>/evidence/pingmatrix.json``."""
+def test_every_pod_pings_every_other_pod(pods: list[Pod], pingmatrix_file: Path,
+                                         pair_sample) -> None:
+    """n·(n-1) pairs (a sample above a host count: ``stackcheck.sampling``), one exec per
+    source pod, bounded concurrency, lost pairs re-probed once; the matrix is attached and
+    written to ``<run_dir>/evidence/pingmatrix.json``."""
     conc = concurrency_for(len(pods))
-    results = ping_matrix(pods, conc)
     labels = [p.label for p in pods]
+    sample, why = pair_sample(labels)
+    results = ping_matrix(pods, conc, pairs=sample)
     evidence.attach_html("ping matrix", matrix_html(labels, results))
     matrix = matrix_json(_kind(pods), labels, results)
     _write(pingmatrix_file, matrix)
     recovered = recovered_pairs(results)
-    evidence.attach_json("ping matrix",
-                         {**matrix, "concurrency": str(conc), "recovered": recovered})
+    evidence.attach_json("ping matrix", {**matrix, "concurrency": str(conc),
+                                         "recovered": recovered,
+                                         **_coverage(sample, why, results)})
     failed = failed_pairs(results)
     assert not failed, (
         f"expected all {len(results)} pod pairs ({pods[0].kind}) to ping; "
@@ -81,7 +93,7 @@ class HostShell:
 
 
 @allure.id("flannel-path-mtu")
-def test_path_mtu_is_the_flannel_mtu(lab: Lab, pods: list[Pod]) -> None:
+def test_path_mtu_is_the_flannel_mtu(lab: Lab, pods: list[Pod], pair_sample) -> None:
     """From every host to the pod on every other host: a plain ping passes ("no path"
     otherwise), FLANNEL_MTU - 28 bytes fit with DF and one byte more does not ("MTU")."""
     hosts = [p.host.name for p in pods if p.host is not None]
@@ -94,11 +106,14 @@ def test_path_mtu_is_the_flannel_mtu(lab: Lab, pods: list[Pod]) -> None:
         pytest.fail(f"no FLANNEL_MTU in /run/flannel/subnet.env of {', '.join(no_env)}")
     targets = {p.host.name: p.ip for p in pods if p.host is not None}
     conc = concurrency_for(len(sources))
+    sample, why = pair_sample(hosts)
     results = probe_matrix(sources, targets, conc,
-                           probe=lambda s: mtu_probe(int(s.mtu)))  # type: ignore[attr-defined]
+                           probe=lambda s: mtu_probe(int(s.mtu)),  # type: ignore[attr-defined]
+                           pairs=sample)
     evidence.attach_json("path MTU", {"concurrency": str(conc),
                                       "mtu": {s.label: s.mtu for s in sources},
-                                      **matrix_json(_kind(pods), hosts, results)})
+                                      **matrix_json(_kind(pods), hosts, results),
+                                      **_coverage(sample, why, results)})
     failed = failed_pairs(results)
     assert not failed, (
         f"expected every host's path MTU to the pods of the others to be its FLANNEL_MTU; "
