@@ -111,13 +111,22 @@ def traffic(lab: Lab, cluster: list[Member], run_id: str, name: str) -> Iterator
     scenario = Scenario(name, load.start())
     try:
         yield scenario
+    except KeyboardInterrupt:  # the run ends at once: no validation, no evidence
+        load.stop(wait=False)
+        raise
+    except BaseException:
+        finish(scenario, load.stop(), cluster)
+        raise
+    finish(scenario, load.stop(), cluster)
+
+
+def finish(scenario: Scenario, record: Record, cluster: list[Member]) -> None:
+    """Validate the stopped traffic and attach it, whatever the validation found."""
+    try:
+        scenario.findings = validate(record, read_logs(cluster, record), UNAVAILABLE_BOUND)
+        evidence.measure(f"etcd {scenario.name} history check", scenario.findings.check_seconds)
     finally:
-        record = load.stop()
-        try:
-            scenario.findings = validate(record, read_logs(cluster, record), UNAVAILABLE_BOUND)
-            evidence.measure(f"etcd {name} history check", scenario.findings.check_seconds)
-        finally:
-            attach(scenario)
+        attach(scenario)
 
 
 def since(ops: list[Op], t: float) -> list[Op]:

@@ -41,10 +41,14 @@ pytestmark = [pytest.mark.disruptive, allure.feature("quorum under faults")]
 
 
 @pytest.fixture(autouse=True)
-def healthy_before_and_after(cluster: list[Member], faults: Faults):
-    """Each scenario starts from a healthy cluster (or fails at once) and leaves one behind."""
+def healthy_before_and_after(request: pytest.FixtureRequest, cluster: list[Member],
+                             faults: Faults):
+    """Each scenario starts from a healthy cluster (or fails at once) and leaves one behind
+    (after Ctrl-C, the ``faults`` fixture restores and the run ends without waiting)."""
     require_healthy(cluster)
     yield
+    if request.session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
     faults.heal()
     wait_healthy(cluster, HEAL_TIMEOUT, "a healthy cluster after the scenario")
 
