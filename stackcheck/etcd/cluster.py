@@ -91,6 +91,7 @@ def name_of(ident: str, names: dict[str, str]) -> str:
 
 def leader(cluster: list[Member]) -> tuple[Member, dict]:
     """The member every reachable member names as leader (raises if they disagree)."""
+    __tracebackhide__ = True
     views = {m.host.name: s for m in cluster if (s := status_of(m))}
     leaders = {str(s.get("leader", "0")) for s in views.values()}
     if len(leaders) != 1 or "0" in leaders:
@@ -113,6 +114,7 @@ def settles(condition: Callable[[], bool], seconds: float, what: str = "the clus
     An exception from ``condition`` is raised at once (a check must not mistake it for a
     pass); the wait is recorded like every other.
     """
+    __tracebackhide__ = True
     try:
         wait_for(condition, timeout=seconds, interval=0.2, what=what, retry_errors=False,
                  describe=describe)
@@ -171,6 +173,7 @@ def summary_text(summary: dict[str, str]) -> str:
 
 def wait_healthy(cluster: list[Member], timeout: float, what: str) -> None:
     """Wait for a healthy cluster; the timeout says per member what it last saw."""
+    __tracebackhide__ = True
     seen: dict[str, str] = {}
 
     def ok() -> bool:
