@@ -37,11 +37,12 @@ def library_frame(path: Path | str) -> bool:
     return resolved.is_relative_to(LIBRARY) or any(resolved.is_relative_to(p) for p in _OUTSIDE)
 
 
-def clean(text: str) -> str:
+def clean(text: str, unescape: bool = False) -> str:
     """No object reprs (``<StrictParamikoBackend>`` for ``<stackcheck.ssh.Strict… object at
-    0x7f…>``) and escaped newlines back as indented lines."""
+    0x7f…>``); with ``unescape`` (a check's message, where data was put through repr()), the
+    escaped newlines back as indented lines."""
     text = _OBJECT_REPR.sub(lambda m: f"<{m.group(1).rsplit('.', 1)[-1]}>", text)
-    return text.replace("\\n", "\n    ")
+    return text.replace("\\n", "\n    ") if unescape else text
 
 
 def own_message(exc: BaseException) -> str | None:
@@ -51,7 +52,7 @@ def own_message(exc: BaseException) -> str | None:
         if not text or text.startswith("assert "):
             return None  # a bare assert: pytest's explanation is the only message
         cut = text.find(_REWRITE)
-        return clean(text[:cut] if cut >= 0 else text)
+        return clean(text[:cut] if cut >= 0 else text, unescape=True)
     if type(exc).__module__.split(".")[0] == LIBRARY.name:
         return clean(str(exc))
     return None
