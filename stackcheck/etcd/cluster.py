@@ -114,6 +114,25 @@ class Membership:
         return f"{down} of {self.size} members down, quorum ({self.quorum}) {kept}"
 
 
+def differences(listed: list[Listed], expected: dict[str, str]) -> list[str]:
+    """How a member list differs from the inventory's etcd hosts (address -> host name): each
+    extra or unstarted member named with its id and peer URL, each missing host by name."""
+    out = []
+    at = {m.address: m for m in listed}
+    for member in listed:
+        if member.address not in expected:
+            out.append(f"extra member {member.describe()}")
+        elif not member.started:
+            out.append(f"{expected[member.address]} is listed but unstarted: "
+                       f"{member.describe()}")
+        elif member.name not in (expected[member.address], member.address):
+            out.append(f"the member at {member.address} is named {member.name!r}, expected "
+                       f"{expected[member.address]!r}")
+    out += [f"{name} ({address}) is not a member" for address, name in expected.items()
+            if address not in at]
+    return out
+
+
 def membership(cluster: list[Member]) -> Membership:
     """The member list told by the first member that answers (raises if none does)."""
     __tracebackhide__ = True

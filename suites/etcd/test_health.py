@@ -7,6 +7,7 @@ from reports import evidence
 from stackcheck.etcd.cluster import (
     Listed,
     Member,
+    differences,
     leader,
     membership,
     name_of,
@@ -50,25 +51,6 @@ def test_every_endpoint_is_healthy(cluster: list[Member]) -> None:
     assert not seen, (
         f"expected every endpoint healthy with a leader (waited {SETTLE:g}s); saw {seen}"
     )
-
-
-def differences(listed: list[Listed], expected: dict[str, str]) -> list[str]:
-    """How a member list differs from the inventory's etcd hosts (address -> host name): each
-    extra or unstarted member named with its id and peer URL, each missing host by name."""
-    out = []
-    at = {m.address: m for m in listed}
-    for member in listed:
-        if member.address not in expected:
-            out.append(f"extra member {member.describe()}")
-        elif not member.started:
-            out.append(f"{expected[member.address]} is listed but unstarted: "
-                       f"{member.describe()}")
-        elif member.name not in (expected[member.address], member.address):
-            out.append(f"the member at {member.address} is named {member.name!r}, expected "
-                       f"{expected[member.address]!r}")
-    out += [f"{name} ({address}) is not a member" for address, name in expected.items()
-            if address not in at]
-    return out
 
 
 @allure.feature("membership")
