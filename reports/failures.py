@@ -22,6 +22,8 @@ import pytest
 from _pytest._code.code import ExceptionChainRepr, ReprEntry, ReprFileLocation, Traceback
 
 import stackcheck
+from stackcheck.errors import CommandFailed
+from stackcheck.faults import FaultError
 
 LIBRARY = Path(stackcheck.__file__).resolve().parent
 #: where third-party and standard-library code lives (pytest, pluggy, etcd3gw, threading…)
@@ -54,7 +56,9 @@ def own_message(exc: BaseException) -> str | None:
         cut = text.find(_REWRITE)
         return clean(text[:cut] if cut >= 0 else text, unescape=True)
     if type(exc).__module__.split(".")[0] == LIBRARY.name:
-        return clean(str(exc))
+        # a failed command is quoted as it ran (its own \n stays); other messages carry data
+        # put through repr() (a wait's "last seen")
+        return clean(str(exc), unescape=not isinstance(exc, (CommandFailed, FaultError)))
     return None
 
 

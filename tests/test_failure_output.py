@@ -59,6 +59,10 @@ from stackcheck.waits import NotYet, wait_for
 def test_wait_times_out():
     wait_for(lambda: NotYet("h2: inactive"), timeout=0.3, what="etcd on h2 to start")
 
+def test_wait_sees_output():
+    out = "Error from server" + chr(10) + "pod not found"
+    wait_for(lambda: NotYet(f"the client got {out!r}"), timeout=0.2, what="an answer")
+
 def test_service_does_not_start(lab, faults):
     faults.start(lab.host("h1"), "etcd")
 
@@ -85,7 +89,7 @@ def output(pytester: pytest.Pytester) -> str:
     pytester.makepyfile(test_checks=CHECKS)
     result = pytester.runpytest("-p", "no:cacheprovider", "--no-history", "--no-must-gather",
                                 "-rfE")
-    result.assert_outcomes(failed=5, passed=1, errors=1)
+    result.assert_outcomes(failed=6, passed=1, errors=1)
     return result.stdout.str()
 
 
@@ -101,6 +105,8 @@ def test_a_failed_check_shows_its_frame_and_message_and_no_library_internals(
     assert ("E       WaitTimeout: timed out after 0.3s waiting for etcd on h2 to start; last "
             "seen: h2: inactive") in output
     assert re.search(r"^test_checks\.py:6: WaitTimeout$", output, re.M), output
+    assert ("E       WaitTimeout: timed out after 0.2s waiting for an answer; last seen: the "
+            "client got 'Error from server\nE           pod not found'") in output
     assert ("E       FaultError: could not start etcd on h1: `timeout 1 sh -c 'sleep 5'` "
             "exited 124 (its time limit ran out) and printed nothing") in output
     assert ("E       CommandFailed: h1: `echo 'Freed objects: 166 bytes'; echo; echo 'error: "
