@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import faults as interrupt
+from fixtures import interrupt
 from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.etcd import etcdctl_args
 from stackcheck.etcd.cluster import (
