@@ -18,6 +18,7 @@ import time
 import allure
 import pytest
 
+from fixtures.interrupt import interrupted
 from reports import evidence
 from stackcheck.etcd.cluster import (
     Member,
@@ -63,7 +64,7 @@ def healthy_before_and_after(request: pytest.FixtureRequest, cluster: list[Membe
     (after Ctrl-C, the ``faults`` fixture restores and the run ends without waiting)."""
     require_healthy(cluster, stops=STOPS.get(request.function.__name__))
     yield
-    if request.session.exitstatus == pytest.ExitCode.INTERRUPTED:
+    if interrupted(request.session):
         return
     faults.heal()
     wait_healthy(cluster, HEAL_TIMEOUT, "a healthy cluster after the scenario")
