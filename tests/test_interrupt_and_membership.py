@@ -159,7 +159,8 @@ def test_ctrl_c_mid_fault_restores_and_ends_the_run(lab: Lab, workers: list[str]
     assert etcd_active(lab, stopped), f"{stopped}: etcd was not restored"
     assert journal.pending() == []
     assert healthy(members(lab)), "the cluster is not healthy after the interrupted run"
-    assert took < 45, f"the run took {took:.0f}s to end after Ctrl-C"
+    # (seen: 5-7 s in one process, 30-40 s under xdist on a loaded 2-core machine)
+    assert took < 90, f"the run took {took:.0f}s to end after Ctrl-C"
 
 
 def etcdctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
