@@ -11,6 +11,7 @@ pytest_plugins = [
     "fixtures.preflight",
     "fixtures.hosts",
     "fixtures.etcd",
+    "fixtures.interrupt",  # before fixtures.faults, which imports it
     "fixtures.faults",
     "fixtures.flannel",
     "fixtures.kubernetes",

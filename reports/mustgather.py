@@ -20,20 +20,28 @@ COMMAND_TIMEOUT = 5
 MAX_CHARS = 4000
 MAX_HOSTS = 5
 
-_LOGS = (
+#: lines of each service's log in a bundle
+LOG_LINES = 20
+
+_LOG_FILES = (
     "for f in /var/log/etcd*.log /var/log/docker*.log /var/log/flannel*.log "
     "/var/log/kube*.log /var/log/messages; do "
     '[ -f "$f" ] && echo "== $f" && tail -n 50 "$f"; done; true'
 )
 
 
-def _journal(host: Host) -> str:
-    """``journalctl -u <unit>`` of the host's service units, where systemd runs them."""
+def _service_logs(host: Host) -> str:
+    """Every service's log through the inventory's ``logs`` template (``journalctl -u`` on
+    systemd hosts; the local lab's per-service log files): a section per service that has a
+    log, then one line naming those that have none."""
     control = host.service_control or ServiceControl()
-    units = " ".join(shlex.quote(u) for u in control.units.values())
-    return (f"[ -d /run/systemd/system ] && command -v journalctl >/dev/null || exit 0; "
-            f"for u in {units}; do echo \"== journalctl -u $u\"; "
-            'journalctl -u "$u" -n 30 --no-pager -q 2>&1; done')
+    parts = []
+    for service in control.units:
+        command = control.log_command(service, LOG_LINES)
+        parts.append(f"out=$( {command} 2>&1 ) && [ -n \"$out\" ] && "
+                     f"printf '== %s: %s\\n%s\\n' {shlex.quote(service)} "
+                     f"{shlex.quote(command)} \"$out\" || none=\"$none {service}\"")
+    return "none=; " + "; ".join(parts) + '; [ -z "$none" ] || echo "== no log:$none"; true'
 
 
 def commands(host: Host) -> list[tuple[str, str]]:
@@ -42,8 +50,8 @@ def commands(host: Host) -> list[tuple[str, str]]:
         ("ip addr", "ip addr"),
         ("ip route", "ip route"),
         ("bridge fdb", "bridge fdb show"),
-        ("service logs", _LOGS),
-        ("service journals", _journal(host)),
+        ("service logs", _service_logs(host)),
+        ("log files in /var/log", _LOG_FILES),
         ("ostree status", f"ostree admin status --sysroot={shlex.quote(host.ostree_sysroot)}"),
     ]
 
@@ -58,10 +66,10 @@ def _default_connect(lab: Lab, host: Host) -> Any:
 connect: Callable[[Lab, Host], Any] = _default_connect
 
 
-def _clip(text: str) -> str:
-    if len(text) <= MAX_CHARS:
+def _clip(text: str, limit: int = MAX_CHARS) -> str:
+    if len(text) <= limit:
         return text
-    return f"[... {len(text) - MAX_CHARS} chars cut ...]\n" + text[-MAX_CHARS:]
+    return f"[... {len(text) - limit} chars cut ...]\n" + text[-limit:]
 
 
 #: host name -> why it could not be reached: tried once per process, never again
@@ -88,7 +96,8 @@ def gather_host(lab: Lab, host: Host, deadline: float) -> str:
             result = conn.run(wrapped)
             out = (result.stdout or "") + (result.stderr or "")
             status = "" if result.rc == 0 else f" (exit {result.rc})"
-            parts.append(f"## {title}{status}\n{_clip(out.rstrip())}")
+            limit = MAX_CHARS * 3 if title == "service logs" else MAX_CHARS
+            parts.append(f"## {title}{status}\n{_clip(out.rstrip(), limit)}")
         except Exception as exc:  # noqa: BLE001 - a bundle must never fail the run
             parts.append(f"## {title}\nfailed: {type(exc).__name__}: {exc}")
     return redact("\n\n".join(parts) + "\n")

@@ -19,7 +19,7 @@ from allure_pytest.utils import allure_label
 from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from fixtures.preflight import verdict_of
 from fixtures.runtime import VARIANTS_DIR
-from reports import allure_env, mustgather, overview, preflight_result, secretscan
+from reports import allure_env, failures, mustgather, overview, preflight_result, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
 from reports.store import Store, read_results
@@ -115,6 +115,7 @@ def _must_gather(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Inside Allure's own wrapper, so what is changed here is what Allure records."""
     report = yield
+    failures.shape(item, call, report)
     if report.when == "setup" and report.failed:  # e.g. the pods a check needs never ran
         _must_gather(item)
     if report.when != "call":

@@ -135,3 +135,32 @@ def short(exc: BaseException) -> str:
     text = str(exc).strip()
     first = cut_line(text.splitlines()[0]) if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class CommandFailed(RuntimeError):
+    """A command on a host exited non-zero; the message says what ran and what it printed."""
+
+
+#: exit statuses whose meaning is known whatever the command (coreutils ``timeout``)
+_KNOWN_STATUS = {124: "its time limit ran out", 137: "it was killed"}
+
+
+def quoted(text: str, limit: int = 800) -> str:
+    """Command output as indented lines (``    | line``), trimmed by whole lines."""
+    return "\n".join(f"    | {line}" for line in trim(text, limit).splitlines())
+
+
+def command_failure(command: str, exit_status: int, stdout: str = "", stderr: str = "",
+                    host: str = "") -> str:
+    """``[h1: ]`cmd` exited 1: the one line it printed``, or for several lines the same with
+    the output quoted below them; says so when it printed nothing."""
+    meaning = _KNOWN_STATUS.get(exit_status)
+    status = f"exited {exit_status}" + (f" ({meaning})" if meaning else "")
+    ran = f"{host + ': ' if host else ''}`{cut_line(' '.join(command.split()), 300)}` {status}"
+    printed = (stderr or "").strip() or (stdout or "").strip()
+    if not printed:
+        return f"{ran} and printed nothing"
+    lines = trim(printed).splitlines()
+    if len(lines) == 1:
+        return f"{ran}: {lines[0]}"
+    return f"{ran}; it printed:\n{quoted(printed)}"

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from stackcheck.errors import command_failure
 from stackcheck.heal import Healer
 from stackcheck.journal import JsonJournal, journal_file
 from stackcheck.lab import Host, Lab
@@ -40,12 +41,12 @@ class FaultJournal(JsonJournal):
 
 
 class FaultError(RuntimeError):
-    pass
+    """A service could not be stopped or started; the message says what ran and printed."""
 
 
 def _why(result: ServiceResult) -> str:
-    """The failed command's exit status (124: the remote ``timeout`` expired) and stderr."""
-    return f"exit status {result.exit_status}: {result.stderr.strip()[-500:]}"
+    """What ran on the host, its exit status and what it printed."""
+    return command_failure(result.command, result.exit_status, result.stdout, result.stderr)
 
 
 class Faults:
@@ -57,12 +58,14 @@ class Faults:
         self.journal = journal
 
     def stop(self, host: Host, service: str) -> None:
+        __tracebackhide__ = True  # a failure shows the check's frame, not this one
         self.journal.add(host.name, service)
         result = self.provisioner.service(self.lab, host, service, "stop")
         if not result.ok:
             raise FaultError(f"could not stop {service} on {host.name}: {_why(result)}")
 
     def start(self, host: Host, service: str) -> None:
+        __tracebackhide__ = True
         result = self.provisioner.service(self.lab, host, service, "start")
         if not result.ok:
             raise FaultError(f"could not start {service} on {host.name}: {_why(result)}")
@@ -80,6 +83,7 @@ class Faults:
 
     def heal(self) -> list[str]:
         """Start every service the journal lists as stopped; returns what was restarted."""
+        __tracebackhide__ = True
         restarted, errors = [], []
         for host_name, service in self.journal.pending():
             try:

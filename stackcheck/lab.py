@@ -76,6 +76,8 @@ class ServiceControl(_Model):
     restart: str = "systemctl restart {unit}"
     is_active: str = "systemctl is-active --quiet {unit}"
     reboot: str = "systemctl reboot"
+    #: prints the last ``{lines}`` lines of a service's log (must-gather, the host's own word)
+    logs: str = "journalctl -u {unit} -n {lines} --no-pager -q"
     units: dict[str, str] = Field(
         default_factory=lambda: {
             "etcd": "etcd",
@@ -85,6 +87,10 @@ class ServiceControl(_Model):
             "sshd": "sshd",
         }
     )
+
+    def log_command(self, service: str, lines: int = 50) -> str:
+        """The command that prints the last ``lines`` lines of ``service``'s log."""
+        return self.logs.format(unit=self.units.get(service, service), lines=int(lines))
 
     def command(self, action: str, service: str) -> str:
         if action not in {"stop", "start", "restart", "is_active", "reboot"}:

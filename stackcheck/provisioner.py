@@ -175,26 +175,26 @@ class Provisioner(ABC):
         """Stop/start/restart/is_active a service (default: the inventory's command over SSH)."""
         from stackcheck.ssh import host_connection
 
-        command = lab.control_for(host).command(action, service)
-        conn = host_connection(lab, host)
-        result = conn.run(f"timeout {int(timeout)} sh -c {shlex.quote(command)}")
+        control = lab.control_for(host).command(action, service)
+        command = f"timeout {int(timeout)} sh -c {shlex.quote(control)}"
+        result = host_connection(lab, host).run(command)
         return ServiceResult(host.name, command, result.rc, result.stdout, result.stderr)
 
     def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
         """Reboot a host and return once it is back (new boot id)."""
-        from stackcheck.ssh import host_connection, reconnect
+        from stackcheck.ssh import host_connection, reconnect, run_checked
         from stackcheck.waits import NotYet, wait_for
 
         # plain `cat`: host.file() would first run testinfra's OS detection (3 commands) on
         # every fresh connection
         read_boot_id = "cat /proc/sys/kernel/random/boot_id"
         conn = host_connection(lab, host)
-        before = conn.check_output(read_boot_id).strip()
+        before = run_checked(conn, host.name, read_boot_id).strip()
         conn.run(lab.control_for(host).reboot)
 
         def new_boot_id() -> bool | NotYet:
             try:
-                now = reconnect(lab, host).check_output(read_boot_id).strip()
+                now = run_checked(reconnect(lab, host), host.name, read_boot_id).strip()
             except Exception as exc:  # noqa: BLE001 - host is down while it reboots
                 return NotYet(f"no SSH ({type(exc).__name__}: {exc})"[:200])
             return now != before or NotYet(f"boot id still {before}")

@@ -14,6 +14,7 @@ import paramiko
 import testinfra
 from testinfra.backend.paramiko import ParamikoBackend
 
+from stackcheck.errors import CommandFailed, command_failure
 from stackcheck.lab import Host, Lab, SSHAccess
 
 
@@ -93,3 +94,14 @@ def close_all() -> None:
     for conn in conns:
         if "client" in conn.backend.__dict__:
             conn.backend.client.close()
+
+
+def run_checked(conn: testinfra.host.Host, host: str, command: str) -> str:
+    """``command``'s stdout; raises :class:`CommandFailed` saying what ran on ``host``, its
+    exit status and what it printed (testinfra's ``check_output`` shows its object reprs)."""
+    __tracebackhide__ = True
+    result = conn.run(command)
+    if result.rc != 0:
+        raise CommandFailed(command_failure(command, result.rc, result.stdout, result.stderr,
+                                            host=host))
+    return result.stdout

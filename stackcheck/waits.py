@@ -92,6 +92,7 @@ def wait_for(
     the last poll saw: ``describe()`` if given, else the last error, else the last value
     (a :class:`NotYet` carries its own words).
     """
+    __tracebackhide__ = True  # a timeout shows the check's frame, not this loop
     started = time.time()
     start = time.monotonic()
     deadline = start + timeout

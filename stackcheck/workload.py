@@ -128,10 +128,11 @@ class Traffic:
             thread.start()
         return self
 
-    def stop(self) -> Record:
-        """Stop every client after its current operation (each is bounded by ``timeout``)."""
+    def stop(self, wait: bool = True) -> Record:
+        """Stop every client after its current operation (each is bounded by ``timeout``);
+        ``wait=False`` (an interrupted run) does not wait for them (they are daemons)."""
         self._stop.set()
-        for thread in self._threads:
+        for thread in self._threads if wait else []:
             thread.join(self.timeout + 5)
         self.record.stopped = time.monotonic()
         return self.record

@@ -196,7 +196,8 @@ def test_member_bootstrapped_with_wrong_initial_cluster_is_caught(lab: Lab) -> N
     assert "expected every member in one cluster; the members report 2 cluster ids" in out
     assert f"'{h2.label}']" in out, failures(result)
     assert "expected one leader agreed by all" in out
-    assert "these members list other peer addresses: {'h2': ['" + h2.host.address in out
+    h1 = member(lab, "h1")
+    assert f"h1 ({h1.host.address}) is not a member (in the list of h2)" in out, failures(result)
     assert "expected every member to read it linearizably; these read otherwise: {'h2': None}" \
         in out
 
@@ -290,6 +291,9 @@ def test_disruptive_check_on_an_unhealthy_cluster_fails_fast_with_health(lab: La
             "h2: ok (leader h") in out, failures(result)
     assert ("etcd is not healthy before the scenario (still, as before an earlier scenario), "
             "so the fault was not injected: h1: does not answer") in out, failures(result)
+    # what the scenario would have done, counted on the member list
+    assert "; stopping the leader (1) would leave 2 of 3 members down, quorum (2) lost" in out
+    assert "; stopping a minority (1) would leave 2 of 3 members down, quorum (2) lost" in out
     assert "not yet" not in out and "Traceback" not in out
     assert took < 40, f"the checks took {took:.0f}s"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from reports import render
+from reports import mustgather, render
 from reports.categories import BLOCKED_LAYERS, HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
 from reports.cli import report
 from reports.ids import check_ids
@@ -471,3 +472,24 @@ def test_render_offline_html_with_history(tmp_path: Path, engine: str) -> None:
     assert "googletagmanager" not in index.read_text(errors="replace")
     history = out / ("history" if engine == "allure2" else "history.jsonl")
     assert history.exists()
+
+
+def test_must_gather_collects_every_services_log_through_the_inventory(tmp_path: Path) -> None:
+    """The local lab's template (a log file per service), run by a real shell: Docker's log
+    is there although Docker is stopped; services without a log are named on one line."""
+    from stackcheck.lab import Host, ServiceControl
+
+    (tmp_path / "docker.log").write_text("".join(f"line {i}\n" for i in range(30))
+                                         + "level=info msg=\"Daemon shutdown complete\"\n")
+    (tmp_path / "etcd.log").write_text("etcd: ready to serve client requests\n")
+    control = ServiceControl(logs=f"tail -n {{lines}} {tmp_path}/{{unit}}.log",
+                             units={"etcd": "etcd", "docker": "docker", "kubelet": "kubelet"})
+    host = Host(name="h1", address="10.0.0.11", service_control=control)
+    script = dict(mustgather.commands(host))["service logs"]
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    assert f"== etcd: tail -n {mustgather.LOG_LINES} {tmp_path}/etcd.log\n" \
+           "etcd: ready to serve client requests\n" in out
+    assert 'level=info msg="Daemon shutdown complete"' in out and "line 10\n" not in out
+    assert out.rstrip().endswith("== no log: kubelet")
+    assert ServiceControl().log_command("docker", 20) == "journalctl -u docker -n 20 --no-pager -q"

@@ -67,6 +67,8 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
         restart=f"{base} restart {{unit}}",
         is_active=f"{base} is_active {{unit}}",
         reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",
+        logs=f"tail -n {{lines}} {shlex.quote(str(layout.state_dir / 'hosts'))}/{target}/logs/"
+             "{unit}.log",
         units=units,
     )
 

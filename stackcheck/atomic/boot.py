@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from stackcheck.lab import Host, Lab
 from stackcheck.provisioner import Provisioner, ProvisionerError, provisioner_class
-from stackcheck.ssh import host_connection, reconnect
+from stackcheck.ssh import host_connection, reconnect, run_checked
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -64,7 +64,7 @@ def boot_id(lab: Lab, host: Host, fresh: bool = False) -> str:
     """The host's boot id, read over SSH (``fresh``: on a new connection)."""
     conn = reconnect(lab, host) if fresh else host_connection(lab, host)
     # plain cat: host.file() runs testinfra's OS detection first on a fresh connection
-    return conn.check_output(f"cat {BOOT_ID_PATH}").strip()
+    return run_checked(conn, host.name, f"cat {BOOT_ID_PATH}").strip()
 
 
 def reboot(lab: Lab, provisioner: Provisioner, host: Host,

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 import requests
 from etcd3gw.client import Etcd3Client
 
-from stackcheck.errors import trim
+from stackcheck.errors import command_failure, cut_line
+from stackcheck.errors import trim as trim  # re-exported for the etcd suite
 from stackcheck.lab import EtcdAccess
 
 #: the reason inside a urllib3 error: "[Errno 111] Connection refused", "Read timed out."
@@ -53,7 +54,8 @@ def hex_id(member_id_: str | int) -> str:
 
 
 def error_text(exc: Exception) -> str:
-    """An etcd client error as one short phrase, trimmed by whole lines.
+    """An etcd client error as one short phrase on one line (of several, the last: where
+    errors say what failed).
 
     etcd3gw's connection errors have an empty message and urllib3's whole story as detail:
     only its reason is kept (``does not answer (ConnectionFailedError: Connection refused)``).
@@ -76,7 +78,10 @@ def error_text(exc: Exception) -> str:
         except ValueError:
             said = detail
         text = f"{text}: {said}" if said else text
-    return trim(f"{name}: {text}", 300) if text else f"does not answer ({name})"
+    if not text:
+        return f"does not answer ({name})"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return cut_line(f"{name}: {lines[-1] if len(lines) > 1 else text}", 300)
 
 
 def endpoint_host(endpoint: str) -> str:
@@ -121,6 +126,8 @@ def hashkv(access: EtcdAccess, revision: int) -> dict[str, int]:
             "-w", "json"]
     env = {**os.environ, "ETCDCTL_API": "3"}
     done = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"etcdctl endpoint hashkv failed: {trim(done.stderr)}")
+    if done.returncode != 0:  # one line: etcdctl's last (its JSON warnings come first)
+        said = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(command_failure(f"etcdctl endpoint hashkv --rev={revision}",
+                                           done.returncode, stderr=said[-1] if said else ""))
     return {item["Endpoint"]: int(item["HashKV"]["hash"]) for item in json.loads(done.stdout)}

@@ -44,6 +44,110 @@ def members(lab: Lab, timeout: float = 5.0) -> list[Member]:
     return out
 
 
+class NoAnswer(LookupError):
+    """No member of the cluster answered."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One entry of etcd's member list (an added but never started member has no name and no
+    client URLs)."""
+
+    id: str  # decimal, as the gateway says it
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+
+    @classmethod
+    def from_gateway(cls, item: dict) -> Listed:
+        return cls(str(item.get("ID", "")), str(item.get("name", "") or ""),
+                   tuple(item.get("peerURLs", []) or []), tuple(item.get("clientURLs", []) or []))
+
+    @property
+    def started(self) -> bool:
+        return bool(self.name or self.client_urls)
+
+    @property
+    def address(self) -> str:
+        """The peer address (``10.0.0.14``), or ``?`` when it lists no peer URL."""
+        return endpoint_host(self.peer_urls[0]) if self.peer_urls else "?"
+
+    def describe(self) -> str:
+        """``10.0.0.14 (id 8e9e05c52164694d, unstarted, https://10.0.0.14:2380)``."""
+        state = "" if self.started else ", unstarted"
+        peers = f", {', '.join(self.peer_urls)}" if self.peer_urls else ""
+        return f"{self.address} (id {hex_id(self.id)}{state}{peers})"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The member list as one member told it: size, quorum and tolerance come from it, not
+    from the inventory (a member added and never started counts: etcd counts it)."""
+
+    members: tuple[Listed, ...]
+    told_by: str  # the host whose member list this is
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def quorum(self) -> int:
+        return self.size // 2 + 1
+
+    @property
+    def tolerance(self) -> int:
+        return max(0, (self.size - 1) // 2)
+
+    @property
+    def unstarted(self) -> list[Listed]:
+        return [m for m in self.members if not m.started]
+
+    def outside(self, cluster: list[Member]) -> list[Listed]:
+        """Listed members at no address of ``cluster`` (the inventory's members)."""
+        known = {m.host.address for m in cluster}
+        return [m for m in self.members if m.address not in known]
+
+    def after(self, down: int) -> str:
+        """``2 of 4 members down, quorum (3) lost`` / ``1 of 3 members down, quorum (2) kept``."""
+        kept = "kept" if self.size - down >= self.quorum else "lost"
+        return f"{down} of {self.size} members down, quorum ({self.quorum}) {kept}"
+
+
+def differences(listed: list[Listed], expected: dict[str, str]) -> list[str]:
+    """How a member list differs from the inventory's etcd hosts (address -> host name): each
+    extra or unstarted member named with its id and peer URL, each missing host by name."""
+    out = []
+    at = {m.address: m for m in listed}
+    for member in listed:
+        if member.address not in expected:
+            out.append(f"extra member {member.describe()}")
+        elif not member.started:
+            out.append(f"{expected[member.address]} is listed but unstarted: "
+                       f"{member.describe()}")
+        elif member.name not in (expected[member.address], member.address):
+            out.append(f"the member at {member.address} is named {member.name!r}, expected "
+                       f"{expected[member.address]!r}")
+    out += [f"{name} ({address}) is not a member" for address, name in expected.items()
+            if address not in at]
+    return out
+
+
+def membership(cluster: list[Member]) -> Membership:
+    """The member list told by the first member that answers (raises if none does)."""
+    __tracebackhide__ = True
+    errors = {}
+    for m in cluster:
+        try:
+            listed = (m.quick or m.client).members()
+        except Exception as exc:  # noqa: BLE001 - ask the next member
+            errors[m.host.name] = problem(exc)
+            continue
+        return Membership(tuple(Listed.from_gateway(item) for item in listed), m.host.name)
+    raise NoAnswer("no member answers the member list: "
+                      + "; ".join(f"{name}: {why}" for name, why in errors.items()))
+
+
 def status_of(member: Member) -> dict | None:
     try:
         return member.client.status()
@@ -91,6 +195,7 @@ def name_of(ident: str, names: dict[str, str]) -> str:
 
 def leader(cluster: list[Member]) -> tuple[Member, dict]:
     """The member every reachable member names as leader (raises if they disagree)."""
+    __tracebackhide__ = True
     views = {m.host.name: s for m in cluster if (s := status_of(m))}
     leaders = {str(s.get("leader", "0")) for s in views.values()}
     if len(leaders) != 1 or "0" in leaders:
@@ -113,6 +218,7 @@ def settles(condition: Callable[[], bool], seconds: float, what: str = "the clus
     An exception from ``condition`` is raised at once (a check must not mistake it for a
     pass); the wait is recorded like every other.
     """
+    __tracebackhide__ = True
     try:
         wait_for(condition, timeout=seconds, interval=0.2, what=what, retry_errors=False,
                  describe=describe)
@@ -171,6 +277,7 @@ def summary_text(summary: dict[str, str]) -> str:
 
 def wait_healthy(cluster: list[Member], timeout: float, what: str) -> None:
     """Wait for a healthy cluster; the timeout says per member what it last saw."""
+    __tracebackhide__ = True
     seen: dict[str, str] = {}
 
     def ok() -> bool:

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 import pytest
 
 from reports import evidence
-from stackcheck.etcd.cluster import Member, health, is_healthy, problem, settles, summary_text
+from stackcheck.etcd.cluster import (
+    Member,
+    Membership,
+    NoAnswer,
+    health,
+    is_healthy,
+    membership,
+    problem,
+    settles,
+    summary_text,
+)
 from stackcheck.lab import Lab
 from stackcheck.linearizability import Op
 from stackcheck.timeline import svg
@@ -111,13 +121,22 @@ def traffic(lab: Lab, cluster: list[Member], run_id: str, name: str) -> Iterator
     scenario = Scenario(name, load.start())
     try:
         yield scenario
+    except KeyboardInterrupt:  # the run ends at once: no validation, no evidence
+        load.stop(wait=False)
+        raise
+    except BaseException:
+        finish(scenario, load.stop(), cluster)
+        raise
+    finish(scenario, load.stop(), cluster)
+
+
+def finish(scenario: Scenario, record: Record, cluster: list[Member]) -> None:
+    """Validate the stopped traffic and attach it, whatever the validation found."""
+    try:
+        scenario.findings = validate(record, read_logs(cluster, record), UNAVAILABLE_BOUND)
+        evidence.measure(f"etcd {scenario.name} history check", scenario.findings.check_seconds)
     finally:
-        record = load.stop()
-        try:
-            scenario.findings = validate(record, read_logs(cluster, record), UNAVAILABLE_BOUND)
-            evidence.measure(f"etcd {name} history check", scenario.findings.check_seconds)
-        finally:
-            attach(scenario)
+        attach(scenario)
 
 
 def since(ops: list[Op], t: float) -> list[Op]:
@@ -129,10 +148,43 @@ def since(ops: list[Op], t: float) -> list[Op]:
 _FOUND_UNHEALTHY: set[tuple[str, ...]] = set()
 
 
-def require_healthy(cluster: list[Member], settle: float = SETTLE_BEFORE) -> None:
-    """Fail at once (after a short settle) unless the cluster is healthy, saying per member
-    what is wrong: a disruptive check must not start on a broken cluster. Once a check found
-    it unhealthy, the next ones do not settle again while it still is."""
+@dataclass(frozen=True)
+class Stops:
+    """What a scenario stops, in words and as a count of the member list."""
+
+    what: str  # "the leader"
+    count: Callable[[Membership], int]
+
+    def after(self, listed: Membership, down: int) -> str:
+        return (f"stopping {self.what} ({self.count(listed)}) would leave "
+                f"{listed.after(down + self.count(listed))}")
+
+
+def not_ready(cluster: list[Member]) -> tuple[Membership | None, list[str]]:
+    """The member list, and each listed member that is not one of ``cluster``'s started
+    members (unstarted, or at an address the inventory does not know)."""
+    try:
+        listed = membership(cluster)
+    except NoAnswer:
+        return None, []
+    odd = {m.id: m for m in [*listed.unstarted, *listed.outside(cluster)]}
+    return listed, [f"{'extra member' if m in listed.outside(cluster) else 'member'} "
+                    f"{m.describe()}" for m in odd.values()]
+
+
+def require_healthy(cluster: list[Member], settle: float = SETTLE_BEFORE,
+                    stops: Stops | None = None) -> None:
+    """Fail at once unless the cluster is ready for a fault, saying why and what the fault
+    would do: a member list with an unstarted or unknown member fails without waiting; an
+    unhealthy member after a short settle (once a check found the cluster unhealthy, the next
+    ones do not settle again while it still is)."""
+    listed, odd = not_ready(cluster)
+    if listed is not None and odd:
+        consequence = f"; {stops.after(listed, len(odd))}" if stops else ""
+        pytest.fail(f"etcd is not ready for the scenario, so the fault was not injected: the "
+                    f"member list has {listed.size} members and {len(odd)} of them "
+                    f"{'is' if len(odd) == 1 else 'are'} down: {'; '.join(odd)}{consequence}",
+                    pytrace=False)
     seen: dict[str, str] = {}
     which = tuple(m.endpoint for m in cluster)
 
@@ -149,5 +201,7 @@ def require_healthy(cluster: list[Member], settle: float = SETTLE_BEFORE) -> Non
         return
     _FOUND_UNHEALTHY.add(which)
     waited = f"waited {settle:g}s" if settle else "still, as before an earlier scenario"
+    down = sum(not state.startswith("ok ") for state in seen.values())
+    consequence = f"; {stops.after(listed, down)}" if stops and listed else ""
     pytest.fail(f"etcd is not healthy before the scenario ({waited}), so the fault was not "
-                f"injected: {summary_text(seen)}", pytrace=False)
+                f"injected: {summary_text(seen)}{consequence}", pytrace=False)

@@ -5,8 +5,11 @@ import pytest
 
 from reports import evidence
 from stackcheck.etcd.cluster import (
+    Listed,
     Member,
+    differences,
     leader,
+    membership,
     name_of,
     names_by_id,
     problem,
@@ -50,35 +53,32 @@ def test_every_endpoint_is_healthy(cluster: list[Member]) -> None:
     )
 
 
-def member_list_of(member: Member) -> dict[str, str]:
-    """The member list as ``member``'s cluster knows it: peer address -> member name."""
-    out = {}
-    for listed in member.client.members():
-        peers = listed.get("peerURLs", [])
-        address = peers[0].split("://", 1)[-1].rsplit(":", 1)[0].strip("[]") if peers else "?"
-        out[address] = listed.get("name", "")
-    return out
-
-
 @allure.feature("membership")
 @allure.id("etcd-members-match-inventory")
 def test_member_list_matches_inventory(lab: Lab, cluster: list[Member]) -> None:
     expected = {h.address: h.name for h in lab.hosts_with("etcd")}
-    lists, silent = {}, {}
+    lists: dict[str, list[Listed]] = {}
+    silent: dict[str, str] = {}
     for m in cluster:
         try:
-            lists[m.host.name] = member_list_of(m)
+            lists[m.host.name] = [Listed.from_gateway(item) for item in m.client.members()]
         except Exception as exc:  # noqa: BLE001 - a down member is the health check's to report
             silent[m.label] = problem(exc)
-    evidence.attach_json("member list per member", {"lists": lists, "no answer": silent})
+    evidence.attach_json("member list per member", {
+        "lists": {name: [m.describe() for m in listed] for name, listed in lists.items()},
+        "no answer": silent})
     assert lists, f"expected a member list from some member; none answered: {silent}"
-    wrong = {name: sorted(seen) for name, seen in lists.items() if set(seen) != set(expected)}
-    assert not wrong, (
-        f"expected members at the inventory's etcd hosts {sorted(expected)}; "
-        f"these members list other peer addresses: {wrong}"
-    )
-    names = {a: n for seen in lists.values() for a, n in seen.items() if n not in (expected[a], a)}
-    assert not names, f"member names differ from host names: {names} (expected {expected})"
+    told: dict[str, list[str]] = {}  # each difference -> the members whose list shows it
+    for name, listed in lists.items():
+        for difference in differences(listed, expected):
+            told.setdefault(difference, []).append(name)
+    found = [text if len(names) == len(lists) else f"{text} (in the list of {', '.join(names)})"
+             for text, names in told.items()]
+    sizes = sorted({len(listed) for listed in lists.values()})
+    assert not found, (
+        f"expected the member list to be the inventory's etcd hosts "
+        f"({', '.join(expected.values())}); it has {' or '.join(map(str, sizes))} members: "
+        + "; ".join(found))
 
 
 @allure.feature("membership")
@@ -97,12 +97,17 @@ def test_every_member_is_in_the_same_cluster(cluster: list[Member]) -> None:
 
 @allure.feature("membership")
 @allure.id("etcd-size-odd")
-def test_cluster_size_is_odd(lab: Lab, cluster: list[Member]) -> None:
-    size = len(cluster)
-    allure.dynamic.description(f"{size} members tolerate {lab.failure_tolerance} failure(s)")
-    assert size % 2 == 1, (
-        f"expected an odd number of members; saw {size} (tolerates "
-        f"{lab.failure_tolerance}, the same as {size - 1})"
+def test_cluster_size_is_odd(cluster: list[Member]) -> None:
+    """The member list (started or not) has an odd number of members."""
+    listed = membership(cluster)
+    who = ", ".join(sorted(m.name for m in listed.members if m.started)
+                    + [m.describe() for m in listed.unstarted])
+    allure.dynamic.description(f"{listed.size} members (the member list of {listed.told_by}) "
+                               f"tolerate {listed.tolerance} failure(s)")
+    assert listed.size % 2 == 1, (
+        f"expected an odd number of members; the member list of {listed.told_by} has "
+        f"{listed.size} ({who}): "
+        f"they tolerate {listed.tolerance} failure(s), the same as {listed.size - 1}"
     )
 
 
@@ -115,9 +120,25 @@ def leader_views(cluster: list[Member]) -> dict[str, tuple[str, str] | None]:
             if s else None for name, s in statuses.items()}
 
 
+def agreement(views: dict[str, tuple[str, str] | None]) -> str:
+    """``h1, h2 name leader h1 (5455…) in term 4; h3 does not answer``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, view in views.items():
+        if view is not None:
+            groups.setdefault(view, []).append(name)
+    parts = [f"{', '.join(names)} name{'s' if len(names) == 1 else ''} leader {named} in term "
+             f"{term}" for (named, term), names in groups.items()]
+    silent = [name for name, view in views.items() if view is None]
+    if silent:
+        parts.append(f"{', '.join(silent)} do{'es' if len(silent) == 1 else ''} not answer")
+    return "; ".join(parts)
+
+
 @allure.feature("leader")
 @allure.id("etcd-one-leader-agreed")
 def test_exactly_one_leader_agreed_by_all(cluster: list[Member]) -> None:
+    """The members that answer agree on one leader and term, and they are a quorum of the
+    member list (a member that does not answer is the health check's to report)."""
     views: dict[str, tuple[str, str] | None] = {}
 
     def agreed() -> bool:
@@ -125,13 +146,18 @@ def test_exactly_one_leader_agreed_by_all(cluster: list[Member]) -> None:
         views.update(leader_views(cluster))
         return None not in views.values() and len(set(views.values())) == 1
 
-    settles(agreed, SETTLE, "every member to agree on the leader", describe=lambda: str(views))
-    missing = [name for name, v in views.items() if v is None]
-    assert not missing, f"expected every member to answer status; no answer from {missing}"
-    leaders = {name: v[0] for name, v in views.items() if v}
-    terms = {name: v[1] for name, v in views.items() if v}
-    assert len(set(leaders.values())) == 1, (
-        f"expected one leader agreed by all (waited {SETTLE:g}s); members name: {leaders}"
-    )
-    assert len(set(terms.values())) == 1, f"members disagree on the raft term: {terms}"
-    leader(cluster)  # the agreed leader is one of the members
+    settles(agreed, SETTLE, "every member to agree on the leader",
+            describe=lambda: agreement(views))
+    answered = {name: view for name, view in views.items() if view is not None}
+    assert answered, f"expected some member to answer status; none did: {agreement(views)}"
+    assert len({view[0] for view in answered.values()}) == 1, (
+        f"expected one leader agreed by all (waited {SETTLE:g}s); {agreement(views)}")
+    assert len({view[1] for view in answered.values()}) == 1, (
+        f"expected the members to agree on the raft term; {agreement(views)}")
+    listed = membership(cluster)
+    assert len(answered) >= listed.quorum, (
+        f"expected a quorum of the {listed.size} listed members ({listed.quorum}) to agree on "
+        f"the leader; only {len(answered)} answered: {agreement(views)}")
+    allure.dynamic.description(f"{len(answered)} of {listed.size} members asked: "
+                               f"{agreement(views)}")
+    leader([m for m in cluster if m.host.name in answered])  # the leader is one of them

@@ -18,15 +18,23 @@ import time
 import allure
 import pytest
 
+from fixtures.interrupt import interrupted
 from reports import evidence
-from stackcheck.etcd.cluster import Member, health, leader, summary_text, wait_healthy
+from stackcheck.etcd.cluster import (
+    Member,
+    health,
+    leader,
+    membership,
+    summary_text,
+    wait_healthy,
+)
 from stackcheck.faults import Faults
 from stackcheck.lab import Lab
 from stackcheck.linearizability import Op
 from stackcheck.traffic_checks import member_of
 from stackcheck.waits import wait_for
 from stackcheck.workload import Window
-from suites.etcd.scenario import Scenario, require_healthy, since, traffic
+from suites.etcd.scenario import Scenario, Stops, require_healthy, since, traffic
 
 ELECTION_TIMEOUT = 30.0  # s: a new leader after the old one stopped (seen: 0.5-2 s)
 HEAL_TIMEOUT = 60.0  # s: every member healthy after restarts (seen: < 1 s)
@@ -40,12 +48,25 @@ FAULT_HOLD = 2.0
 pytestmark = [pytest.mark.disruptive, pytest.mark.claims("etcd-layer"),
               allure.feature("quorum under faults")]
 
+#: what each scenario stops, counted on the member list (the guard's arithmetic)
+STOPS = {
+    "test_leader_loss_elects_new_leader": Stops("the leader", lambda listed: 1),
+    "test_minority_loss_keeps_writes_and_reads": Stops("a minority",
+                                                       lambda listed: listed.tolerance),
+    "test_majority_loss_blocks_writes_within_bound": Stops("a majority",
+                                                           lambda listed: listed.quorum),
+}
+
 
 @pytest.fixture(autouse=True)
-def healthy_before_and_after(cluster: list[Member], faults: Faults):
-    """Each scenario starts from a healthy cluster (or fails at once) and leaves one behind."""
-    require_healthy(cluster)
+def healthy_before_and_after(request: pytest.FixtureRequest, cluster: list[Member],
+                             faults: Faults):
+    """Each scenario starts from a healthy cluster (or fails at once) and leaves one behind
+    (after Ctrl-C, the ``faults`` fixture restores and the run ends without waiting)."""
+    require_healthy(cluster, stops=STOPS.get(request.function.__name__))
     yield
+    if interrupted(request.session):
+        return
     faults.heal()
     wait_healthy(cluster, HEAL_TIMEOUT, "a healthy cluster after the scenario")
 
@@ -100,8 +121,9 @@ def recover(scenario: Scenario, cluster: list[Member], faults: Faults, window: W
 def test_leader_loss_elects_new_leader(
     lab: Lab, cluster: list[Member], faults: Faults, run_id: str
 ) -> None:
-    if lab.failure_tolerance < 1:
-        pytest.skip(f"{len(cluster)} member(s) tolerate no failure: stopping the leader "
+    listed = membership(cluster)
+    if listed.tolerance < 1:
+        pytest.skip(f"{listed.size} member(s) tolerate no failure: stopping the leader "
                     "would lose quorum")
     with traffic(lab, cluster, run_id, "leader loss") as scenario:
         scenario.wait_ops("acknowledged writes through every member before the fault",
@@ -139,9 +161,10 @@ def test_leader_loss_elects_new_leader(
 def test_minority_loss_keeps_writes_and_reads(
     lab: Lab, cluster: list[Member], faults: Faults, run_id: str
 ) -> None:
-    tolerance = lab.failure_tolerance
+    listed = membership(cluster)
+    tolerance = listed.tolerance
     if tolerance < 1:
-        pytest.skip(f"{len(cluster)} member(s) tolerate no failure")
+        pytest.skip(f"{listed.size} member(s) tolerate no failure")
     with traffic(lab, cluster, run_id, "minority loss") as scenario:
         current, _ = agreed_leader(cluster)
         stopped = others(cluster, [current])[:tolerance]
@@ -153,7 +176,7 @@ def test_minority_loss_keeps_writes_and_reads(
                 faults.stop(member.host, "etcd")
         down = time.monotonic()
         scenario.wait_ops(
-            f"with {len(stopped)} of {len(cluster)} members down (tolerance {tolerance}), "
+            f"with {listed.after(len(stopped))} (tolerance {tolerance}), "
             f"acknowledged writes through {names(alive)}", WRITE_WITHIN,
             written_through(alive, down))
         scenario.wait_ops(f"linearizable reads through {names(alive)} with the minority down",
@@ -168,9 +191,10 @@ def test_minority_loss_keeps_writes_and_reads(
 def test_majority_loss_blocks_writes_within_bound(
     lab: Lab, cluster: list[Member], faults: Faults, run_id: str
 ) -> None:
-    if len(cluster) < 2:
+    listed = membership(cluster)
+    if listed.size < 2:
         pytest.skip("a single-member cluster has no majority to lose but itself")
-    majority = len(cluster) // 2 + 1
+    majority = listed.quorum
     keep = cluster[-1]
     stopped = others(cluster, [keep])[:majority]
     with traffic(lab, cluster, run_id, "majority loss") as scenario:
