@@ -172,14 +172,3 @@ def import_archive(layout: Layout, host: HostPlan, archive: Path) -> None:
 def version() -> str:
     out = run(["containerd", "--version"], check=False).stdout.split()
     return out[2] if len(out) >= 3 else "unknown"
-
-
-def bridge_info(host: HostPlan) -> dict[str, str]:
-    """cni0's address and MTU inside the host (appears with the first pod)."""
-    out = run(["ip", "-n", host.netns, "-j", "addr", "show", BRIDGE], check=False).stdout
-    try:
-        link = json.loads(out)[0]
-    except (json.JSONDecodeError, IndexError):
-        return {}
-    addr = next((a for a in link.get("addr_info", []) if a.get("family") == "inet"), {})
-    return {"address": f"{addr.get('local')}/{addr.get('prefixlen')}", "mtu": str(link["mtu"])}

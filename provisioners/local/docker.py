@@ -9,7 +9,6 @@ containers in the host's cgroup tree. It never runs in the root namespace.
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import socket
 import subprocess
@@ -138,14 +137,3 @@ def import_busybox(layout: Layout, host: HostPlan) -> None:
 def version() -> str:
     out = run(["dockerd", "--version"], check=False).stdout.strip()
     return out.removeprefix("Docker version ").split(",")[0] or "unknown"
-
-
-def bridge_info(layout: Layout, host: HostPlan) -> dict[str, str]:
-    """docker0's address and MTU inside the host (for checks)."""
-    out = run(["ip", "-n", host.netns, "-j", "addr", "show", "docker0"], check=False).stdout
-    try:
-        link = json.loads(out)[0]
-    except (json.JSONDecodeError, IndexError):
-        return {}
-    addr = next((a for a in link.get("addr_info", []) if a.get("family") == "inet"), {})
-    return {"address": f"{addr.get('local')}/{addr.get('prefixlen')}", "mtu": str(link["mtu"])}

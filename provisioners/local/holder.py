@@ -119,11 +119,3 @@ def holder_pid(data: dict, host: str) -> int:
 def enter(pid: int) -> list[str]:
     """The nsenter prefix to run a command inside the host of holder ``pid``."""
     return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--"]
-
-
-def hostdir_path(host: HostPlan, inside: str) -> Path:
-    """Where a path seen inside the host (under a bind mount) lives on the machine."""
-    for sub, mnt in BINDS.items():
-        if inside == mnt or inside.startswith(mnt + "/"):
-            return host.dir / sub / inside[len(mnt) :].lstrip("/")
-    return Path(inside)
