@@ -74,6 +74,12 @@ class ServiceControl(_Model):
     start: str = "systemctl start {unit}"
     restart: str = "systemctl restart {unit}"
     is_active: str = "systemctl is-active --quiet {unit}"
+    #: the unit's state as ``key=value`` lines (systemctl show's format: LoadState,
+    #: ActiveState, UnitFileState, StateChangeTimestamp)
+    status: str = ("systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,"
+                   "UnitFileState,StateChangeTimestamp {unit}")
+    #: the unit's last log lines, newest last
+    journal: str = "journalctl --no-pager -o cat -n 5 -u {unit}"
     reboot: str = "systemctl reboot"
     units: dict[str, str] = Field(
         default_factory=lambda: {
@@ -86,7 +92,8 @@ class ServiceControl(_Model):
     )
 
     def command(self, action: str, service: str) -> str:
-        if action not in {"stop", "start", "restart", "is_active", "reboot"}:
+        if action not in {"stop", "start", "restart", "is_active", "status", "journal",
+                          "reboot"}:
             raise ValueError(f"unknown service action {action!r}")
         unit = self.units.get(service, service)
         return getattr(self, action).format(unit=unit)

@@ -62,6 +62,8 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
         start=f"{base} start {{unit}}",
         restart=f"{base} restart {{unit}}",
         is_active=f"{base} is_active {{unit}}",
+        status=f"{base} status {{unit}}",
+        journal=f"{base} journal {{unit}}",
         reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",
         units=units,
     )

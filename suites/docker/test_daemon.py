@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.role("docker"), allure.feature("daemon")]
 
 
 @allure.id("docker-daemon-answers")
+@pytest.mark.owns("runtime")  # reports the runtime's own health: never blocked by it
 def test_daemon_answers(lab_host: Host, host) -> None:
     result = host.run("docker info --format '{{.ServerVersion}}'")
     assert result.rc == 0 and result.stdout.strip(), (
