@@ -32,6 +32,12 @@ class LayerProbe:
     command: str
     what: str  # what answering means, for messages ("docker version")
 
+    def finding(self, why: str) -> str:
+        """``does not answer (docker version: Cannot connect …)``; flannel: what is missing."""
+        if self.layer == "flannel":
+            return why
+        return f"does not answer ({self.what}: {why})"
+
 
 def runtime_probe(host: Host) -> LayerProbe:
     """Does the host's container runtime answer? Docker where the host has the docker role

@@ -37,7 +37,7 @@ API_TIMEOUT = 5.0
 #: s on top of the largest SSH connect timeout before the preflight gives up waiting
 SLACK = 3.0
 #: s the hosts' own word (unit state, log) may add once the probes are done
-WORD_TIMEOUT = 6.0
+WORD_TIMEOUT = 8.0
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 #: the order of the verdict's lines
@@ -299,7 +299,7 @@ def etcd_health(lab: Lab, failures: dict[str, str | None],
     bad = {ep: why for ep, why in failures.items() if why}
     if len(leaders) > 1:
         ranked = sorted(leaders.items(), key=lambda item: -len(item[1]))
-        views = "; ".join(f"{_names(names)} name {hex_id(lid)}" for lid, names in ranked)
+        views = "; ".join(f"{_names(names)}: leader {hex_id(lid)}" for lid, names in ranked)
         minority = [name for _, names in ranked[1:] for name in names]
         return LayerHealth(DEGRADED, f"the members disagree on the leader: {views}", minority)
     if not bad:
@@ -445,7 +445,7 @@ class _Findings:
         for name, seen in self.hosts.items():
             for layer, (probe, why) in seen.layers.items():
                 if why is not None:
-                    out[(layer, name)] = (probe.service, f"{probe.what}: {why}")
+                    out[(layer, name)] = (probe.service, probe.finding(why))
         for host, why in self._kubelets_not_ready().items():
             key = ("kubelet", host)
             if key in out:

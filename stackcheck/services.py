@@ -9,6 +9,8 @@ its own commands in the same format (the local lab's control CLI does).
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -59,11 +61,33 @@ class UnitState:
         since = f" since {self.since}" if self.since and self.word != "absent" else ""
         return f"{self.unit} {self.word}{since}"
 
-    def last_log(self, limit: int = 120) -> str:
-        """The last log line, quoted and cut to one short line ('' when there is none)."""
+    def last_log(self, limit: int = 110) -> str:
+        """The last log line's message, quoted and cut to one short line ('' if none)."""
         lines = [line.strip() for line in self.journal if line.strip()
                  and not line.startswith("-- ")]  # journalctl's "-- No entries --"
-        return f'last log: "{cut_line(lines[-1], limit)}"' if lines else ""
+        return f'last log: "{cut_line(log_message(lines[-1]), limit)}"' if lines else ""
+
+
+_LOGFMT_MSG = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
+_KLOG = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] (.*)$")
+
+
+def log_message(line: str) -> str:
+    """The message of a log line: ``msg`` of a JSON (etcd, zap) or logfmt (docker, logrus)
+    line, the text of a klog line (Kubernetes); else the line."""
+    if line.startswith("{"):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("msg"):
+            error = data.get("error") or data.get("err")
+            return f"{data['msg']}" + (f": {error}" if error else "")
+    found = _LOGFMT_MSG.search(line)
+    if found:
+        return found.group(1).replace('\\"', '"')
+    klog = _KLOG.match(line)
+    return klog.group(1) if klog else line
 
 
 def parse_show(service: str, unit: str, text: str) -> UnitState:
@@ -86,9 +110,13 @@ def unit_state(lab: Lab, host: Host, service: str, timeout: float = TIMEOUT
     (no SSH, or the status command failed)."""
     control = lab.control_for(host)
     unit = control.units.get(service, service)
-    script = (f"timeout {timeout:g} sh -c {shlex.quote(control.command('status', service))}; "
-              f"echo {_MARK}; "
-              f"timeout {timeout:g} sh -c {shlex.quote(control.command('journal', service))}")
+    # both at once: on a lab without systemd each may be a slow-starting program
+    script = (f"d=$(mktemp -d) || exit 1; "
+              f"timeout {timeout:g} sh -c {shlex.quote(control.command('status', service))} "
+              f">$d/status 2>/dev/null & "
+              f"timeout {timeout:g} sh -c {shlex.quote(control.command('journal', service))} "
+              f">$d/journal 2>/dev/null & wait; "
+              f"cat $d/status; echo {_MARK}; cat $d/journal; rm -rf $d")
     try:
         result = host_connection(lab, host).run(f"sh -c {shlex.quote(script)} 2>/dev/null")
     except Exception:  # noqa: BLE001 - an unreachable host has no word to give

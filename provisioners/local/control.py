@@ -40,6 +40,7 @@ from provisioners.local import (
     overlay,
     sshd,
     state,
+    unitstate,
 )
 from provisioners.local.layout import HostPlan, Layout
 from provisioners.local.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
@@ -134,22 +135,10 @@ def _changed(layout: Layout, host: str, service: str) -> None:
 
 
 def unit_status(layout: Layout, data: state.State, host: HostPlan, service: str) -> str:
-    """The service's state in ``systemctl show``'s key=value format."""
+    """The service's state in ``systemctl show``'s key=value format (see ``unitstate``)."""
     if service not in services_of(data, host):
         return f"Id={service}\nLoadState=not-found\nActiveState=inactive\n"
-    rec = _record(data, host.name, service)
-    if rec and alive(rec["pid"], rec["start"]):
-        active = "active"
-    else:  # recorded but gone: it died on its own; not recorded: stopped on purpose
-        active = "failed" if rec else "inactive"
-    since = (data.get("changed") or {}).get(f"{host.name}/{service}")
-    if active == "failed":
-        with contextlib.suppress(OSError):
-            since = (host.dir / "logs" / f"{service}.log").stat().st_mtime
-    stamp = time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(since)) if since else ""
-    return (f"Id={service}\nLoadState=loaded\nActiveState={active}\n"
-            f"SubState={'running' if active == 'active' else 'dead'}\n"
-            f"StateChangeTimestamp={stamp}\n")
+    return unitstate.show(layout.state_dir, host.name, service)
 
 
 def wait_ready(layout: Layout, host: HostPlan, service: str, timeout: float) -> None:
