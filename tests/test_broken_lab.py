@@ -90,11 +90,11 @@ def run_suites(inventory: Path, tmp_path: Path, *args: str) -> Run:
     return Run(done.stdout + done.stderr, seconds, outcomes)
 
 
-def _service(lab: Lab, hosts: list[str], action: str) -> None:
+def _service(lab: Lab, hosts: list[str], action: str, service: str = "etcd") -> None:
     provisioner = get_provisioner("local")
     for name in hosts:
-        result = provisioner.service(lab, lab.host(name), "etcd", action)
-        assert result.ok, f"{name}: etcd {action}: {result.stderr}"
+        result = provisioner.service(lab, lab.host(name), service, action)
+        assert result.ok, f"{name}: {service} {action}: {result.stderr}"
 
 
 def _inventory(lab: Lab) -> Path:
@@ -181,3 +181,42 @@ def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
         assert name in passed, f"{name}: {run.outcomes.get(name)}"
     _assert_no_library_traceback(run)
     assert run.seconds <= 5 + 60, run.seconds
+
+
+def _healthy_run(lab: Lab, tmp_path: Path, *args: str) -> Run:
+    run = run_suites(_inventory(lab), tmp_path, *args)
+    assert not run.with_outcome("failed") and not run.with_outcome("error"), run.stdout[-3000:]
+    return run
+
+
+def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Path) -> None:
+    """The preflight names h3's runtime with its own word; h3's Docker checks are blocked,
+    the data path runs between h1 and h2 and reports h3 as blocked; nothing waits it out."""
+    healthy = _healthy_run(lab, tmp_path, "-n", "2", "-m", "not disruptive")
+    _service(lab, ["h3"], "stop", "docker")
+    try:
+        broken = run_suites(_inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
+    finally:
+        _service(lab, ["h3"], "start", "docker")
+    line = re.search(r"runtime: degraded — (h3: docker inactive since [0-9-]+ [0-9:]+ \S+ — "
+                     r"does not answer \(docker version: Cannot connect to the Docker daemon at "
+                     r"unix:///var/run/docker.sock\. Is the docker daemon running\?\))",
+                     broken.stdout)
+    assert line, broken.stdout[:3000]
+    cause = f"needs runtime on h3: {line.group(1)}"
+    outcome, message = broken.outcomes["test_daemon::test_bridge_is_inside_the_flannel_lease[h3]"]
+    assert outcome == "error" and message.startswith(f"blocked: {cause}"), message
+    outcome, message = broken.outcomes["test_daemon::test_daemon_answers[h3]"]  # the owner
+    assert outcome == "failed" and message.startswith(
+        f"{line.group(1).replace('docker version', 'docker info')}"), message
+    for check in ("test_every_pod_pings_every_other_pod", "test_path_mtu_is_the_flannel_mtu"):
+        outcome, message = broken.outcomes[f"test_datapath::{check}"]
+        assert outcome == "failed" and message.startswith(f"blocked: {cause}"), message
+        assert message.endswith("(the check passed on the other hosts)"), message
+    failed = set(broken.with_outcome("failed")) | set(broken.with_outcome("error"))
+    assert all("[h3]" in name or "test_datapath" in name for name in failed), sorted(failed)
+    for name in ("test_daemon::test_daemon_answers[h1]",
+                 "test_daemon::test_bridge_is_inside_the_flannel_lease[h2]"):
+        assert name in broken.with_outcome("passed"), f"{name}: {broken.outcomes.get(name)}"
+    _assert_no_library_traceback(broken)
+    assert broken.seconds <= healthy.seconds + 15, (broken.seconds, healthy.seconds)
