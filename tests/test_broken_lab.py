@@ -207,7 +207,7 @@ def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Pa
     outcome, message = broken.outcomes["test_daemon::test_bridge_is_inside_the_flannel_lease[h3]"]
     assert outcome == "error" and message.startswith(f"blocked: {cause}"), message
     outcome, message = broken.outcomes["test_daemon::test_daemon_answers[h3]"]  # the owner
-    assert outcome == "failed" and message.startswith(
+    assert outcome == "failed" and message.removeprefix("Failed: ").startswith(
         f"{line.group(1).replace('docker version', 'docker info')}"), message
     for check in ("test_every_pod_pings_every_other_pod", "test_path_mtu_is_the_flannel_mtu"):
         outcome, message = broken.outcomes[f"test_datapath::{check}"]
