@@ -40,6 +40,8 @@ SLACK = 3.0
 WORD_TIMEOUT = 8.0
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
+#: how a member alive but out of the runner's reach is described (it still counts for quorum)
+RUNNER_ONLY = "unreachable from the runner"
 #: the order of the verdict's lines
 LAYERS = ("ssh", "etcd", "kubernetes", "scheduler", "controller-manager", "runtime",
           "kubelet", "flannel")
@@ -308,6 +310,10 @@ def etcd_health(lab: Lab, failures: dict[str, str | None],
     why = {endpoint_host_name(lab, ep): reason for ep, reason in bad.items() if reason}
     detail = "; ".join(f"{endpoint_host_name(lab, ep)}: {reason}" for ep, reason in bad.items())
     good = total - len(bad)
+    alive = good + sum(1 for reason in bad.values() if reason and reason.startswith(RUNNER_ONLY))
+    if alive > good and alive > total // 2:
+        return LayerHealth(DEGRADED, f"quorum kept ({alive}/{total} alive, {good} reachable from "
+                                     f"the runner); {detail}", names, why)
     if good > total // 2:
         return LayerHealth(DEGRADED, f"quorum kept ({good}/{total}); {detail}", names, why)
     return LayerHealth(DOWN, f"no quorum ({good}/{total} healthy); {detail}", names, why)
@@ -358,10 +364,19 @@ def _runner_only(lab: Lab, host: Host, endpoint: str) -> str | None:
     return f"its port {address}:{port} answers on {host.name} itself" if result.rc == 0 else None
 
 
+def _member_name(lab: Lab, statuses: dict[str, dict], member_id: str) -> str:
+    """``h1 (1a5e…)``: a member id with the host whose endpoint answered as it."""
+    from stackcheck.etcd import hex_id
+
+    for endpoint, status in statuses.items():
+        if str((status.get("header") or {}).get("member_id")) == str(member_id):
+            return f"{endpoint_host_name(lab, endpoint)} ({hex_id(member_id)})"
+    return hex_id(member_id)
+
+
 def _etcd_word(lab: Lab, endpoint: str, seen: EtcdSeen, statuses: dict[str, dict]) -> str:
     """The member's failure with its host's word; a member alive but unreachable from the
     runner is said to be so, with what the other members say of it."""
-    from stackcheck.etcd import hex_id
 
     assert seen.why is not None
     name = endpoint_host_name(lab, endpoint)
@@ -373,14 +388,16 @@ def _etcd_word(lab: Lab, endpoint: str, seen: EtcdSeen, statuses: dict[str, dict
     if state is None:
         return seen.why
     line = f"{state.describe()} — {seen.why}"
-    if state.word == "active" and seen.status is None:
+    network = any(word in seen.why for word in ("timed out", "refused", "no route",
+                                                "unreachable", "reset"))
+    if state.word == "active" and seen.status is None and network:
         local = _runner_only(lab, host, endpoint)
         if local:
             leaders = _leaders(lab, statuses)
-            agree = (f"; the other members agree on leader {hex_id(next(iter(leaders)))}"
-                     if len(leaders) == 1 else "")
-            return (f"unreachable from the runner ({seen.why.removeprefix('does not answer ')}),"
-                    f" alive: {state.unit} active and {local}{agree}")
+            agree = (f"; the other members agree on leader {_member_name(lab, statuses, lid)}"
+                     if len(leaders) == 1 and (lid := next(iter(leaders))) else "")
+            reason = seen.why.removeprefix("does not answer ").strip("()")
+            return (f"{RUNNER_ONLY} ({reason}), alive: {state.unit} active and {local}{agree}")
     log = state.last_log() if state.word != "active" else ""
     return line + (f"; {log}" if log else "")
 
