@@ -464,3 +464,15 @@ def test_a_layer_down_on_one_host_blocks_that_host_only(pytester: pytest.Pyteste
     results = [json.loads(p.read_text()) for p in (pytester.path / "results").glob("*-result.json")]
     matrix = next(r for r in results if r["name"] == "test_matrix")
     assert classify(matrix["status"], matrix["statusDetails"]["message"]) == "blocked by runtime"
+
+
+def test_a_member_only_the_runner_cannot_reach_is_alive_in_quorum(ssh_files: Path) -> None:
+    """Seen on a local lab with h3's client port dropped from the runner's address only."""
+    lab = _lab(ssh_files)
+    why = (f"{preflight.RUNNER_ONLY} (timed out), alive: etcd active and its port "
+           "192.0.2.13:2379 answers on h3 itself; the other members agree on leader h1")
+    health = preflight.etcd_health(lab, {"https://192.0.2.11:2379": None,
+                                         "https://192.0.2.12:2379": None,
+                                         "https://192.0.2.13:2379": why})
+    assert health.status == preflight.DEGRADED and health.down == ["h3"]
+    assert health.summary == (f"quorum kept (3/3 alive, 2 reachable from the runner); h3: {why}")
