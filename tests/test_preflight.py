@@ -476,3 +476,48 @@ def test_a_member_only_the_runner_cannot_reach_is_alive_in_quorum(ssh_files: Pat
                                          "https://192.0.2.13:2379": why})
     assert health.status == preflight.DEGRADED and health.down == ["h3"]
     assert health.summary == (f"quorum kept (3/3 alive, 2 reachable from the runner); h3: {why}")
+
+
+# --- pods that do not start say why ----------------------------------------------------------
+# The texts are Kubernetes v1.20.2's own: pkg/kubelet/images/image_manager.go (ErrImageNeverPull),
+# pkg/controller/nodelifecycle/node_lifecycle_controller.go (NodeStatusUnknown).
+
+
+def _pod(name: str, node: str | None = None, waiting: tuple[str, str] | None = None,
+         scheduled: bool | None = None):
+    from kubernetes import client
+
+    statuses = None
+    if waiting:
+        statuses = [client.V1ContainerStatus(
+            name="c", image="stackcheck/busybox:latest", image_id="", ready=False,
+            restart_count=0, state=client.V1ContainerState(
+                waiting=client.V1ContainerStateWaiting(reason=waiting[0], message=waiting[1])))]
+    conditions = None
+    if scheduled is not None:
+        conditions = [client.V1PodCondition(type="PodScheduled",
+                                            status="True" if scheduled else "False")]
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name),
+                        spec=client.V1PodSpec(containers=[], node_name=node),
+                        status=client.V1PodStatus(phase="Pending", container_statuses=statuses,
+                                                  conditions=conditions))
+
+
+def test_a_pod_that_will_not_start_says_why_and_whether_it_is_final() -> None:
+    from stackcheck.kubernetes.pods import why_pending
+
+    never = _pod("pod-h3", "h3", ("ErrImageNeverPull", 'Container image "stackcheck/busybox:'
+                                  'latest" is not present with pull policy of Never'))
+    why = why_pending(never, [], {"h3": ""}, 3)
+    assert why.final and why.text == ('ErrImageNeverPull: Container image "stackcheck/busybox:'
+                                      'latest" is not present with pull policy of Never')
+    lost = why_pending(_pod("pod-h3", "h3"), [], {
+        "h3": "NotReady (NodeStatusUnknown: Kubelet stopped posting node status.)"}, 3)
+    assert lost.final and lost.text == ("its node h3 is NotReady (NodeStatusUnknown: Kubelet "
+                                        "stopped posting node status.)")
+    unscheduled = _pod("web-0")
+    assert not why_pending(unscheduled, [], {}, 3).final  # the scheduler may still decide
+    assert why_pending(unscheduled, [], {}, 12).text == (
+        "no pod gets a node: the scheduler is not running (no scheduling decision in 12 s)")
+    assert why_pending(unscheduled, [], {}, 12).final
+    assert not why_pending(_pod("web-0", scheduled=False), [], {}, 12).final
