@@ -1,9 +1,11 @@
 """A broken lab gets a verdict as good as a healthy one's: the cause named once, fast.
 
-One real local lab (3 hosts, no Kubernetes) serves the module. Each test breaks it by
-hand (etcd majority stopped; a host at an address where nothing answers), runs the
-non-disruptive suites against its inventory in a separate pytest process, reads the
-JUnit XML, and restores the lab whatever the outcome.
+One real local lab (3 hosts, no Kubernetes) serves most of the module. Each test breaks it
+by hand (etcd majority stopped; a host at an address where nothing answers; Docker stopped on
+one host), runs the non-disruptive suites against its inventory in a separate pytest
+process, reads the JUnit XML, and restores the lab whatever the outcome. A second lab with
+Kubernetes (``kube_lab``) serves the kubelet and scheduler faults, one healthy run of the
+Kubernetes suite and the data path shared by both.
 """
 
 from __future__ import annotations
@@ -48,6 +50,34 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         close_all()
         provisioner.abort(config)
+
+
+KUBE_SUBNET = "10.221.3.0/24"
+#: what the Kubernetes faults run: the Kubernetes suite and the data path
+KUBE_SUITES = ("suites/kubernetes", "suites/flannel/test_datapath.py", "-m", "not disruptive")
+
+
+@pytest.fixture(scope="module")
+def kube_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    provisioner = get_provisioner("local")
+    config = ProvisionConfig(
+        run_id="broken-k8s", state_dir=tmp_path_factory.mktemp("brokenk8s") / "lab", hosts=3,
+        options={"subnet": KUBE_SUBNET, "name": "pa3"},
+    )
+    try:
+        yield provisioner.create(config)
+    finally:
+        close_all()
+        provisioner.abort(config)
+
+
+@pytest.fixture(scope="module")
+def kube_healthy(kube_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One healthy run of the Kubernetes suite and the data path, the faults' yardstick."""
+    run = run_suites(_inventory(kube_lab), tmp_path_factory.mktemp("k8s-healthy"), "-n", "2",
+                     *KUBE_SUITES)
+    assert not run.with_outcome("failed") and not run.with_outcome("error"), run.stdout[-3000:]
+    return run
 
 
 @dataclass
@@ -220,3 +250,51 @@ def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Pa
         assert name in broken.with_outcome("passed"), f"{name}: {broken.outcomes.get(name)}"
     _assert_no_library_traceback(broken)
     assert broken.seconds <= healthy.seconds + 15, (broken.seconds, healthy.seconds)
+
+
+def test_kubelet_stopped_blocks_its_node_at_once(kube_lab: Lab, kube_healthy: Run,
+                                                  tmp_path: Path) -> None:
+    """A kubelet stopped seconds before the run: its node is still Ready, but the preflight
+    asks the kubelet itself; h3's pods are left out, the others' checks run."""
+    _service(kube_lab, ["h3"], "stop", "kubelet")
+    try:
+        broken = run_suites(_inventory(kube_lab), tmp_path, "-n", "2", *KUBE_SUITES)
+    finally:
+        _service(kube_lab, ["h3"], "start", "kubelet")
+    line = re.search(r"kubelet: degraded — (h3: kubelet inactive since [0-9-]+ [0-9:]+ \S+ — "
+                     r"does not answer \(healthz on 127\.0\.0\.1:10248: [^)]*refused\))",
+                     broken.stdout)
+    assert line, broken.stdout[:3000]
+    cause = f"needs kubelet on h3: {line.group(1)}"
+    for check in ("test_datapath::test_every_pod_pings_every_other_pod",
+                  "test_networking::test_pods_on_different_nodes_reach_each_other"):
+        outcome, message = broken.outcomes[check]
+        assert outcome == "failed" and message.startswith(f"blocked: {cause}"), (check, message)
+    scheduling = {n: m for n, m in broken.outcomes.items() if n.startswith("test_scheduling::")}
+    assert scheduling and all(
+        out == "error" and msg.startswith("blocked: needs kubelet on every host: h3: kubelet")
+        for out, msg in scheduling.values()), scheduling
+    _assert_no_library_traceback(broken)
+    assert broken.seconds <= kube_healthy.seconds + 15, (broken.seconds, kube_healthy.seconds)
+
+
+def test_scheduler_stopped_is_named_once_and_blocks_what_schedules(
+        kube_lab: Lab, kube_healthy: Run, tmp_path: Path) -> None:
+    master = kube_lab.hosts_with("master")[0].name
+    _service(kube_lab, [master], "stop", "kube-scheduler")
+    try:
+        broken = run_suites(_inventory(kube_lab), tmp_path, "-n", "2", *KUBE_SUITES)
+    finally:
+        _service(kube_lab, [master], "start", "kube-scheduler")
+    verdict = ("scheduler: down — no pod gets a node: the scheduler is not running (a probe "
+               f"pod got no scheduling decision within 6 s) ({master}: kube-scheduler inactive")
+    assert verdict in broken.stdout, broken.stdout[:3000]
+    blocked = {n: m for n, m in broken.with_outcome("error").items()
+               if m.startswith("blocked: needs scheduler: no pod gets a node: the scheduler "
+                               "is not running")}
+    assert {n.split("::")[0] for n in blocked} == {"test_scheduling", "test_networking"}, (
+        sorted(broken.with_outcome("error")))
+    # the data path binds its pods to nodes itself: it does not need the scheduler
+    assert "test_datapath::test_every_pod_pings_every_other_pod" in broken.with_outcome("passed")
+    _assert_no_library_traceback(broken)
+    assert broken.seconds <= kube_healthy.seconds + 30, (broken.seconds, kube_healthy.seconds)
