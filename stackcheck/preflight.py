@@ -352,16 +352,22 @@ class _Bounded:
 
 
 def _runner_only(lab: Lab, host: Host, endpoint: str) -> str | None:
-    """'answers on the host itself' when the member's port answers from its own host: then
-    only the runner cannot reach it (a filter, a route), the member is not dead."""
+    """'answers on h3 itself' when the member's endpoint answers from its own host (a TLS
+    handshake with its certificate, or an HTTP reply): then only the runner cannot reach it
+    (a filter, a route); the member is not dead."""
     url = urlsplit(endpoint)
     address, port = url.hostname or host.address, url.port or 2379
+    if url.scheme == "https":
+        probe = (f"timeout 3 openssl s_client -connect {address}:{port} </dev/null 2>&1 "
+                 "| grep -q 'BEGIN CERTIFICATE\\|depth=0'")
+    else:
+        probe = (f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port} && "
+                 "printf \"GET /version HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' | grep -q '^HTTP/'")
     try:
-        result = host_connection(lab, host).run(
-            f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port}'")
+        result = host_connection(lab, host).run(probe)
     except Exception:  # noqa: BLE001 - no SSH: nothing to tell
         return None
-    return f"its port {address}:{port} answers on {host.name} itself" if result.rc == 0 else None
+    return f"its endpoint answers on {host.name} itself" if result.rc == 0 else None
 
 
 def _member_name(lab: Lab, statuses: dict[str, dict], member_id: str) -> str:

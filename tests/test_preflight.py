@@ -469,8 +469,8 @@ def test_a_layer_down_on_one_host_blocks_that_host_only(pytester: pytest.Pyteste
 def test_a_member_only_the_runner_cannot_reach_is_alive_in_quorum(ssh_files: Path) -> None:
     """Seen on a local lab with h3's client port dropped from the runner's address only."""
     lab = _lab(ssh_files)
-    why = (f"{preflight.RUNNER_ONLY} (timed out), alive: etcd active and its port "
-           "192.0.2.13:2379 answers on h3 itself; the other members agree on leader h1")
+    why = (f"{preflight.RUNNER_ONLY} (timed out), alive: etcd active and its endpoint "
+           "answers on h3 itself; the other members agree on leader h1 (1a5ea3580aaed3ab)")
     health = preflight.etcd_health(lab, {"https://192.0.2.11:2379": None,
                                          "https://192.0.2.12:2379": None,
                                          "https://192.0.2.13:2379": why})
@@ -521,3 +521,20 @@ def test_a_pod_that_will_not_start_says_why_and_whether_it_is_final() -> None:
         "no pod gets a node: the scheduler is not running (no scheduling decision in 12 s)")
     assert why_pending(unscheduled, [], {}, 12).final
     assert not why_pending(_pod("web-0", scheduled=False), [], {}, 12).final
+
+
+def test_the_health_check_prints_the_tls_cause_the_preflight_found() -> None:
+    """Recorded: etcd3gw 2.7's error when the runner's CA did not sign the member's
+    certificate (etcd 3.4.23 on a local lab, 2026-12-03); it used to read "no reason given"."""
+    import etcd3gw.exceptions
+
+    from stackcheck.etcd import error_text
+
+    exc = etcd3gw.exceptions.ConnectionFailedError()
+    exc.detail_text = (
+        "HTTPSConnectionPool(host='10.221.2.13', port=2379): Max retries exceeded with url: "
+        "/version (Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_"
+        "FAILED] certificate verify failed: unable to get local issuer certificate "
+        "(_ssl.c:1006)')))")
+    assert etcd_error(exc) == "TLS certificate not trusted"
+    assert error_text(exc) == "does not answer (ConnectionFailedError: TLS certificate not trusted)"
