@@ -174,7 +174,7 @@ def main() -> int:
         pre_text = f"{max(pre):.1f}" if pre else "-"
         base = kube_healthy if name in KUBE_VARIANTS and kube_healthy else healthy
         print(f"{name:<22} {s.median:>9.1f} {s.spread():>13} "
-              f"{ratio(s.median, base):>10.2f} {pre_text:>12}  (+{s.median - base:.1f} s)")
+              f"{ratio(s.median, base):>10.2f} {pre_text:>12}  ({s.median - base:+.1f} s)")
     save(args.json, {"machine": facts, "pytest_args": extra,
                      "series": {n: s.values for n, s in series.items()},
                      "preflight_s": preflights})
