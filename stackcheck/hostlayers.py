@@ -50,17 +50,19 @@ def runtime_probe(host: Host) -> LayerProbe:
     return LayerProbe("runtime", "containerd", "ctr version", "ctr version")
 
 
-def kubelet_probe() -> LayerProbe:
-    """The kubelet answers ``ok`` on its health endpoint (plain bash, no curl needed)."""
-    address, port = KUBELET_HEALTHZ
-    request = shlex.quote(
-        f"exec 3<>/dev/tcp/{address}/{port} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 "
-        "&& cat <&3")
-    command = (f"out=$(bash -c {request} 2>&1) || "
-               "{ printf '%s\\n' \"$out\" | tail -n 1; exit 1; }; "
-               "last=$(printf '%s\\n' \"$out\" | tail -n 1); "
-               "[ \"$last\" = ok ] || { echo \"healthz says: $last\"; exit 1; }")
-    return LayerProbe("kubelet", "kubelet", command, f"healthz on {address}:{port}")
+def kubelet_probe(host: Host) -> LayerProbe:
+    """The kubelet answers ``ok`` on its health endpoint, on 127.0.0.1 (its default) or on
+    the host's own address (plain bash, no curl needed); the last failure is the reason."""
+    _, port = KUBELET_HEALTHZ
+    attempts = []
+    for address in dict.fromkeys((KUBELET_HEALTHZ[0], host.address)):
+        request = shlex.quote(
+            f"exec 3<>/dev/tcp/{address}/{port} && "
+            "printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3")
+        attempts.append(f"out=$(bash -c {request} 2>&1 | tail -n 1); "
+                        "[ \"$out\" = ok ] && exit 0")
+    command = "; ".join(attempts) + "; echo \"${out:-no answer}\"; exit 1"
+    return LayerProbe("kubelet", "kubelet", command, f"healthz on port {port}")
 
 
 def flannel_probe() -> LayerProbe:
@@ -79,7 +81,7 @@ def probes_for(lab: Lab, host: Host) -> list[LayerProbe]:
     if host.has_role("docker") or host.has_role("node"):
         out.append(runtime_probe(host))
     if host.has_role("node") and lab.kubernetes is not None:
-        out.append(kubelet_probe())
+        out.append(kubelet_probe(host))
     if host.has_role("flannel"):
         out.append(flannel_probe())
     return out

@@ -205,20 +205,25 @@ class KubeSeen:
     scheduler: str | None = None  # why no pod gets a node
     #: why the controller manager is not working; "" when it has no leader lease to read
     controller_manager: str | None = None
+    #: why the scheduler and controller manager were not probed (too slow an API)
+    unprobed: str | None = None
 
 
 def probe_control_plane(lab: Lab, run_id: str) -> KubeSeen:
-    """The API's readiness, then the nodes, the scheduler and the controller manager."""
-    from stackcheck.kubernetes import connect
-    from stackcheck.kubernetes.health import lease_renewed, nodes_ready, scheduler_decides
+    """The nodes, the scheduler and the controller manager, as the API shows them (the
+    API's own readiness is :func:`probe_kubernetes`, run beside this)."""
+    from stackcheck.kubernetes.health import (
+        RawApi,
+        lease_renewed,
+        nodes_ready,
+        scheduler_decides,
+    )
 
     assert lab.kubernetes is not None
-    seen = KubeSeen(api=probe_kubernetes(lab))
-    if seen.api is not None:
-        return seen
-    kube = connect(str(lab.kubernetes.kubeconfig))
+    seen = KubeSeen()
+    kube = RawApi(str(lab.kubernetes.kubeconfig))
     try:
-        seen.nodes = nodes_ready(kube, API_TIMEOUT)
+        seen.nodes = nodes_ready(kube)
     except Exception as exc:  # noqa: BLE001
         seen.nodes_error = f"nodes not read ({network_reason(exc) or short(exc)})"
     try:
@@ -418,6 +423,7 @@ def run(lab: Lab, run_id: str | None = None) -> Verdict:
     pool = ThreadPoolExecutor(max_workers=min(64, workers), thread_name_prefix="preflight")
     hosts = {h.name: pool.submit(probe_host, lab, h) for h in lab.hosts}
     etcd = {ep: pool.submit(probe_etcd_member, lab, ep) for ep in endpoints}
+    api = pool.submit(probe_kubernetes, lab) if lab.kubernetes else None
     kube = (pool.submit(probe_control_plane, lab, run_id or lab.run_id or "preflight")
             if lab.kubernetes else None)
     pool.shutdown(wait=False)  # every probe is bounded by its own timeout
@@ -426,8 +432,15 @@ def run(lab: Lab, run_id: str | None = None) -> Verdict:
     seen_hosts: dict[str, HostSeen] = {
         name: result(f, lambda why: HostSeen(ssh=why)) for name, f in hosts.items()}
     seen_etcd: dict[str, EtcdSeen] = {ep: result(f, EtcdSeen) for ep, f in etcd.items()}
-    seen_kube: KubeSeen | None = (result(kube, lambda why: KubeSeen(api=why))
-                                  if kube is not None else None)
+    seen_kube: KubeSeen | None = None
+    if api is not None and kube is not None:
+        why = result(api, lambda why: why)
+        if why is not None:  # the API is down: what else it shows does not matter
+            seen_kube = KubeSeen(api=why)
+        else:
+            seen_kube = result(kube, lambda why: KubeSeen(nodes_error=why, scheduler=None,
+                                                          controller_manager=None,
+                                                          unprobed=why))
 
     verdict = Verdict()
     ssh_failures = {name: s.ssh for name, s in seen_hosts.items() if s.ssh}
@@ -571,6 +584,10 @@ class _Findings:
             return {"kubernetes": LayerHealth(DOWN, why, [server])}
         nodes = "" if self.kube.nodes is None else f", {len(self.kube.nodes)} node(s)"
         out = {"kubernetes": LayerHealth(OK, f"API at {server} is ready{nodes}")}
+        if self.kube.unprobed:  # not known: said, and blocks nothing
+            for layer in ("scheduler", "controller-manager"):
+                out[layer] = LayerHealth(DEGRADED, f"not probed: {self.kube.unprobed}")
+            return out
         scheduler = failures.get("scheduler")
         out["scheduler"] = (
             LayerHealth(DOWN, with_word("scheduler", scheduler[1]), masters) if scheduler
