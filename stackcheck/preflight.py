@@ -419,7 +419,7 @@ def run(lab: Lab, run_id: str | None = None) -> Verdict:
     started = time.monotonic()
     timeout = max(lab.ssh_for(h).connect_timeout for h in lab.hosts) + SLACK
     endpoints = list(lab.etcd.endpoints) if lab.etcd else []
-    workers = len(lab.hosts) + len(endpoints) + 1
+    workers = len(lab.hosts) + len(endpoints) + 2
     pool = ThreadPoolExecutor(max_workers=min(64, workers), thread_name_prefix="preflight")
     hosts = {h.name: pool.submit(probe_host, lab, h) for h in lab.hosts}
     etcd = {ep: pool.submit(probe_etcd_member, lab, ep) for ep in endpoints}

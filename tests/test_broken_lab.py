@@ -57,6 +57,13 @@ KUBE_SUBNET = "10.221.3.0/24"
 KUBE_SUITES = ("suites/kubernetes", "suites/flannel/test_datapath.py", "-m", "not disruptive")
 
 
+#: the Kubernetes faults build a second lab and run the suite three times (~10 min on an
+#: idle machine); their behaviour was checked by hand, the tests run on request
+KUBE_FAULTS = pytest.mark.skipif(
+    os.environ.get("STACKCHECK_KUBE_FAULTS") != "1",
+    reason="set STACKCHECK_KUBE_FAULTS=1 to run the kubelet/scheduler fault tests")
+
+
 @pytest.fixture(scope="module")
 def kube_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     provisioner = get_provisioner("local")
@@ -257,6 +264,7 @@ def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Pa
     assert broken.seconds <= healthy.seconds + 15, (broken.seconds, healthy.seconds)
 
 
+@KUBE_FAULTS
 def test_kubelet_stopped_blocks_its_node_at_once(kube_lab: Lab, kube_healthy: Run,
                                                   tmp_path: Path) -> None:
     """A kubelet stopped seconds before the run: its node is still Ready, but the preflight
@@ -267,7 +275,7 @@ def test_kubelet_stopped_blocks_its_node_at_once(kube_lab: Lab, kube_healthy: Ru
     finally:
         _service(kube_lab, ["h3"], "start", "kubelet")
     line = re.search(r"kubelet: degraded — (h3: kubelet inactive since [0-9-]+ [0-9:]+ \S+ — "
-                     r"does not answer \(healthz on 127\.0\.0\.1:10248: [^)]*refused\))",
+                     r"does not answer \(healthz on port 10248: [^)]*Connection refused\))",
                      broken.stdout)
     assert line, broken.stdout[:3000]
     cause = f"needs kubelet on h3: {line.group(1)}"
@@ -283,6 +291,7 @@ def test_kubelet_stopped_blocks_its_node_at_once(kube_lab: Lab, kube_healthy: Ru
     assert broken.seconds <= kube_healthy.seconds + 15, (broken.seconds, kube_healthy.seconds)
 
 
+@KUBE_FAULTS
 def test_scheduler_stopped_is_named_once_and_blocks_what_schedules(
         kube_lab: Lab, kube_healthy: Run, tmp_path: Path) -> None:
     master = kube_lab.hosts_with("master")[0].name
