@@ -159,9 +159,11 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
         broken.counts(), broken.stdout[-3000:])
     # the verdict, once, at the start
     # h1 may still believe in the old leader for a moment: then its linearizable read fails
-    verdict = re.search(r"etcd: down — no quorum \(0/3 healthy\); h1: answers but (.*); "
-                        r"h2: does not answer \(connection refused\); h3: does not answer "
-                        r"\(connection refused\)", broken.stdout)
+    # each member with its host's own word: the unit's state, since when, its last log line
+    verdict = re.search(r"etcd: down — no quorum \(0/3 healthy\); h1: etcd active since [^—]+ — "
+                        r"answers but (.*?); h2: etcd inactive since [^—]+ — does not answer "
+                        r"\(connection refused\)(; last log: \"[^\"]*\")?; h3: etcd inactive "
+                        r"since [^—]+ — does not answer \(connection refused\)", broken.stdout)
     assert verdict, broken.stdout[:2000]
     assert verdict.group(1) in ("has no leader", "a linearizable read fails (timed out)")
     # checks that need etcd are blocked, with one line naming it; etcd's own health fails
