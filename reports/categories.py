@@ -11,8 +11,9 @@ import re
 
 LAB_DEFECT = "lab defect"
 #: a check that did not run because the preflight found a layer it needs down
-BLOCKED_LAYERS = ("ssh", "etcd", "kubernetes")
-BLOCKED_PATTERN = r"blocked: needs (?:every )?(SSH|[a-z]+)"
+BLOCKED_LAYERS = ("ssh", "etcd", "kubernetes", "scheduler", "controller-manager", "runtime",
+                  "kubelet", "flannel")
+BLOCKED_PATTERN = r"blocked: needs (?:every )?(SSH|[a-z][a-z-]*[a-z])"
 UNREACHABLE = "lab unreachable / preflight"
 HARNESS_ERROR = "harness error"
 

@@ -88,6 +88,31 @@ def write(alluredir: Path, snap: Snapshot, *, started_ms: float | None = None) -
     return picture
 
 
+def layers_ran(alluredir: Path, since_ms: float) -> set[str] | None:
+    """The suite layers (epics) of the checks whose results this run wrote; None when it
+    wrote none (nothing to narrow the picture to)."""
+    layers: set[str] = set()
+    for path in alluredir.glob("*-result.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("start", 0) < since_ms or is_overview(data):
+            continue
+        if any(label.get("name") == "feature" and label.get("value") == "preflight"
+               and label_epic(data) == "lab" for label in data.get("labels", [])):
+            continue  # the preflight's own result, not a layer's check
+        epic = label_epic(data)
+        if epic:
+            layers.add(epic)
+    return layers or None
+
+
+def label_epic(result: dict) -> str:
+    return next((label.get("value", "") for label in result.get("labels", [])
+                 if label.get("name") == "epic"), "")
+
+
 def for_session(config, alluredir: Path, started_ms: float) -> Path | None:
     """The overview of a pytest session (controller only): probe the lab if this run
     provisioned it, read the run's preflight and ping matrix; never fails the run."""
@@ -101,7 +126,8 @@ def for_session(config, alluredir: Path, started_ms: float) -> Path | None:
     run_dir = config.stash.get(RUN_DIR_KEY, None)
     try:
         snap = gather(lab, status=provisioner.status if provisioner else None, run_dir=run_dir,
-                      run_id=config.stash.get(RUN_ID_KEY, None), probe=provisioner is not None)
+                      run_id=config.stash.get(RUN_ID_KEY, None), probe=provisioner is not None,
+                      layers=layers_ran(alluredir, started_ms))
         picture = write(alluredir, snap, started_ms=started_ms)
         if run_dir is not None and Path(run_dir).is_dir():
             (Path(run_dir) / SVG_NAME).write_text(picture.read_text())

@@ -75,6 +75,12 @@ class ServiceControl(_Model):
     start: str = "systemctl start {unit}"
     restart: str = "systemctl restart {unit}"
     is_active: str = "systemctl is-active --quiet {unit}"
+    #: the unit's state as ``key=value`` lines (systemctl show's format: LoadState,
+    #: ActiveState, UnitFileState, StateChangeTimestamp)
+    status: str = ("systemctl show --no-pager -p Id,LoadState,ActiveState,SubState,"
+                   "UnitFileState,StateChangeTimestamp {unit}")
+    #: the unit's last log lines, newest last
+    journal: str = "journalctl --no-pager -o cat -n 5 -u {unit}"
     reboot: str = "systemctl reboot"
     #: prints the last ``{lines}`` lines of a service's log (must-gather, the host's own word)
     logs: str = "journalctl -u {unit} -n {lines} --no-pager -q"
@@ -93,7 +99,8 @@ class ServiceControl(_Model):
         return self.logs.format(unit=self.units.get(service, service), lines=int(lines))
 
     def command(self, action: str, service: str) -> str:
-        if action not in {"stop", "start", "restart", "is_active", "reboot"}:
+        if action not in {"stop", "start", "restart", "is_active", "status", "journal",
+                          "reboot"}:
             raise ValueError(f"unknown service action {action!r}")
         unit = self.units.get(service, service)
         return getattr(self, action).format(unit=unit)

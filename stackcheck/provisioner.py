@@ -158,16 +158,18 @@ class Provisioner(ABC):
         """Remove whatever an interrupted create() left behind (default: nothing to do)."""
 
     def status(self, lab: Lab) -> dict[str, dict[str, str]]:
-        """Per host, per service: a short state word. Default: ask each host over SSH."""
-        out: dict[str, dict[str, str]] = {}
-        for host in lab.hosts:
-            control = lab.control_for(host)
-            out[host.name] = {
-                service: ("active" if self.service(lab, host, service, "is_active").ok
-                          else "inactive")
-                for service in control.units
-            }
-        return out
+        """Per host, per service its roles imply: a state word (active, inactive, failed,
+        masked; absent: the host has no such unit). Default: every host at once, one SSH
+        command each (the inventory's ``status`` template); a host that cannot be asked
+        is left out."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from stackcheck.services import host_states
+
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(lab.hosts)))) as pool:
+            found = dict(zip([h.name for h in lab.hosts],
+                             pool.map(lambda h: host_states(lab, h), lab.hosts), strict=True))
+        return {name: states for name, states in found.items() if states is not None}
 
     def service(
         self, lab: Lab, host: Host, service: str, action: str, timeout: float = 60

@@ -123,7 +123,7 @@ def test_the_picture_shows_failed_parts(tmp_path: Path) -> None:
     snap.preflight = read_preflight(_run_dir(tmp_path), [])
     snap.ping = read_pingmatrix(_run_dir(tmp_path / "again"), [])
     problems = snap.problems()
-    assert "h2: etcd not active" in problems and "h3: overlay flannel.1 missing" in problems
+    assert "h2: etcd inactive" in problems and "h3: overlay flannel.1 missing" in problems
     assert any(p.startswith("preflight ssh: h3") for p in problems)
     assert any("h1->h3" in p and "h3->h1" in p for p in problems)
     root = ET.fromstring(render(snap))  # well-formed, self-contained SVG

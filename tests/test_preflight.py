@@ -320,3 +320,221 @@ def test_a_refused_exec_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
         api.pod_exec(kube, "ns", "p1", ["true"], 5)  # type: ignore[arg-type]
     assert str(exc.value) == ("exec in ns/p1 failed: error dialing backend: dial tcp "
                               "192.0.2.12:10250: connect: connection refused")
+
+
+# --- every layer, the host's own word (issue 28) ---------------------------------------------
+
+#: maintenance/status of a healthy 3-member cluster, recorded through etcd3gw from a local lab
+#: (etcd 3.4.23, Debian etcd-server, 2026-12-03)
+STATUSES = {
+    "https://192.0.2.11:2379": {"header": {"cluster_id": "6519804606420736665",
+                                           "member_id": "1900135691328607147"},
+                                "version": "3.4.23", "leader": "1900135691328607147",
+                                "raftIndex": "22", "raftTerm": "3"},
+    "https://192.0.2.12:2379": {"header": {"cluster_id": "6519804606420736665",
+                                           "member_id": "6701721728025115691"},
+                                "version": "3.4.23", "leader": "1900135691328607147",
+                                "raftIndex": "22", "raftTerm": "3"},
+    "https://192.0.2.13:2379": {"header": {"cluster_id": "6519804606420736665",
+                                           "member_id": "17473292867345991780"},
+                                "version": "3.4.23", "leader": "1900135691328607147",
+                                "raftIndex": "22", "raftTerm": "3"},
+}
+
+
+def test_the_preflight_sees_split_brain(ssh_files: Path) -> None:
+    """h3 answers as a cluster of its own (another cluster id, itself as leader)."""
+    lab = _lab(ssh_files)
+    statuses = json.loads(json.dumps(STATUSES))
+    h3 = statuses["https://192.0.2.13:2379"]
+    h3["header"]["cluster_id"] = "1234567890123"
+    h3["leader"] = h3["header"]["member_id"]
+    health = preflight.etcd_health(lab, dict.fromkeys(statuses), statuses)
+    assert health.status == preflight.DOWN
+    assert health.summary == ("split brain: the members report 2 cluster ids: h1, h2 in "
+                              "cluster 5a7affbf02a9da99; h3 in cluster 11f71fb04cb")
+    assert preflight.etcd_health(lab, dict.fromkeys(STATUSES), STATUSES).summary == (
+        "all 3 members healthy")
+
+
+def test_members_that_disagree_on_the_leader_are_named(ssh_files: Path) -> None:
+    lab = _lab(ssh_files)
+    statuses = json.loads(json.dumps(STATUSES))
+    statuses["https://192.0.2.13:2379"]["leader"] = "17473292867345991780"
+    health = preflight.etcd_health(lab, dict.fromkeys(statuses), statuses)
+    assert health.status == preflight.DEGRADED and health.down == ["h3"]
+    assert health.summary == ("the members disagree on the leader: h1, h2: leader "
+                              "1a5ea3580aaed3ab; h3: leader f27d9b490e864864")
+
+
+def test_a_host_layer_down_on_one_host_names_it_with_its_word() -> None:
+    line = ("h3: docker inactive since 2026-12-03 08:30:35 UTC — does not answer (docker "
+            "version: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is "
+            "the docker daemon running?)")
+    health = preflight.hosts_health("runtime", ["h1", "h2", "h3"], {"h3": line},
+                                    "answers on all 3 hosts")
+    assert health.status == preflight.DEGRADED and health.ok
+    assert health.summary == line and health.down == ["h3"]
+    assert health.on("h3") == line and health.on("h1") is None
+    verdict = preflight.Verdict({"runtime": health})
+    assert verdict.down_on("h3") == {"runtime": line}
+    again = preflight.Verdict.from_dict(verdict.to_dict())
+    assert again.layers["runtime"].why == {"h3": line}
+    everywhere = preflight.hosts_health("runtime", ["h1"], {"h1": "h1: x"}, "ok")
+    assert everywhere.status == preflight.DOWN
+
+
+def test_the_host_s_own_word_reads_systemd_and_the_local_lab() -> None:
+    from stackcheck.services import log_message, parse_show
+
+    # `systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState,StateChangeTimestamp
+    # etcd` of a masked unit on a machines-lab host (systemd 252, Debian 12)
+    masked = parse_show("etcd", "etcd", MASKED_SHOW)
+    assert masked.word == "masked"
+    assert masked.describe() == "etcd.service masked since 2026-12-03 08:33:46 UTC"
+    # the local lab's unitstate.py of a stopped service, and of one the host does not run
+    local = parse_show("docker", "docker", (
+        "Id=docker\nLoadState=loaded\nActiveState=inactive\nSubState=dead\n"
+        "StateChangeTimestamp=Thu 2026-12-03 08:30:35 UTC\n"))
+    assert local.describe() == "docker inactive since 2026-12-03 08:30:35 UTC"
+    assert parse_show("flannel", "flannel", "Id=flannel\nLoadState=not-found\n"
+                      "ActiveState=inactive\n").word == "absent"
+    # last log lines as etcd 3.4.23 (zap JSON) and dockerd 20.10 (logrus) wrote them
+    assert log_message('{"level":"info","ts":"2026-12-03T08:30:42.638Z","caller":"embed/'
+                       'etcd.go:375","msg":"closed etcd server","name":"h2"}') == (
+        "closed etcd server")
+    assert log_message('time="2026-12-03T08:30:34.641805730Z" level=info msg="[core] Channel '
+                       'Connectivity change to \\"CONNECTING\\"" module=grpc') == (
+        '[core] Channel Connectivity change to "CONNECTING"')
+    assert log_message("E1203 08:40:01.123456   4242 kubelet.go:2183] Container runtime "
+                       "network not ready") == "Container runtime network not ready"
+
+
+#: recorded on a machines-lab host (systemd 252.39-1~deb12u2, Debian 12) after
+#: `systemctl mask --now etcd`, 2026-12-03
+MASKED_SHOW = """Id=etcd.service
+LoadState=masked
+ActiveState=inactive
+SubState=dead
+UnitFileState=masked
+StateChangeTimestamp=Thu 2026-12-03 08:33:46 UTC
+"""
+
+DOCKER_CHECKS = '''
+import pytest
+from fixtures.preflight import Partial
+
+@pytest.fixture
+def pods(lab):
+    return Partial(["h1", "h3"], {"h2": "needs runtime on h2: h2: docker inactive"})
+
+def test_bridge(lab_host, host):
+    pass
+
+@pytest.mark.owns("runtime")
+def test_daemon_answers(lab_host, host):
+    pass
+
+def test_matrix(pods):
+    assert pods == ["h1", "h3"]
+'''
+
+
+def test_a_layer_down_on_one_host_blocks_that_host_only(pytester: pytest.Pytester,
+                                                        ssh_files: Path) -> None:
+    lab = _lab(ssh_files)
+    (pytester.path / "lab.json").write_text(lab.to_json())
+    runtime = preflight.hosts_health("runtime", ["h1", "h2", "h3"], {
+        "h2": "h2: docker inactive since 2026-12-03 08:30:35 UTC — does not answer"}, "ok")
+    preflight.Verdict({"runtime": runtime}, 0.5).write(pytester.path / "preflight.json")
+    pytester.makeconftest(CONFTEST)
+    (pytester.path / "suites" / "docker").mkdir(parents=True)
+    (pytester.path / "suites" / "docker" / "test_checks.py").write_text(DOCKER_CHECKS)
+    run = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rfE", "--no-must-gather",
+                                        f"--alluredir={pytester.path / 'results'}")
+    # h2's bridge check blocked; the owner of the runtime runs on h2; the all-pairs check
+    # passes on h1 and h3 and reports h2 blocked
+    run.assert_outcomes(passed=5, errors=1, failed=1)
+    run.stdout.fnmatch_lines([
+        "*ERROR at setup of test_bridge?h2?*",
+        "blocked: needs runtime on h2: h2: docker inactive since 2026-12-03 08:30:35 UTC — "
+        "does not answer",
+        "blocked: needs runtime on h2: h2: docker inactive (the check passed on the other hosts)",
+    ])
+    results = [json.loads(p.read_text()) for p in (pytester.path / "results").glob("*-result.json")]
+    matrix = next(r for r in results if r["name"] == "test_matrix")
+    assert classify(matrix["status"], matrix["statusDetails"]["message"]) == "blocked by runtime"
+
+
+def test_a_member_only_the_runner_cannot_reach_is_alive_in_quorum(ssh_files: Path) -> None:
+    """Seen on a local lab with h3's client port dropped from the runner's address only."""
+    lab = _lab(ssh_files)
+    why = (f"{preflight.RUNNER_ONLY} (timed out), alive: etcd active and its endpoint "
+           "answers on h3 itself; the other members agree on leader h1 (1a5ea3580aaed3ab)")
+    health = preflight.etcd_health(lab, {"https://192.0.2.11:2379": None,
+                                         "https://192.0.2.12:2379": None,
+                                         "https://192.0.2.13:2379": why})
+    assert health.status == preflight.DEGRADED and health.down == ["h3"]
+    assert health.summary == (f"quorum kept (3/3 alive, 2 reachable from the runner); h3: {why}")
+
+
+# --- pods that do not start say why ----------------------------------------------------------
+# The texts are Kubernetes v1.20.2's own: pkg/kubelet/images/image_manager.go (ErrImageNeverPull),
+# pkg/controller/nodelifecycle/node_lifecycle_controller.go (NodeStatusUnknown).
+
+
+def _pod(name: str, node: str | None = None, waiting: tuple[str, str] | None = None,
+         scheduled: bool | None = None):
+    from kubernetes import client
+
+    statuses = None
+    if waiting:
+        statuses = [client.V1ContainerStatus(
+            name="c", image="stackcheck/busybox:latest", image_id="", ready=False,
+            restart_count=0, state=client.V1ContainerState(
+                waiting=client.V1ContainerStateWaiting(reason=waiting[0], message=waiting[1])))]
+    conditions = None
+    if scheduled is not None:
+        conditions = [client.V1PodCondition(type="PodScheduled",
+                                            status="True" if scheduled else "False")]
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name),
+                        spec=client.V1PodSpec(containers=[], node_name=node),
+                        status=client.V1PodStatus(phase="Pending", container_statuses=statuses,
+                                                  conditions=conditions))
+
+
+def test_a_pod_that_will_not_start_says_why_and_whether_it_is_final() -> None:
+    from stackcheck.kubernetes.pods import why_pending
+
+    never = _pod("pod-h3", "h3", ("ErrImageNeverPull", 'Container image "stackcheck/busybox:'
+                                  'latest" is not present with pull policy of Never'))
+    why = why_pending(never, [], {"h3": ""}, 3)
+    assert why.final and why.text == ('ErrImageNeverPull: Container image "stackcheck/busybox:'
+                                      'latest" is not present with pull policy of Never')
+    lost = why_pending(_pod("pod-h3", "h3"), [], {
+        "h3": "NotReady (NodeStatusUnknown: Kubelet stopped posting node status.)"}, 3)
+    assert lost.final and lost.text == ("its node h3 is NotReady (NodeStatusUnknown: Kubelet "
+                                        "stopped posting node status.)")
+    unscheduled = _pod("web-0")
+    assert not why_pending(unscheduled, [], {}, 3).final  # the scheduler may still decide
+    assert why_pending(unscheduled, [], {}, 12).text == (
+        "no pod gets a node: the scheduler is not running (no scheduling decision in 12 s)")
+    assert why_pending(unscheduled, [], {}, 12).final
+    assert not why_pending(_pod("web-0", scheduled=False), [], {}, 12).final
+
+
+def test_the_health_check_prints_the_tls_cause_the_preflight_found() -> None:
+    """Recorded: etcd3gw 2.7's error when the runner's CA did not sign the member's
+    certificate (etcd 3.4.23 on a local lab, 2026-12-03); it used to read "no reason given"."""
+    import etcd3gw.exceptions
+
+    from stackcheck.etcd import error_text
+
+    exc = etcd3gw.exceptions.ConnectionFailedError()
+    exc.detail_text = (
+        "HTTPSConnectionPool(host='10.221.2.13', port=2379): Max retries exceeded with url: "
+        "/version (Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_"
+        "FAILED] certificate verify failed: unable to get local issuer certificate "
+        "(_ssl.c:1006)')))")
+    assert etcd_error(exc) == "TLS certificate not trusted"
+    assert error_text(exc) == "does not answer (ConnectionFailedError: TLS certificate not trusted)"

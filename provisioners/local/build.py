@@ -26,6 +26,7 @@ from provisioners.local import (
     pki,
     sshd,
     state,
+    unitstate,
 )
 from provisioners.local.layout import FLANNEL_NETWORK, OS_NAME, Layout
 from provisioners.local.progress import Progress
@@ -52,6 +53,9 @@ def _sshd_version() -> str:
     return text.split(",")[0] if text else "unknown"
 
 
+UNITSTATE = Path(unitstate.__file__)
+
+
 def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     """Templates that run the control CLI on a host (over SSH) for the existing provisioner."""
     target = shlex.quote(host) if host else '"$(hostname)"'
@@ -66,6 +70,11 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
         start=f"{base} start {{unit}}",
         restart=f"{base} restart {{unit}}",
         is_active=f"{base} is_active {{unit}}",
+        # plain programs, fast to start: the preflight asks them about every silent service
+        status=(f"{shlex.quote(sys.executable)} -I {shlex.quote(str(UNITSTATE))} "
+                f"{shlex.quote(str(layout.state_dir))} {target} {{unit}}"),
+        journal=(f"tail -n {control.JOURNAL_LINES} {shlex.quote(str(layout.state_dir))}"
+                 f"/hosts/{target}/logs/{{unit}}.log"),
         reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",
         logs=f"tail -n {{lines}} {shlex.quote(str(layout.state_dir / 'hosts'))}/{target}/logs/"
              "{unit}.log",

@@ -11,8 +11,10 @@ and containerd also the pods' containers). Safe from several processes at once (
 file lock, state updates under the state lock).
 
 CLI: ``python -m provisioners.local --state-dir DIR --host h1 stop etcd``
-(actions: start, stop, restart, is_active, reboot); exit status 0 = done/active,
-3 = inactive, 1 = failed.
+(actions: start, stop, restart, is_active, status, journal, reboot); exit status 0 =
+done/active, 3 = inactive, 1 = failed. ``status`` prints the service's state the way
+``systemctl show`` does (``LoadState``, ``ActiveState``, ``StateChangeTimestamp``; a service
+the host does not run is ``LoadState=not-found``), ``journal`` the last lines of its log.
 """
 
 from __future__ import annotations
@@ -40,11 +42,14 @@ from provisioners.local import (
     overlay,
     sshd,
     state,
+    unitstate,
 )
 from provisioners.local.layout import HostPlan, Layout
 from provisioners.local.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
 
-ACTIONS = ("start", "stop", "restart", "is_active")
+ACTIONS = ("start", "stop", "restart", "is_active", "status", "journal")
+#: lines ``journal`` prints
+JOURNAL_LINES = 5
 START_ORDER = ("sshd", "etcd", "flannel", "docker", "containerd", *k8s_services.SERVICES)
 RUNTIMES = ("docker", "containerd")
 #: services whose leftovers (children) are killed with them; sshd keeps its sessions
@@ -127,7 +132,21 @@ def launch(layout: Layout, data: state.State, host: HostPlan, service: str) -> i
     pid, start_ = spawn(argv, log=host.dir / "logs" / f"{service}.log", env=env, cgroup=cg)
     state.set_process(layout.state_dir, f"{host.name}/{service}",
                       {"host": host.name, "service": service, "pid": pid, "start": start_})
+    _changed(layout, host.name, service)
     return pid
+
+
+def _changed(layout: Layout, host: str, service: str) -> None:
+    """Note when a service last started or stopped (``status``'s StateChangeTimestamp)."""
+    with state.edit(layout.state_dir) as st:
+        st.setdefault("changed", {})[f"{host}/{service}"] = time.time()
+
+
+def unit_status(layout: Layout, data: state.State, host: HostPlan, service: str) -> str:
+    """The service's state in ``systemctl show``'s key=value format (see ``unitstate``)."""
+    if service not in services_of(data, host):
+        return f"Id={service}\nLoadState=not-found\nActiveState=inactive\n"
+    return unitstate.show(layout.state_dir, host.name, service)
 
 
 def wait_ready(layout: Layout, host: HostPlan, service: str, timeout: float) -> None:
@@ -167,6 +186,18 @@ def _stop(layout: Layout, host: HostPlan, service: str, timeout: float,
     if whole_group or service in KILL_GROUP:
         _kill_group(layout, host.name, service)
     state.set_process(layout.state_dir, f"{host.name}/{service}", None)
+    _changed(layout, host.name, service)
+
+
+def _last_lines(path: Path, count: int, chunk: int = 65536) -> list[str]:
+    """The last ``count`` lines of a log file (reads only its end: logs grow large)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - chunk))
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-count:]
 
 
 def act(state_dir: Path, host_name: str, service: str, action: str,
@@ -176,12 +207,18 @@ def act(state_dir: Path, host_name: str, service: str, action: str,
     try:
         layout, data = layout_of(Path(state_dir))
         host = layout.host(host_name)
+        if action == "status":
+            return ServiceResult(host_name, desc, 0, unit_status(layout, data, host, service),
+                                 "")
         if service not in services_of(data, host):
             return ServiceResult(host_name, desc, 1, "", f"{host_name} runs no {service}")
         if action == "is_active":
             active = is_active(layout, host_name, service)
             return ServiceResult(host_name, desc, 0 if active else 3,
                                  "active\n" if active else "inactive\n", "")
+        if action == "journal":
+            lines = _last_lines(host.dir / "logs" / f"{service}.log", JOURNAL_LINES)
+            return ServiceResult(host_name, desc, 0, "".join(f"{x}\n" for x in lines), "")
         if action not in ACTIONS:
             raise ProvisionerError(f"unknown action {action!r}; expected one of {ACTIONS}")
         with _lock(layout, host_name, service):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import requests
 from etcd3gw.client import Etcd3Client
 
-from stackcheck.errors import command_failure, cut_line
+from stackcheck.errors import command_failure, cut_line, network_reason
 from stackcheck.errors import trim as trim  # re-exported for the etcd suite
 from stackcheck.lab import EtcdAccess
 
@@ -67,6 +67,10 @@ def error_text(exc: Exception) -> str:
     detail = detail.strip() if isinstance(detail, str) else ""
     if not text and detail:
         reason = _REASON.search(detail)
+        cause = network_reason(exc)  # the preflight's words: TLS, timeout, refusal
+        if cause in ("TLS certificate not trusted", "TLS handshake failed") or (
+                cause and not reason):
+            return f"does not answer ({name}: {cause})"
         if reason or "Connection" in name:
             why = (reason.group(1) or reason.group(2)).strip() if reason else "no reason given"
             return f"does not answer ({name}: {why})"

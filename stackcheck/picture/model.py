@@ -10,6 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PING_STATUSES = ("ok", "recovered", "failed")
+#: service states that are a problem; others (active, absent: the host has no such unit,
+#: unknown: not read) are not
+BAD_STATES = frozenset({"inactive", "failed", "masked", "activating", "deactivating"})
+#: suite layer -> the services that belong to it (a partial run draws only its layers)
+LAYER_SERVICES = {
+    "lab": ("sshd",),
+    "etcd": ("etcd",),
+    "flannel": ("flannel",),
+    "docker": ("docker", "containerd"),
+    "kubernetes": ("kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager",
+                   "kube-scheduler"),
+}
 
 
 @dataclass
@@ -88,6 +100,11 @@ class Snapshot:
     ping: PingMatrix | None = None
     preflight: dict[str, PreflightLayer] | None = None
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
+    #: the suite layers the run checked (None: all); the picture draws only these
+    layers: set[str] | None = None
+
+    def shows(self, layer: str) -> bool:
+        return self.layers is None or layer in self.layers
 
     def host(self, name: str) -> HostView | None:
         return next((h for h in self.hosts if h.name == name), None)
@@ -101,17 +118,19 @@ class Snapshot:
         out = [f"preflight {layer}: {found.summary}"
                for layer, found in (self.preflight or {}).items() if not found.ok]
         for host in self.hosts:
-            off = [s for s, state in (host.services or {}).items() if state != "active"]
+            off = [f"{s} {state}" for s, state in (host.services or {}).items()
+                   if state in BAD_STATES]
             if off:
-                out.append(f"{host.name}: {', '.join(off)} not active")
-            if host.etcd is not None and not host.etcd.healthy:
+                out.append(f"{host.name}: {', '.join(off)}")
+            if host.etcd is not None and not host.etcd.healthy and self.shows("etcd"):
                 out.append(f"{host.name}: etcd member does not answer ({host.etcd.detail})")
-            if host.overlay is not None and host.overlay.device_ok is False:
+            if (host.overlay is not None and host.overlay.device_ok is False
+                    and self.shows("flannel")):
                 out.append(f"{host.name}: overlay {host.overlay.detail}")
-            if host.node is not None and host.node.ready != "True":
+            if host.node is not None and host.node.ready != "True" and self.shows("kubernetes"):
                 out.append(f"{host.name}: Kubernetes node Ready={host.node.ready}")
         leaders = [m for m in self.etcd_members or [] if m.leader]
-        if self.etcd_members and not leaders:
+        if self.etcd_members and not leaders and self.shows("etcd"):
             out.append("etcd: no member reports a leader")
         failed = self.ping.failed() if self.ping is not None else []
         if failed:

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from stackcheck.lab import Host, Lab
-from stackcheck.picture.model import EtcdMember, HostView, KubeNode, Overlay, Snapshot
+from stackcheck.picture.model import (
+    LAYER_SERVICES,
+    EtcdMember,
+    HostView,
+    KubeNode,
+    Overlay,
+    Snapshot,
+)
 from stackcheck.picture.runfiles import read_pingmatrix, read_preflight
 
 #: Seconds each part of the probe may take (a down host must not hold the picture up).
@@ -166,16 +173,25 @@ def _nodes(lab: Lab) -> list[KubeNode]:
     return nodes
 
 
+def _layer_services(layers: set[str] | None) -> set[str] | None:
+    if layers is None:
+        return None
+    return {s for layer in layers for s in LAYER_SERVICES.get(layer, ())}
+
+
 def gather(lab: Lab, *, status: StatusFn | None = None, run_dir: Path | None = None,
-           run_id: str | None = None, probe: bool = True) -> Snapshot:
+           run_id: str | None = None, probe: bool = True,
+           layers: set[str] | None = None) -> Snapshot:
     """A snapshot of ``lab``, with the preflight and ping matrix of ``run_dir`` if given.
 
     ``probe=False`` draws from the inventory and the run's files only (no lab access).
+    ``layers``: the suite layers a (partial) run checked; only those are probed and drawn.
     """
     notes: list[str] = []
     snap = Snapshot(lab=lab.name, provisioner=lab.provisioner, run_id=run_id,
                     taken=time.strftime("%Y-%m-%d %H:%M:%S"), notes=notes,
-                    hosts=[HostView(h.name, h.address, list(h.roles)) for h in lab.hosts])
+                    hosts=[HostView(h.name, h.address, list(h.roles)) for h in lab.hosts],
+                    layers=layers)
     if run_dir is not None:
         snap.preflight = read_preflight(run_dir, notes)
         snap.ping = read_pingmatrix(run_dir, notes)
@@ -187,19 +203,24 @@ def gather(lab: Lab, *, status: StatusFn | None = None, run_dir: Path | None = N
     parts: dict[str, Callable[[], Any]] = {}
     if status is not None:
         parts["service states"] = lambda: status(lab)
-    if lab.etcd is not None:
+    if lab.etcd is not None and snap.shows("etcd"):
         parts["etcd status"] = lambda: _etcd_members(lab)
-    if (lab.etcd is not None or lab.kubernetes is not None) and lab.hosts_with("flannel"):
+    if ((lab.etcd is not None or lab.kubernetes is not None) and lab.hosts_with("flannel")
+            and snap.shows("flannel")):
         def overlays() -> dict[str, Overlay]:
             device, subnets = _flannel(lab)
             return _overlays(lab, device, subnets, ssh_down, notes)
 
         parts["flannel leases"] = overlays
-    if lab.kubernetes is not None:
+    if lab.kubernetes is not None and snap.shows("kubernetes"):
         parts["Kubernetes nodes"] = lambda: _nodes(lab)
     found = _bounded(parts, notes)
+    wanted = _layer_services(layers)
     for view in snap.hosts:
-        view.services = (found.get("service states") or {}).get(view.name)
+        services = (found.get("service states") or {}).get(view.name)
+        if services is not None and wanted is not None:
+            services = {s: state for s, state in services.items() if s in wanted}
+        view.services = services
         view.overlay = (found.get("flannel leases") or {}).get(view.name)
     if "etcd status" in parts:
         snap.etcd_members = found.get("etcd status")

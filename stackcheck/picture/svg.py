@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from stackcheck.picture.model import HostView, PingMatrix, PreflightLayer, Snapshot
+from stackcheck.picture.model import BAD_STATES, HostView, PingMatrix, PreflightLayer, Snapshot
 
 RED, GREEN, AMBER, GREY, INK = "#d32f2f", "#2e7d32", "#ef8f00", "#9e9e9e", "#212121"
 FILL = {"ok": "#66bb6a", "recovered": "#ffb74d", "failed": "#e53935", None: "#eeeeee"}
@@ -108,17 +108,21 @@ def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float,
                 row += LINE
             cx = x + 17
             for service, state, width in line:
-                c.dot(cx, row - 4, GREEN if state == "active" else RED)
+                bad = state in BAD_STATES
+                c.dot(cx, row - 4, RED if bad else GREEN if state == "active" else GREY)
                 c.text(cx + 8, row, service, size=11,
-                       color=INK if state == "active" else RED,
+                       color=RED if bad else INK if state == "active" else GREY,
                        tip=f"{host.name}: {service} {state}")
                 cx += width
     row += LINE + 2
-    _member_line(c, host, x + 12, row, inner)
+    if snap.shows("etcd"):
+        _member_line(c, host, x + 12, row, inner)
     row += LINE
-    _overlay_lines(c, host, x + 12, row, inner)
+    if snap.shows("flannel"):
+        _overlay_lines(c, host, x + 12, row, inner)
     row += 2 * LINE
-    _node_line(c, host, x + 12, row, inner)
+    if snap.shows("kubernetes"):
+        _node_line(c, host, x + 12, row, inner)
     if down:
         c.line(x + 6, y + 6, x + CARD_W - 6, y + height - 6, RED, 4)
         c.line(x + CARD_W - 6, y + 6, x + 6, y + height - 6, RED, 4)
@@ -175,13 +179,13 @@ def _node_line(c: _Canvas, host: HostView, x: float, y: float, width: float) -> 
 def _summary(snap: Snapshot) -> list[tuple[str, str]]:
     """One line per cluster-wide part: (text, color)."""
     lines = []
-    if snap.etcd_members is not None:
+    if snap.etcd_members is not None and snap.shows("etcd"):
         healthy = [m for m in snap.etcd_members if m.healthy]
         leaders = sorted({m.host or m.endpoint for m in snap.etcd_members if m.leader})
         ok = len(healthy) == len(snap.etcd_members) and len(leaders) == 1
         lines.append((f"etcd: {len(snap.etcd_members)} members, {len(healthy)} healthy, "
                       f"leader {', '.join(leaders) or 'NONE'}", GREEN if ok else RED))
-    if snap.nodes is not None:
+    if snap.nodes is not None and snap.shows("kubernetes"):
         ready = [n for n in snap.nodes if n.ready == "True"]
         lines.append((f"kubernetes: {len(snap.nodes)} nodes, {len(ready)} Ready",
                        GREEN if len(ready) == len(snap.nodes) else RED))

@@ -10,8 +10,10 @@ import shlex
 import allure
 import pytest
 
+from stackcheck.errors import cut_line
 from stackcheck.flannel.model import ip_json, read_subnet_env
-from stackcheck.lab import Host
+from stackcheck.lab import Host, Lab
+from stackcheck.services import explain
 
 pytestmark = [pytest.mark.role("docker"), allure.feature("daemon")]
 
@@ -24,13 +26,16 @@ def _docker_only(lab_host: Host, runtime_of) -> None:
 
 
 @allure.id("docker-daemon-answers")
-def test_daemon_answers(lab_host: Host, host, runtime_of) -> None:
+@pytest.mark.owns("runtime")  # reports the runtime's own health: never blocked by it
+def test_daemon_answers(lab: Lab, lab_host: Host, host, runtime_of) -> None:
     _docker_only(lab_host, runtime_of)
     result = host.run("docker info --format '{{.ServerVersion}}'")
-    assert result.rc == 0 and result.stdout.strip(), (
-        f"{lab_host.name}: expected the Docker daemon to answer 'docker info'; "
-        f"saw exit {result.rc}: {result.stderr.strip()[:300]}"
-    )
+    answered = result.rc == 0 and bool(result.stdout.strip())
+    if not answered:  # the host's own word: the unit's state and its last log line
+        why = cut_line(result.stderr.strip().splitlines()[-1] if result.stderr.strip()
+                       else f"exit {result.rc}, no output")
+        pytest.fail(explain(lab, lab_host, "docker", f"does not answer (docker info: {why})"),
+                    pytrace=False)
 
 
 @allure.id("docker-bridge-in-flannel-lease")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from typing import Any
 
 from stackcheck.kubernetes import Kube
+from stackcheck.kubernetes.pods import wait_pods
 from stackcheck.waits import wait_for
 
 IMAGE = "stackcheck/busybox:latest"
@@ -53,20 +53,11 @@ def placement(pods: list) -> dict[str, str]:
 
 def wait_running(kube: Kube, namespace: str, app: str, count: int,
                  timeout: float = POD_START_TIMEOUT) -> list:
-    """Wait until ``count`` pods of ``app`` run; return them."""
-
-    def running() -> list | None:
-        pods = pods_of(kube, namespace, app)
-        ready = [p for p in pods if p.status.phase == "Running"]
-        return ready if len(ready) >= count else None
-
-    def seen() -> str:
-        pods = pods_of(kube, namespace, app)
-        phases = Counter(p.status.phase for p in pods)
-        return f"{dict(phases)}; placement {placement(pods)}"
-
-    return wait_for(running, timeout=timeout, interval=1,
-                    what=f"{count} running pod(s) of {app} in {namespace}", describe=seen)
+    """Wait until ``count`` pods of ``app`` run; return them. A pod that will not run
+    (image never pulled, node NotReady, no scheduler) ends the wait at once, saying why."""
+    return wait_pods(kube, namespace, count, timeout=timeout, interval=1,
+                     what=f"{count} running pod(s) of {app} in {namespace}",
+                     list_pods=lambda: pods_of(kube, namespace, app))
 
 
 def failed_scheduling(kube: Kube, namespace: str, pod_name: str) -> list[str]:

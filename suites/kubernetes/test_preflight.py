@@ -7,7 +7,9 @@ from stackcheck.kubernetes import Kube
 from stackcheck.kubernetes.taints import blocking_taints
 from stackcheck.lab import Lab
 
-pytestmark = [allure.feature("preflight"), pytest.mark.owns("kubernetes")]
+# these report the control plane's and the nodes' own health: never blocked by them
+pytestmark = [allure.feature("preflight"), pytest.mark.owns("kubernetes"),
+              pytest.mark.owns("kubelet")]
 
 
 @allure.id("kubernetes-api-ready")

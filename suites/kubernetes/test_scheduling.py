@@ -19,7 +19,9 @@ from suites.kubernetes.objects import (
     wait_unschedulable,
 )
 
-pytestmark = allure.feature("scheduling")
+# a scheduled pod may land on any node: every node's runtime and kubelet must answer
+pytestmark = [allure.feature("scheduling"), pytest.mark.needs_every_member("runtime"),
+              pytest.mark.needs_every_member("kubelet")]
 HOSTNAME = "kubernetes.io/hostname"
 PER_NODE = 2
 
