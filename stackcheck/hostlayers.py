@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from stackcheck.errors import cut_line
 from stackcheck.lab import Host, Lab
+from stackcheck.runtime import detect
 from stackcheck.ssh import host_connection
 
 #: s each probe may take on the host
@@ -39,15 +40,23 @@ class LayerProbe:
         return f"does not answer ({self.what}: {why})"
 
 
-def runtime_probe(host: Host) -> LayerProbe:
-    """Does the host's container runtime answer? Docker where the host has the docker role
-    (``docker version`` over the daemon's socket, as the CLI finds it on the host), else
-    containerd (``ctr version``). The one place that decides the runtime of a host."""
-    if host.has_role("docker"):
-        fmt = shlex.quote("{{.Server.Version}}")
-        return LayerProbe("runtime", "docker", f"docker version --format {fmt}",
-                          "docker version")
-    return LayerProbe("runtime", "containerd", "ctr version", "ctr version")
+def runtime_probe(kind: str, socket: str = "") -> LayerProbe:
+    """Does the host's container runtime answer? ``kind`` is what
+    :func:`stackcheck.runtime.detect` found the host to run (the kubelet's own flags first,
+    then whichever daemon answers, then the inventory's roles): Docker is asked with
+    ``docker version``, containerd with its own client over its socket, CRI-O with crictl."""
+    if kind == "containerd":
+        sock = socket or "/run/containerd/containerd.sock"
+        return LayerProbe("runtime", "containerd",
+                          f"ctr --address {shlex.quote(sock)} --connect-timeout 5s version",
+                          "ctr version")
+    if kind == "cri-o":
+        sock = socket or "/run/crio/crio.sock"
+        return LayerProbe("runtime", "crio",
+                          f"crictl --runtime-endpoint unix://{shlex.quote(sock)} version",
+                          "crictl version")
+    fmt = shlex.quote("{{.Server.Version}}")
+    return LayerProbe("runtime", "docker", f"docker version --format {fmt}", "docker version")
 
 
 def kubelet_probe(host: Host) -> LayerProbe:
@@ -75,11 +84,12 @@ def flannel_probe() -> LayerProbe:
     )
 
 
-def probes_for(lab: Lab, host: Host) -> list[LayerProbe]:
-    """The host layers ``host``'s roles declare."""
+def probes_for(lab: Lab, host: Host, runtime: tuple[str, str] = ("docker", "")
+               ) -> list[LayerProbe]:
+    """The host layers ``host``'s roles declare; ``runtime``: (kind, socket) it runs."""
     out = []
     if host.has_role("docker") or host.has_role("node"):
-        out.append(runtime_probe(host))
+        out.append(runtime_probe(*runtime))
     if host.has_role("node") and lab.kubernetes is not None:
         out.append(kubelet_probe(host))
     if host.has_role("flannel"):
@@ -107,10 +117,15 @@ def _reason(output: str, rc: int) -> str:
 def probe_host(lab: Lab, host: Host) -> dict[str, tuple[LayerProbe, str | None]]:
     """layer -> (its probe, None if it answers else why not, one line). Raises if the host
     cannot be reached over SSH (the SSH probe reports that)."""
-    probes = probes_for(lab, host)
+    conn = host_connection(lab, host)
+    runtime = ("docker", "")
+    if host.has_role("docker") or host.has_role("node"):
+        found = detect(conn, host.roles)
+        runtime = (found.kind, found.socket)
+    probes = probes_for(lab, host, runtime)
     if not probes:
         return {}
-    result = host_connection(lab, host).run(_script(probes))
+    result = conn.run(_script(probes))
     found: dict[str, tuple[LayerProbe, str | None]] = {}
     by_layer = {p.layer: p for p in probes}
     for block in result.stdout.split(_SECTION)[1:]:
