@@ -265,7 +265,7 @@ def _allowed_skip(line: str) -> bool:
     """Skips a full run may show on this lab: opt-in checks, not a missing layer."""
     return any(reason in line for reason in (
         "upstream e2e conformance is opt-in", "kube-system runs no pods",
-        "nothing to upgrade", "the lab has no Kubernetes"))
+        "nothing to upgrade", "the lab has no Kubernetes", "no DaemonSet to check"))
 
 
 @needs_lab

@@ -198,6 +198,12 @@ def _kind(host: Shell, roles: list[str], kubelet: KubeletRuntime | None,
     if docker and docker[0]:
         notes.append("Docker answers")
         return DOCKER
+    if kubelet is None and "docker" in roles and _run(host, "command -v dockerd")[0] == 0:
+        # no kubelet to say otherwise: a docker host whose daemon is down is still a Docker
+        # host, even where a CRI containerd runs beside it for nothing
+        notes.append("no kubelet; the host has the docker role and Docker installed "
+                     "(it does not answer)")
+        return DOCKER
     containerd = _containerd(host, seen)
     if containerd is not None and containerd[0].cri:
         notes.append("a containerd with its CRI plugin runs in the host's network namespace")
