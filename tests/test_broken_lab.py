@@ -170,7 +170,10 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
     assert verdict.group(1) in ("has no leader", "a linearizable read fails (timed out)")
     # checks that need etcd are blocked, with one line naming it; etcd's own health fails
     errors = broken.with_outcome("error")
-    assert errors and all(m.startswith("blocked: needs etcd: no quorum") for m in errors.values())
+    # (a check whose layer reads flannel's leases from etcd through a fixture may meet etcd
+    # down inside that fixture: then one line naming etcd, not a traceback)
+    assert errors and all(m.startswith("blocked: needs etcd: no quorum")
+                          or m.startswith("etcd unreachable at ") for m in errors.values()), errors
     blocked_layers = {name.split("::")[0] for name in errors}
     assert {"test_data_model", "test_host_plumbing", "test_daemon",
             "test_consistency"} <= blocked_layers, sorted(errors)
@@ -224,7 +227,7 @@ def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
     assert "test_reachability::test_host_answers_ssh[h3]" in run.with_outcome("failed")
     passed = run.with_outcome("passed")
     for name in ("test_daemon::test_daemon_answers[h1]", "test_daemon::test_daemon_answers[h2]",
-                 "test_host_plumbing::test_vxlan_device_matches_config[h1]",
+                 "test_host_plumbing::test_overlay_device_fits_the_backend[h1]",
                  "test_reachability::test_host_answers_ssh[h2]"):
         assert name in passed, f"{name}: {run.outcomes.get(name)}"
     _assert_no_library_traceback(run)
@@ -262,7 +265,9 @@ def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Pa
         assert outcome == "failed" and message.startswith(f"blocked: {cause}"), message
         assert message.endswith("(the check passed on the other hosts)"), message
     failed = set(broken.with_outcome("failed")) | set(broken.with_outcome("error"))
-    assert all("[h3]" in name or "test_datapath" in name for name in failed), sorted(failed)
+    # the pods' MTU check uses the one-pod-per-host fixture: blocked by h3 on every host
+    assert all("[h3]" in name or "test_datapath" in name or "pods_get_the_flannel_mtu" in name
+               for name in failed), sorted(failed)
     for name in ("test_daemon::test_daemon_answers[h1]",
                  "test_daemon::test_bridge_is_inside_the_flannel_lease[h2]"):
         assert name in broken.with_outcome("passed"), f"{name}: {broken.outcomes.get(name)}"
