@@ -187,7 +187,9 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
                  "test_datapath::test_every_pod_pings_every_other_pod"):
         assert name in passed, f"{name}: {broken.outcomes.get(name)}"
     _assert_no_library_traceback(broken)
-    assert broken.seconds <= healthy.seconds + 30, (broken.seconds, healthy.seconds)
+    # a loose bound (speed targets live in benchmarks/verdict.py): checks whose fixtures read
+    # flannel's leases from etcd still meet etcd's 5 s timeout instead of being blocked
+    assert broken.seconds <= healthy.seconds + 45, (broken.seconds, healthy.seconds)
     # disruptive scenarios do not start on a cluster without quorum: blocked at once
     assert set(quorum.with_outcome("error")) == set(quorum.outcomes), quorum.stdout[-2000:]
     assert quorum.seconds < 30, quorum.seconds
