@@ -25,8 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from stackcheck import layers
+
 DEFAULT_FLANNEL_PREFIX = "/coreos.com/network"
-KNOWN_ROLES = frozenset({"etcd", "master", "node", "atomic", "docker", "flannel"})
 
 
 class InventoryError(ValueError):
@@ -85,13 +86,7 @@ class ServiceControl(_Model):
     #: prints the last ``{lines}`` lines of a service's log (must-gather, the host's own word)
     logs: str = "journalctl -u {unit} -n {lines} --no-pager -q"
     units: dict[str, str] = Field(
-        default_factory=lambda: {
-            "etcd": "etcd",
-            "docker": "docker",
-            "flannel": "flanneld",
-            "kubelet": "kubelet",
-            "sshd": "sshd",
-        }
+        default_factory=lambda: {**layers.default_units(), "sshd": "sshd"}
     )
 
     def log_command(self, service: str, lines: int = 50) -> str:
@@ -127,11 +122,12 @@ class Host(_Model):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - KNOWN_ROLES)
+        known = layers.known_roles()
+        unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(
                 f"unknown role(s) {', '.join(unknown)}; expected some of "
-                f"{', '.join(sorted(KNOWN_ROLES))}"
+                f"{', '.join(sorted(known))}"
             )
         return value
 

@@ -171,3 +171,32 @@ def test_the_session_lab_names_no_layer() -> None:
     found = sorted(m for m in imports(REPO / "fixtures" / "lab.py")
                    if any(_within(m, layer) for layer in modules))
     assert not found, f"fixtures/lab.py imports layer code: {', '.join(found)}"
+
+
+#: the modules that read the layer descriptions (stackcheck.layers) instead of naming layers
+LAYER_READERS = ("stackcheck/preflight.py", "stackcheck/hostlayers.py", "stackcheck/services.py",
+                 "fixtures/preflight.py", "fixtures/labels.py", "reports/categories.py")
+
+
+def _string_constants(path: Path) -> set[str]:
+    """Every string literal of a module but its docstrings."""
+    tree = ast.parse(path.read_text())
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docs}
+
+
+def test_the_readers_of_layer_descriptions_name_no_layer() -> None:
+    """The preflight, the blocked-check logic, the categories and the labels read each
+    layer's description: adding a layer is a folder under suites/ and one description."""
+    from stackcheck import layers
+
+    named = {*layers.names(), *layers.health_lines(), *layers.known_roles()} - {layers.SSH}
+    found = {f"{module}: {text!r}" for module in LAYER_READERS
+             for text in _string_constants(REPO / module) & named}
+    assert not found, "modules that should read stackcheck.layers name a layer:\n" + "\n".join(
+        sorted(found))

@@ -10,7 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from provisioners.base import ProvisionerError
-from stackcheck.lab import KNOWN_ROLES, describe, field_path, node_at
+from stackcheck.lab import describe, field_path, node_at
+from stackcheck.layers import known_roles
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
 
@@ -90,10 +91,10 @@ class HostSpec(_Model):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - KNOWN_ROLES)
+        unknown = sorted(set(value) - known_roles())
         if unknown:
             raise ValueError(f"unknown role(s) {', '.join(unknown)}; expected some of "
-                             f"{', '.join(sorted(KNOWN_ROLES))}")
+                             f"{', '.join(sorted(known_roles()))}")
         return value
 
     @model_validator(mode="after")
