@@ -7,7 +7,9 @@ evidence and results. The rules:
 - the library imports none of ``provisioners``, ``fixtures``, ``suites``, ``reports``, and
   not pytest (its command line reaches provisioners through the registry only);
 - fixtures never import suites;
-- no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included).
+- no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included);
+- the library's top level is its core (``CORE``); a layer's model, clients, probes and
+  analysis live in its package ``stackcheck/<layer>/`` (``PACKAGES_OF_THE_LIBRARY``).
 
 An exception is listed in ``ALLOWED`` with its reason. Every import is read with ``ast``,
 relative imports resolved, including those inside functions (a lazy import is an import).
@@ -200,3 +202,59 @@ def test_the_readers_of_layer_descriptions_name_no_layer() -> None:
              for text in _string_constants(REPO / module) & named}
     assert not found, "modules that should read stackcheck.layers name a layer:\n" + "\n".join(
         sorted(found))
+
+
+# The library's top level: its core, each module with why it belongs to no one layer. A new
+# top-level module is a conscious choice: the core (listed here, with its reason) or a
+# layer's (``stackcheck/<layer>/``).
+CORE: dict[str, str] = {
+    "__init__": "the package and its version",
+    "lab": "the Lab model and the inventory every layer reads",
+    "ssh": "SSH to the hosts, for every layer",
+    "waits": "bounded polling, for every layer",
+    "locks": "the cross-process lab lock",
+    "journal": "a journal on disk, under the fault and the atomic journals",
+    "errors": "one-line words for every client library's errors",
+    "faults": "stopping and restarting any layer's services, journaled",
+    "heal": "the heal hooks every layer registers",
+    "claims": "what a check reads or disrupts, held as locks across workers",
+    "waves": "per-host disruptive work in waves that keep every layer's quorum",
+    "sampling": "which pairs and hosts the checks sample at scale (the lab's racks)",
+    "pingmatrix": "all-pairs probes: the host overlay (flannel) and the pods (kubernetes)",
+    "services": "the host's own word about any service (its service manager and log)",
+    "preflight": "the preflight runner, over every layer",
+    "hostlayers": "the preflight's one-command probe of the layers on each host",
+    "provisioner": "the provisioner contract and its registry",
+    "layers": "the layer descriptions' registry that the core reads instead of naming layers",
+    "options": "the pytest11 entry point that declares the options",
+    "cli": "the stackcheck command",
+}
+
+# The library's packages: one per layer (a folder under suites/ of the same name), and those
+# that serve every layer, each with why.
+NOT_A_LAYER: dict[str, str] = {
+    "picture": "draws the whole lab, every layer in one picture",
+}
+
+
+def _layers() -> set[str]:
+    return {p.parent.name for p in (REPO / "suites").glob("*/__init__.py")}
+
+
+def test_the_library_top_level_is_its_core() -> None:
+    top = {p.stem for p in (REPO / "stackcheck").glob("*.py")}
+    new = sorted(top - CORE.keys())
+    assert not new, (
+        f"new top-level module(s) in stackcheck/: {', '.join(new)}; a layer's model, clients, "
+        f"probes and analysis go to stackcheck/<layer>/, the core is listed in CORE with why")
+    gone = sorted(CORE.keys() - top)
+    assert not gone, f"no longer in stackcheck/, remove from CORE: {', '.join(gone)}"
+
+
+def test_the_library_packages_are_layers() -> None:
+    packages = {p.parent.name for p in (REPO / "stackcheck").glob("*/__init__.py")}
+    strays = sorted(packages - _layers() - NOT_A_LAYER.keys())
+    assert not strays, (f"stackcheck/{', stackcheck/'.join(strays)}: no layer of that name "
+                        "(suites/<layer>/); name it after its layer or list it in NOT_A_LAYER")
+    assert not NOT_A_LAYER.keys() & _layers(), "a layer's package is not in NOT_A_LAYER"
+    assert NOT_A_LAYER.keys() <= packages, "NOT_A_LAYER names a package that is gone"

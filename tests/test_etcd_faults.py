@@ -26,15 +26,14 @@ from provisioners import ProvisionConfig, get_provisioner
 from provisioners.local import control
 from provisioners.local import etcd as local_etcd
 from provisioners.local.layout import HostPlan
-from stackcheck import timeline
-from stackcheck.etcd import trim
+from stackcheck.etcd import timeline, trim
 from stackcheck.etcd.cluster import Member, health, healthy, leader, members, wait_healthy
+from stackcheck.etcd.linearizability import History, Op
+from stackcheck.etcd.traffic_checks import member_of, unavailability, validate
+from stackcheck.etcd.workload import Record, Window
 from stackcheck.faults import FaultJournal, Faults, journal_path
 from stackcheck.lab import Host, Lab
-from stackcheck.linearizability import History, Op
 from stackcheck.ssh import close_all
-from stackcheck.traffic_checks import member_of, unavailability, validate
-from stackcheck.workload import Record, Window
 from suites.etcd.scenario import UNAVAILABLE_BOUND, Scenario, read_logs, require_healthy, traffic
 
 REPO = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ from provisioners.local import (
 )
 from provisioners.local.layout import FLANNEL_NETWORK, OS_NAME, Layout
 from provisioners.local.progress import Progress
-from stackcheck.lab import EtcdAccess, FlannelConfig, Host, Lab, ServiceControl, SSHAccess
+from stackcheck.lab import FlannelConfig, Host, Lab, ServiceControl, SSHAccess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ETCD_TIMEOUT = 30
@@ -105,7 +105,6 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
             extra["ostree_sysroot"] = str(ostree.sysroot(h))
         hosts.append(Host(name=h.name, address=h.address, roles=roles,
                           service_control=control_templates(layout, h.name), **extra))
-    files = pki.tls_files(layout)
     return Lab(
         name=layout.name,
         provisioner="local",
@@ -115,8 +114,7 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
         ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
                       known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
         hosts=hosts,
-        etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
-                        cert_file=files["cert"], key_file=files["key"]),
+        etcd=etcd.access(layout),
         kubernetes=kubernetes.access(layout, data),
         # the lab's own plumbing: no flanneld, so no DaemonSet in either mode
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX, mode=layout.flannel, daemonset=""),

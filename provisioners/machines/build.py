@@ -24,7 +24,6 @@ from provisioners.machines import kubernetes as kube
 from provisioners.machines.kubernetes import CONTROL_PLANE
 from provisioners.machines.tree import OS_NAME, Tree
 from stackcheck.lab import (
-    EtcdAccess,
     FlannelConfig,
     Host,
     KubernetesAccess,
@@ -79,15 +78,13 @@ def make_lab(layout: Layout, env: dict[str, str], k8s: bool = False) -> Lab:
             units = {**base, **kube.NODE_UNITS, **{n: n for n in names}}
             control = ServiceControl(units=units)
         hosts.append(Host(name=h.name, address=h.address, roles=roles, service_control=control))
-    files = pki.tls_files(layout)
     return Lab(
         name=layout.name, provisioner="machines", run_id=layout.run_id, owned=True,
         state_dir=layout.state_dir,
         ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
                       known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
         hosts=hosts,
-        etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
-                        cert_file=files["cert"], key_file=files["key"]),
+        etcd=etcd.access(layout),
         kubernetes=(KubernetesAccess(kubeconfig=k8s_pki.admin_kubeconfig(layout)) if k8s
                     else None),
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
