@@ -17,8 +17,8 @@ import allure
 import pytest
 from kubernetes import client
 
+from builders.kubernetes.e2e import E2EBinaries
 from fixtures.lab import RUN_DIR_KEY
-from provisioners.k8s.e2e import E2EBinaries
 from reports.evidence import attach_table, attach_text, measure, step
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
