@@ -18,8 +18,8 @@ import pytest
 from kubernetes import client
 
 from builders.kubernetes.e2e import E2EBinaries
-from fixtures.lab import RUN_DIR_KEY
 from reports.evidence import attach_table, attach_text, measure, step
+from reports.session import RUN_DIR_KEY
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
 from suites.kubernetes.upstream import images, leftovers, results, runner
