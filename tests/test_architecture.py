@@ -1,15 +1,21 @@
 """The import direction, checked on the source (in the spirit of Tempest's hacking checks).
 
 The layers, bottom up: ``stackcheck/`` (the library: talks to and parses a lab, no pytest)
-<- ``provisioners/`` <- ``fixtures/`` <- ``suites/``; ``reports/`` is the pytest plugin for
-evidence and results. The rules:
+<- ``builders/`` and ``provisioners/`` <- ``reports/`` (the pytest plugin for evidence and
+results, and the run's shared state) <- ``fixtures/`` (the pytest plugins, the options one
+included) <- ``suites/``; ``cli/`` (the ``stackcheck`` command) sits on top and mounts other
+packages' commands through entry points. The rules:
 
-- the library imports none of ``provisioners``, ``fixtures``, ``suites``, ``reports``, and
-  not pytest (its command line reaches provisioners through the registry only);
-- fixtures never import suites;
+- the library imports nothing above it (``builders``, ``provisioners``, ``reports``,
+  ``fixtures``, ``suites``, ``cli``), and not pytest; the CLI and the pytest plugin are
+  not in it (the console script and the ``pytest11`` entry point point above it);
+- builders import only the library;
+- reports never import fixtures, suites or the CLI;
+- fixtures never import suites; no import cycle between modules of ``fixtures/``;
 - no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included);
 - the library's top level is its core (``CORE``); a layer's model, clients, probes and
-  analysis live in its package ``stackcheck/<layer>/`` (``PACKAGES_OF_THE_LIBRARY``).
+  analysis live in its package ``stackcheck/<layer>/``;
+- the modules that read the layer descriptions name no layer (``LAYER_READERS``).
 
 An exception is listed in ``ALLOWED`` with its reason. Every import is read with ``ast``,
 relative imports resolved, including those inside functions (a lazy import is an import).
@@ -18,20 +24,19 @@ relative imports resolved, including those inside functions (a lazy import is an
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("stackcheck", "provisioners", "fixtures", "suites", "reports")
-LIBRARY_MUST_NOT_IMPORT = ("provisioners", "fixtures", "suites", "reports", "pytest", "_pytest")
+PACKAGES = ("stackcheck", "builders", "provisioners", "fixtures", "suites", "reports", "cli")
+LIBRARY_MUST_NOT_IMPORT = ("builders", "provisioners", "fixtures", "suites", "reports", "cli",
+                           "pytest", "_pytest")
+#: what a builder must not import: every top-level package of the project but the library
+BUILDERS_MUST_NOT_IMPORT = ("provisioners", "fixtures", "suites", "reports", "cli")
+REPORTS_MUST_NOT_IMPORT = ("fixtures", "suites", "cli")
 
 # (importing file, imported module) -> why it is allowed
 ALLOWED: dict[tuple[str, str], str] = {
-    ("stackcheck/options.py", "pytest"):
-        "the pytest11 entry point that declares the options; it must load before any "
-        "conftest, so it ships with the library",
-    ("stackcheck/cli.py", "reports.cli"):
-        "the 'stackcheck report' command: the CLI is the one composition root of the "
-        "command line",
 }
 
 # Violations being removed (empty since issue 17; a new one needs a reason and a plan). An
@@ -47,8 +52,9 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path, root: Path = REPO) -> set[str]:
-    """Every module ``path`` imports (``from a.b import c`` yields ``a.b``)."""
+def imports(path: Path, root: Path = REPO, names: bool = False) -> set[str]:
+    """Every module ``path`` imports (``from a.b import c`` yields ``a.b``, and ``a.b.c`` too
+    with ``names``: ``c`` may be a module)."""
     package = _module_name(path, root).split(".")
     if path.name != "__init__.py":
         package.pop()
@@ -63,6 +69,8 @@ def imports(path: Path, root: Path = REPO) -> set[str]:
             else:
                 module = node.module or ""
             found.add(module)
+            if names:
+                found.update(f"{module}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -89,6 +97,10 @@ def violations() -> dict[tuple[str, str], str]:
             rule = None
             if top == "stackcheck" and any(_within(module, t) for t in LIBRARY_MUST_NOT_IMPORT):
                 rule = "the library imports nothing above it"
+            elif top == "builders" and any(_within(module, t) for t in BUILDERS_MUST_NOT_IMPORT):
+                rule = "builders import only the library"
+            elif top == "reports" and any(_within(module, t) for t in REPORTS_MUST_NOT_IMPORT):
+                rule = "reports never import fixtures, suites or the CLI"
             elif top == "fixtures" and _within(module, "suites"):
                 rule = "fixtures never import suites"
             elif (top == "suites" and _suite_of(module) is not None
@@ -134,6 +146,57 @@ def test_the_checker_sees_each_kind_of_import(tmp_path: Path) -> None:
                       "def f():\n    from provisioners.base import Provisioner\n")
     assert imports(module, tmp_path) == {
         "suites.etcd.cluster", "suites.flannel", "suites.docker", "provisioners.base"}
+
+
+def cycles(top: str, root: Path = REPO) -> list[list[str]]:
+    """Import cycles between the modules of package folder ``top`` (lazy imports count)."""
+    paths = {_module_name(p, root): p for p in sorted((root / top).rglob("*.py"))}
+    graph = {name: sorted(m for m in imports(path, root, names=True) if m in paths and m != name)
+             for name, path in paths.items()}
+    found: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        if name in stack:
+            cycle = stack[stack.index(name):]
+            turn = cycle.index(min(cycle))
+            cycle = cycle[turn:] + cycle[:turn]
+            if cycle not in found:
+                found.append(cycle)
+            return
+        if name in done:
+            return
+        for imported in graph[name]:
+            visit(imported, [*stack, name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
+    return found
+
+
+def test_no_import_cycle_between_fixtures() -> None:
+    found = cycles("fixtures")
+    assert not found, "import cycles in fixtures/: " + "; ".join(
+        " -> ".join([*c, c[0]]) for c in found)
+
+
+def test_the_cycle_check_sees_a_lazy_cycle(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("from pkg.b import x\n")
+    (tmp_path / "pkg" / "b.py").write_text("def f():\n    from pkg import a\n")
+    (tmp_path / "pkg" / "c.py").write_text("import pkg.a\n")
+    assert cycles("pkg", tmp_path) == [["pkg.a", "pkg.b"]]
+
+
+def test_the_command_line_and_the_pytest_plugin_live_above_the_library() -> None:
+    """The ``stackcheck`` script and the ``pytest11`` plugin are glue: not in ``stackcheck/``."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    targets = {**project["scripts"], **project["entry-points"]["pytest11"]}
+    inside = sorted(f"{name} = {value}" for name, value in targets.items()
+                    if _within(value.split(":")[0], "stackcheck"))
+    assert not inside, f"glue inside the library: {', '.join(inside)}"
+    assert targets["stackcheck"] == "cli.main:main"
 
 
 def attach_calls(path: Path) -> list[int]:
@@ -226,8 +289,6 @@ CORE: dict[str, str] = {
     "hostlayers": "the preflight's one-command probe of the layers on each host",
     "provisioner": "the provisioner contract and its registry",
     "layers": "the layer descriptions' registry that the core reads instead of naming layers",
-    "options": "the pytest11 entry point that declares the options",
-    "cli": "the stackcheck command",
 }
 
 # The library's packages: one per layer (a folder under suites/ of the same name), and those

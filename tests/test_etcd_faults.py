@@ -139,7 +139,7 @@ def test_run_killed_mid_fault_is_reported_and_healed_by_the_next_run(lab: Lab) -
 
     # lab status reports it and fails
     status = subprocess.run(
-        [sys.executable, "-m", "stackcheck.cli", "lab", "status", "--lab-dir", str(lab.state_dir)],
+        [sys.executable, "-m", "cli.main", "lab", "status", "--lab-dir", str(lab.state_dir)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     assert status.returncode == 1, status.stdout + status.stderr

@@ -93,7 +93,7 @@ def test_the_preflight_of_an_unreachable_lab_is_bounded(ssh_files: Path) -> None
 CONFTEST = '''
 import json
 import pytest
-from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
+from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
 pytest_plugins = ["fixtures.preflight", "fixtures.hosts", "reports.plugin"]

@@ -137,7 +137,7 @@ CONFTEST = '''
 import types
 import pytest
 import reports.mustgather as mustgather
-from fixtures.lab import LAB_KEY, RUN_ID_KEY
+from reports.session import LAB_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
 pytest_plugins = ["reports.plugin", "fixtures.labels"]
