@@ -319,3 +319,13 @@ def test_the_library_packages_are_layers() -> None:
                         "(suites/<layer>/); name it after its layer or list it in NOT_A_LAYER")
     assert not NOT_A_LAYER.keys() & _layers(), "a layer's package is not in NOT_A_LAYER"
     assert NOT_A_LAYER.keys() <= packages, "NOT_A_LAYER names a package that is gone"
+
+
+def test_the_core_imports_no_layer() -> None:
+    """The library's core reaches a layer only through its registered description
+    (stackcheck.layers), never by importing the layer's package."""
+    layer_packages = [f"stackcheck.{name}" for name in _layers() if name != "lab"]
+    found = sorted(f"stackcheck/{path.name}: {module}"
+                   for path in (REPO / "stackcheck").glob("*.py") for module in imports(path)
+                   if any(_within(module, package) for package in layer_packages))
+    assert not found, "the core imports a layer's package:\n" + "\n".join(found)
