@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import PYTHON, REPO, start
 from provisioners import get_provisioner
+from provisioners.hostlab.progress import Progress
 from provisioners.k8s import ensure_binaries
-from provisioners.local.progress import Progress
 from provisioners.machines import tree
 from stackcheck.atomic.boot import active_services, reboot, wait_node_ready, wait_services
 from stackcheck.provisioner import ProvisionConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provisioners.local.progress import Progress
+from provisioners.hostlab.progress import Progress
 from reports import overview
 from reports.allure_env import executor
 from reports.store import read_results

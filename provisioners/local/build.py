@@ -12,24 +12,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import (
-    containerd,
-    control,
-    docker,
-    etcd,
-    holder,
-    kubernetes,
-    network,
-    ostree,
-    overlay,
-    overlay_kube,
-    pki,
-    sshd,
-    state,
-    unitstate,
-)
-from provisioners.local.layout import FLANNEL_NETWORK, OS_NAME, Layout
-from provisioners.local.progress import Progress
+from provisioners.hostlab import containerd, docker, etcd, network, ostree, overlay, pki, state
+from provisioners.hostlab.layout import FLANNEL_NETWORK, OS_NAME, Layout
+from provisioners.hostlab.progress import Progress
+from provisioners.local import control, holder, kubernetes, overlay_kube, sshd, unitstate
 from stackcheck.lab import EtcdAccess, FlannelConfig, Host, Lab, ServiceControl, SSHAccess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

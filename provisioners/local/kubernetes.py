@@ -27,18 +27,19 @@ from pathlib import Path
 import requests
 
 from provisioners.base import ProvisionerError
-from provisioners.local import control, k8s_images, k8s_pki, kubelet, state
-from provisioners.local.k8s_services import (
+from provisioners.hostlab import k8s_images, k8s_pki, kubelet, state
+from provisioners.hostlab.k8s_services import (
     CONTROL_PLANE,
     NODE,
     SERVICES,
     api_url,
     etcd_prefix,
     session,
+    version,
 )
-from provisioners.local.layout import HostPlan, Layout
-from provisioners.local.proc import run
-from provisioners.local.progress import Progress
+from provisioners.hostlab.layout import HostPlan, Layout
+from provisioners.hostlab.progress import Progress
+from provisioners.local import control
 from stackcheck.lab import KubernetesAccess
 
 __all__ = ["SERVICES", "BringUp", "access", "version"]
@@ -54,11 +55,6 @@ def access(layout: Layout, data: state.State) -> KubernetesAccess | None:
     if not (data.get("kubernetes") or {}).get("bin_dir"):
         return None
     return KubernetesAccess(kubeconfig=k8s_pki.admin_kubeconfig(layout))
-
-
-def version(bins: Path) -> str:
-    out = run([str(bins / "kube-apiserver"), "--version"], check=False).stdout.strip()
-    return out.removeprefix("Kubernetes ").strip() or "unknown"
 
 
 class BringUp:

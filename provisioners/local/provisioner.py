@@ -8,12 +8,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
-from provisioners.local import control, etcd, network, packages, state
+from provisioners.hostlab import etcd, network, state
+from provisioners.hostlab.layout import Layout, LocalOptions
+from provisioners.hostlab.proc import alive
+from provisioners.hostlab.progress import Progress
+from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked, destroy_state_dir
+from provisioners.local import control, packages
 from provisioners.local.build import build
-from provisioners.local.layout import Layout, LocalOptions
-from provisioners.local.proc import alive
-from provisioners.local.progress import Progress
-from provisioners.local.teardown import CREATE_LOCK, destroy_locked, destroy_state_dir
 from stackcheck.lab import Host, InventoryError, Lab, load_inventory
 
 

@@ -12,13 +12,21 @@ from pathlib import Path
 import requests
 
 from provisioners.base import ProvisionerError
-from provisioners.local import docker as local_docker
-from provisioners.local import etcd, k8s_images, k8s_pki, k8s_services, network, overlay, pki, state
-from provisioners.local.cgroups import CGROUP_ROOT, lab_group
-from provisioners.local.kubernetes import version as k8s_version
-from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.local.proc import run, spawn
-from provisioners.local.progress import Progress
+from provisioners.hostlab import docker as local_docker
+from provisioners.hostlab import (
+    etcd,
+    k8s_images,
+    k8s_pki,
+    k8s_services,
+    network,
+    overlay,
+    pki,
+    state,
+)
+from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
+from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.hostlab.proc import run, spawn
+from provisioners.hostlab.progress import Progress
 from provisioners.machines import config, sysroot
 from provisioners.machines import kubernetes as kube
 from provisioners.machines.kubernetes import CONTROL_PLANE
@@ -351,7 +359,7 @@ def build(layout: Layout, tree: Tree, progress: Progress, flanneld: Path | None 
             env.update({
                 "kubernetes": (f"control plane on {hosts[0].name} + {len(hosts)} kubelets: "
                                "systemd units in the machines, containerd (CRI)"),
-                "kubernetes_version": k8s_version(bins),
+                "kubernetes_version": k8s_services.version(bins),
                 "kubernetes_api": k8s_services.api_url(hosts[0], ""),
                 "kubernetes_etcd_prefix": k8s_services.etcd_prefix(layout),
                 "container_runtime": "containerd (Debian's, CRI plugin) for the kubelets",

@@ -12,11 +12,11 @@ from filelock import FileLock
 from pydantic import Field
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
-from provisioners.local import etcd, network, state
-from provisioners.local.layout import Layout
-from provisioners.local.proc import alive, signal_pids, wait_gone
-from provisioners.local.progress import Progress
-from provisioners.local.teardown import CREATE_LOCK, destroy_locked
+from provisioners.hostlab import etcd, network, state
+from provisioners.hostlab.layout import Layout
+from provisioners.hostlab.proc import alive, signal_pids, wait_gone
+from provisioners.hostlab.progress import Progress
+from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
 from provisioners.machines import tree
 from provisioners.machines.build import build
 from stackcheck.lab import InventoryError, Lab, load_inventory

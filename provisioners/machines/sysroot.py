@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local.layout import HostPlan
-from provisioners.local.proc import run
+from provisioners.hostlab.layout import HostPlan
+from provisioners.hostlab.proc import run
 from provisioners.machines.tree import OS_NAME, Tree
 
 REMOTE = "lab"

@@ -9,8 +9,8 @@ from pathlib import Path
 import etcd3gw
 import requests
 
-from provisioners.local.layout import HostPlan, Layout
-from provisioners.local.pki import tls_files
+from provisioners.hostlab.layout import HostPlan, Layout
+from provisioners.hostlab.pki import tls_files
 
 ETCD = "/usr/bin/etcd"
 #: test-only: ``{"--flag": "value"}`` in this file of a host's dir sets those flags of its etcd

@@ -14,16 +14,16 @@ import shutil
 import time
 
 from provisioners.base import ProvisionerError
-from provisioners.local import etcd
-from provisioners.local.layout import (
+from provisioners.hostlab import etcd
+from provisioners.hostlab.layout import (
     FLANNEL_MTU,
     FLANNEL_NETWORK,
     VXLAN_PORT,
     HostPlan,
     Layout,
 )
-from provisioners.local.pki import tls_files
-from provisioners.local.proc import run
+from provisioners.hostlab.pki import tls_files
+from provisioners.hostlab.proc import run
 from stackcheck.flannel.model import (
     DEFAULT_VNI,
     compact,

@@ -28,9 +28,9 @@ import threading
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import state
-from provisioners.local.layout import OS_NAME, HostPlan, Layout
-from provisioners.local.proc import run
+from provisioners.hostlab import state
+from provisioners.hostlab.layout import OS_NAME, HostPlan, Layout
+from provisioners.hostlab.proc import run
 
 KVER = "6.1.0-stackcheck"
 BRANCH = f"{OS_NAME}/stable"
