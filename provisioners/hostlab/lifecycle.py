@@ -17,13 +17,30 @@ from typing import Any
 from filelock import FileLock
 
 from provisioners.base import ProvisionConfig, ProvisionerError
-from provisioners.hostlab import state
+from provisioners.hostlab import etcd, network, state
 from provisioners.hostlab.layout import Layout
+from provisioners.hostlab.proc import alive
 from provisioners.hostlab.progress import Progress
 from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
 from stackcheck.lab import InventoryError, Lab, load_inventory
 
 LOCK_TIMEOUT = 600
+
+
+def running(state_dir: Path) -> bool:
+    """True if the lab recorded in ``state_dir`` is ready: its processes alive, its
+    namespaces there, its etcd cluster healthy."""
+    data = state.read(state_dir)
+    if not data or data.get("status") != "ready":
+        return False
+    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
+        return False
+    if not {r["name"] for r in state.resources(data, "netns")} <= network.netns_list():
+        return False
+    config = data.get("config") or {}
+    layout = Layout.from_options(state_dir, data.get("run_id", ""), config.get("hosts", 3),
+                                 config)
+    return etcd.healthy(layout)
 
 
 def _nothing(state_dir: Path) -> None:
@@ -39,7 +56,7 @@ class LabKind:
     #: what its hosts are called in progress lines ("hosts", "machines")
     noun: str
     #: True if the lab recorded in a state folder is ready and running
-    healthy: Callable[[Path], bool]
+    healthy: Callable[[Path], bool] = field(default=running)
     #: runs before any teardown of a recorded lab (e.g. power the machines off)
     before_teardown: Callable[[Path], None] = field(default=_nothing)
 

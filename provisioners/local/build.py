@@ -13,11 +13,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.hostlab import containerd, docker, etcd, network, ostree, overlay, pki, state
+from provisioners.hostlab import (
+    access,
+    containerd,
+    docker,
+    etcd,
+    network,
+    ostree,
+    overlay,
+    pki,
+    state,
+)
 from provisioners.hostlab.layout import FLANNEL_NETWORK, OS_NAME, Layout
 from provisioners.hostlab.progress import Progress
 from provisioners.local import control, holder, kubernetes, overlay_kube, sshd, unitstate
-from stackcheck.lab import EtcdAccess, FlannelConfig, Host, Lab, ServiceControl, SSHAccess
+from stackcheck.lab import FlannelConfig, Host, Lab, ServiceControl
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ETCD_TIMEOUT = 30
@@ -92,18 +102,9 @@ def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> 
             extra["ostree_sysroot"] = str(ostree.sysroot(h))
         hosts.append(Host(name=h.name, address=h.address, roles=roles,
                           service_control=control_templates(layout, h.name), **extra))
-    files = pki.tls_files(layout)
     return Lab(
-        name=layout.name,
-        provisioner="local",
-        run_id=layout.run_id,
-        owned=True,
-        state_dir=layout.state_dir,
-        ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
-                      known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
+        **access.lab_fields(layout, "local"),
         hosts=hosts,
-        etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
-                        cert_file=files["cert"], key_file=files["key"]),
         kubernetes=kubernetes.access(layout, data),
         # the lab's own plumbing: no flanneld, so no DaemonSet in either mode
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX, mode=layout.flannel, daemonset=""),

@@ -6,32 +6,19 @@ import os
 from pathlib import Path
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
-from provisioners.hostlab import etcd, network, state
 from provisioners.hostlab.layout import Layout, LocalOptions
-from provisioners.hostlab.lifecycle import LabKind, create_lab
-from provisioners.hostlab.proc import alive
+from provisioners.hostlab.lifecycle import LabKind, create_lab, running
 from provisioners.hostlab.progress import Progress
 from provisioners.hostlab.teardown import destroy_state_dir
 from provisioners.local import control, packages
 from provisioners.local.build import build
 from stackcheck.lab import Host, Lab
 
-
-def healthy(state_dir: Path) -> bool:
-    """True if the lab recorded in ``state_dir`` is ready and fully running."""
-    data = state.read(state_dir)
-    if not data or data.get("status") != "ready":
-        return False
-    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
-        return False
-    names = {r["name"] for r in state.resources(data, "netns")}
-    if not names <= network.netns_list():
-        return False
-    layout, _ = control.layout_of(state_dir, data)
-    return etcd.healthy(layout)
+#: the lab recorded in a state folder is ready and running
+healthy = running
 
 
-KIND = LabKind(name="local", noun="hosts", healthy=healthy)
+KIND = LabKind(name="local", noun="hosts")
 
 
 class LocalProvisioner(Provisioner):

@@ -12,10 +12,11 @@ from pathlib import Path
 import requests
 
 from provisioners.base import ProvisionerError
-from provisioners.hostlab import docker as local_docker
 from provisioners.hostlab import (
+    access,
     etcd,
     k8s_images,
+    k8s_nodes,
     k8s_pki,
     k8s_services,
     network,
@@ -23,6 +24,7 @@ from provisioners.hostlab import (
     pki,
     state,
 )
+from provisioners.hostlab import docker as local_docker
 from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
 from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
 from provisioners.hostlab.proc import run, spawn
@@ -32,13 +34,11 @@ from provisioners.machines import kubernetes as kube
 from provisioners.machines.kubernetes import CONTROL_PLANE
 from provisioners.machines.tree import OS_NAME, Tree
 from stackcheck.lab import (
-    EtcdAccess,
     FlannelConfig,
     Host,
     KubernetesAccess,
     Lab,
     ServiceControl,
-    SSHAccess,
     write_inventory,
 )
 from stackcheck.ssh import close_all, host_connection
@@ -87,15 +87,9 @@ def make_lab(layout: Layout, env: dict[str, str], k8s: bool = False) -> Lab:
             units = {**base, **kube.NODE_UNITS, **{n: n for n in names}}
             control = ServiceControl(units=units)
         hosts.append(Host(name=h.name, address=h.address, roles=roles, service_control=control))
-    files = pki.tls_files(layout)
     return Lab(
-        name=layout.name, provisioner="machines", run_id=layout.run_id, owned=True,
-        state_dir=layout.state_dir,
-        ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
-                      known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
+        **access.lab_fields(layout, "machines"),
         hosts=hosts,
-        etcd=EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
-                        cert_file=files["cert"], key_file=files["key"]),
         kubernetes=(KubernetesAccess(kubeconfig=k8s_pki.admin_kubeconfig(layout)) if k8s
                     else None),
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
@@ -191,7 +185,7 @@ def _nodes(layout: Layout) -> dict[str, str] | str:
         items = reply.json()["items"]
     except (requests.RequestException, ValueError, KeyError) as exc:
         return f"cannot list nodes: {type(exc).__name__}"
-    return {n["metadata"]["name"]: kube.node_state(n) for n in items}
+    return {n["metadata"]["name"]: k8s_nodes.node_state(n) for n in items}
 
 
 def _default_token(layout: Layout) -> bool:

@@ -324,16 +324,3 @@ def images_command(pause_tar: str, busybox: str) -> str:
     return (f"docker import --change 'ENTRYPOINT [\"/pause\"]' {pause_tar} {PAUSE_IMAGE} && "
             f"{tags} && docker save -o {out} {' '.join(names)} && "
             f"ctr -n k8s.io images import {out} && rm -f {out} {pause_tar}")
-
-
-
-def node_state(node: dict) -> str:
-    """``Ready``, or what keeps the node from it (the Ready condition's reason and message)."""
-    conditions = {c["type"]: c for c in node.get("status", {}).get("conditions", [])}
-    ready = conditions.get("Ready", {})
-    if ready.get("status") != "True":
-        return f"NotReady ({ready.get('reason', 'no status yet')}: {ready.get('message', '')})"
-    taints = [t["key"] for t in node.get("spec", {}).get("taints", []) or []]
-    if "node.kubernetes.io/not-ready" in taints:
-        return "Ready, still tainted not-ready"
-    return "Ready"

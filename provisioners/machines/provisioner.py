@@ -11,9 +11,9 @@ from filelock import FileLock
 from pydantic import Field
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
-from provisioners.hostlab import etcd, network, state
+from provisioners.hostlab import state
 from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.lifecycle import LabKind, create_lab
+from provisioners.hostlab.lifecycle import LabKind, create_lab, running
 from provisioners.hostlab.proc import alive, signal_pids, wait_gone
 from provisioners.hostlab.progress import Progress
 from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
@@ -51,19 +51,8 @@ def layout_for(config: ProvisionConfig) -> Layout:
                                options)
 
 
-def healthy(state_dir: Path) -> bool:
-    """True if the lab recorded in ``state_dir`` is ready: supervisors alive, etcd healthy."""
-    data = state.read(state_dir)
-    if not data or data.get("status") != "ready":
-        return False
-    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
-        return False
-    if not {r["name"] for r in state.resources(data, "netns")} <= network.netns_list():
-        return False
-    config = data.get("config") or {}
-    layout = Layout.from_options(state_dir, data.get("run_id", ""), config.get("hosts", 3),
-                                 config)
-    return etcd.healthy(layout)
+#: the lab recorded in a state folder is ready and running
+healthy = running
 
 
 def power_off(state_dir: Path, timeout: float = POWER_OFF_TIMEOUT) -> None:
@@ -93,7 +82,7 @@ def destroy_state_dir(state_dir: Path | str, progress: Progress | None = None) -
     return problems
 
 
-KIND = LabKind(name="machines", noun="machines", healthy=healthy, before_teardown=power_off)
+KIND = LabKind(name="machines", noun="machines", before_teardown=power_off)
 
 
 class MachinesProvisioner(Provisioner):
