@@ -27,7 +27,7 @@ from provisioners.hostlab import (
 from provisioners.hostlab import docker as local_docker
 from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
 from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.hostlab.proc import run, spawn
+from provisioners.hostlab.proc import REPO_ROOT, run, spawn
 from provisioners.hostlab.progress import Progress
 from provisioners.machines import config, sysroot
 from provisioners.machines import kubernetes as kube
@@ -44,7 +44,6 @@ from stackcheck.lab import (
 from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT = 120.0
 ETCD_TIMEOUT = 90.0
 DOCKER_TIMEOUT = 90.0
