@@ -7,7 +7,10 @@ evidence and results. The rules:
 - the library imports none of ``provisioners``, ``fixtures``, ``suites``, ``reports``, and
   not pytest (its command line reaches provisioners through the registry only);
 - fixtures never import suites;
-- no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included).
+- no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included);
+- no provisioner imports a sibling provisioner (``provisioners/<a>/`` or ``provisioners/<a>.py``
+  never imports ``provisioners.<b>``): what two share lives in the kit ``provisioners/hostlab``
+  (which imports no provisioner) or in ``provisioners/base.py``.
 
 An exception is listed in ``ALLOWED`` with its reason. Every import is read with ``ast``,
 relative imports resolved, including those inside functions (a lazy import is an import).
@@ -21,6 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("stackcheck", "provisioners", "fixtures", "suites", "reports")
 LIBRARY_MUST_NOT_IMPORT = ("provisioners", "fixtures", "suites", "reports", "pytest", "_pytest")
+#: what every provisioner may import under ``provisioners/``: the interface, the kit for labs
+#: on this machine, and the Kubernetes build (a builder, not a provisioner: it leaves
+#: ``provisioners/`` in issue 26)
+PROVISIONERS_SHARED = ("base", "hostlab", "k8s")
 
 # (importing file, imported module) -> why it is allowed
 ALLOWED: dict[tuple[str, str], str] = {
@@ -77,6 +84,25 @@ def _within(module: str, top: str) -> bool:
     return module == top or module.startswith(top + ".")
 
 
+def _provisioner_of(module_or_path: str) -> str | None:
+    """``local`` for ``provisioners/local/build.py`` or ``provisioners.local.build``;
+    ``existing`` for ``provisioners/existing.py``; None for the registry itself."""
+    parts = module_or_path.removesuffix(".py").replace("/", ".").split(".")
+    if len(parts) < 2 or parts[0] != "provisioners" or parts[1] == "__init__":
+        return None
+    return parts[1]
+
+
+def provisioner_rule(rel: str, module: str) -> str | None:
+    """The rule ``rel`` breaks by importing ``module``, if it is a sibling provisioner."""
+    mine, theirs = _provisioner_of(rel), _provisioner_of(module)
+    if mine is None or theirs is None or theirs == mine or theirs in PROVISIONERS_SHARED:
+        return None
+    if mine == "base":
+        return "provisioners/base.py imports no provisioner"
+    return "no provisioner imports a sibling provisioner (shared code lives in the kit)"
+
+
 def violations() -> dict[tuple[str, str], str]:
     """(file, imported module) -> the rule it breaks."""
     found: dict[tuple[str, str], str] = {}
@@ -92,6 +118,8 @@ def violations() -> dict[tuple[str, str], str]:
             elif (top == "suites" and _suite_of(module) is not None
                   and _suite_of(module) != _suite_of(rel)):
                 rule = "no suite imports another suite"
+            elif top == "provisioners":
+                rule = provisioner_rule(rel, module)
             if rule is not None:
                 found[rel, module] = rule
     return found
@@ -132,6 +160,18 @@ def test_the_checker_sees_each_kind_of_import(tmp_path: Path) -> None:
                       "def f():\n    from provisioners.base import Provisioner\n")
     assert imports(module, tmp_path) == {
         "suites.etcd.cluster", "suites.flannel", "suites.docker", "provisioners.base"}
+
+
+def test_the_checker_sees_a_sibling_provisioner_import() -> None:
+    sibling = "no provisioner imports a sibling provisioner (shared code lives in the kit)"
+    assert provisioner_rule("provisioners/machines/build.py", "provisioners.local.etcd") == sibling
+    assert provisioner_rule("provisioners/hostlab/etcd.py", "provisioners.local") == sibling
+    assert provisioner_rule("provisioners/openstack/cli.py", "provisioners.existing") == sibling
+    assert provisioner_rule("provisioners/local/build.py", "provisioners.local.control") is None
+    assert provisioner_rule("provisioners/local/build.py", "provisioners.hostlab.etcd") is None
+    assert provisioner_rule("provisioners/machines/build.py", "provisioners.base") is None
+    assert provisioner_rule("provisioners/__init__.py", "provisioners.local") is None
+    assert provisioner_rule("provisioners/local/build.py", "provisioners") is None
 
 
 def attach_calls(path: Path) -> list[int]:
