@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
-from provisioners.hostlab.layout import Layout, LocalOptions
+from provisioners.hostlab.layout import Layout
 from provisioners.hostlab.lifecycle import LabKind, create_lab, running
 from provisioners.hostlab.progress import Progress
 from provisioners.hostlab.teardown import destroy_state_dir
 from provisioners.local import control, packages
 from provisioners.local.build import build
+from provisioners.local.options import LocalOptions
 from stackcheck.lab import Host, Lab
 
 #: the lab recorded in a state folder is ready and running
