@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = [
-    "stackcheck.options",  # also the pytest11 entry point; here for an uninstalled tree
+    "fixtures.options",  # also the pytest11 entry point; here for an uninstalled tree
     "fixtures.lab",
     "fixtures.claims",
     "fixtures.preflight",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stackcheck.linearizability import History, Op, check_history
+from stackcheck.etcd.linearizability import History, Op, check_history
 
 
 def simulated(n: int, clients: int = 6, keys: int = 3, unknown: float = 0.03,

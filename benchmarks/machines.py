@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import PYTHON, REPO, start
+from builders.kubernetes import ensure_binaries
 from provisioners import get_provisioner
 from provisioners.hostlab.progress import Progress
-from provisioners.k8s import ensure_binaries
 from provisioners.machines import tree
 from stackcheck.atomic.boot import active_services, reboot, wait_node_ready, wait_services
 from stackcheck.provisioner import ProvisionConfig

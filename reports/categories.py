@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
+from stackcheck import layers
+
 LAB_DEFECT = "lab defect"
-#: a check that did not run because the preflight found a layer it needs down
-BLOCKED_LAYERS = ("ssh", "etcd", "kubernetes", "scheduler", "controller-manager", "runtime",
-                  "kubelet", "flannel")
 BLOCKED_PATTERN = r"blocked: needs (?:every )?(SSH|[a-z][a-z-]*[a-z])"
 UNREACHABLE = "lab unreachable / preflight"
 HARNESS_ERROR = "harness error"
@@ -25,19 +24,19 @@ UNREACHABLE_PATTERN = (
 )
 
 
-def _word(layer: str) -> str:
-    return "SSH" if layer == "ssh" else layer
+def _word(line: str) -> str:
+    return "SSH" if line == layers.SSH else line
 
 
 def categories_json() -> list[dict[str, object]]:
     """Allure categories; the first matching one wins."""
-    blocked = [
+    blocked = [  # a check that did not run because the preflight found a line it needs down
         {
-            "name": f"blocked by {layer}",
+            "name": f"blocked by {line}",
             "matchedStatuses": ["broken", "failed"],
-            "messageRegex": f"(?s).*blocked: needs (every )?{_word(layer)}\\b.*",
+            "messageRegex": f"(?s).*blocked: needs (every )?{_word(line)}\\b.*",
         }
-        for layer in BLOCKED_LAYERS
+        for line in layers.health_lines()
     ]
     return [
         *blocked,

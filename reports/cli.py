@@ -1,6 +1,7 @@
 """``stackcheck report``: the offline HTML report and the regression summary.
 
-Attach to the main group with ``main.add_command(report)`` (see stackcheck/cli.py).
+Mounted on ``stackcheck`` by the ``stackcheck.commands`` entry point ``report``
+(pyproject.toml; see cli/main.py).
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def label_epic(result: dict) -> str:
 def for_session(config, alluredir: Path, started_ms: float) -> Path | None:
     """The overview of a pytest session (controller only): probe the lab if this run
     provisioned it, read the run's preflight and ping matrix; never fails the run."""
-    from fixtures.lab import LAB_KEY, PROVISIONER_KEY, RUN_DIR_KEY, RUN_ID_KEY
+    from reports.session import LAB_KEY, PROVISIONER_KEY, RUN_DIR_KEY, RUN_ID_KEY
     from stackcheck.picture.probe import gather
 
     lab = config.stash.get(LAB_KEY, None)

@@ -16,12 +16,10 @@ import allure
 import pytest
 from allure_pytest.utils import allure_label
 
-from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
-from fixtures.preflight import verdict_of
-from fixtures.runtime import VARIANTS_DIR
 from reports import allure_env, failures, mustgather, overview, preflight_result, secretscan
 from reports.redact import register_secret
 from reports.scrub import scrub
+from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY, VARIANTS_DIR, verdict_of
 from reports.store import Store, read_results
 from reports.waivers import Waiver, WaiverError, find, load_waivers
 from stackcheck.lab import Host, Lab

@@ -17,10 +17,9 @@ import datetime as dt
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stackcheck.lab import _describe, _field_path, _node_at  # same file:line: field: why format
+from stackcheck.lab import located_all, problems_of, read_yaml  # file:line: field: why
 
 
 class WaiverError(ValueError):
@@ -60,26 +59,14 @@ class WaiverFile(BaseModel):
 
 
 def load_waivers(path: str | Path) -> list[Waiver]:
-    """Read and validate a waivers file; raise WaiverError naming file:line: field: why."""
+    """Read and validate a waivers file; raise WaiverError naming, for every problem,
+    file:line: field: why."""
     path = Path(path)
+    data, root = read_yaml(path, "waivers", WaiverError)
     try:
-        text = path.read_text()
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) or {}
-    except OSError as exc:
-        raise WaiverError(f"{path}: cannot read waivers: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise WaiverError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    try:
-        return WaiverFile.model_validate(data).waivers
+        return WaiverFile.model_validate(data or {}).waivers
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        node = _node_at(root, loc)
-        line = node.start_mark.line + 1 if node is not None else 1
-        raise WaiverError(f"{path}:{line}: {_field_path(loc)}: {_describe(first)}") from None
+        raise WaiverError(located_all(path, root, problems_of(exc))) from None
 
 
 def find(waivers: list[Waiver], allure_id: str | None, nodeid: str) -> Waiver | None:

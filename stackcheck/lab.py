@@ -25,8 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from stackcheck import layers
+
 DEFAULT_FLANNEL_PREFIX = "/coreos.com/network"
-KNOWN_ROLES = frozenset({"etcd", "master", "node", "atomic", "docker", "flannel"})
 
 
 class InventoryError(ValueError):
@@ -85,13 +86,7 @@ class ServiceControl(_Model):
     #: prints the last ``{lines}`` lines of a service's log (must-gather, the host's own word)
     logs: str = "journalctl -u {unit} -n {lines} --no-pager -q"
     units: dict[str, str] = Field(
-        default_factory=lambda: {
-            "etcd": "etcd",
-            "docker": "docker",
-            "flannel": "flanneld",
-            "kubelet": "kubelet",
-            "sshd": "sshd",
-        }
+        default_factory=lambda: {**layers.default_units(), "sshd": "sshd"}
     )
 
     def log_command(self, service: str, lines: int = 50) -> str:
@@ -127,11 +122,12 @@ class Host(_Model):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - KNOWN_ROLES)
+        known = layers.known_roles()
+        unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(
                 f"unknown role(s) {', '.join(unknown)}; expected some of "
-                f"{', '.join(sorted(KNOWN_ROLES))}"
+                f"{', '.join(sorted(known))}"
             )
         return value
 
@@ -326,13 +322,13 @@ def _url_host(url: str) -> str:
         return host
 
 
-def load_inventory(path: str | Path) -> Lab:
-    """Read and validate an inventory file; raise InventoryError with file:line: field: why."""
-    path = Path(path)
+def read_yaml(path: Path, what: str, error: type[Exception]) -> tuple[Any, yaml.Node | None]:
+    """A YAML file's data and its node tree (which knows each value's line); ``error`` says
+    the file, the line and why when it cannot be read or parsed."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise InventoryError(f"{path}: cannot read inventory: {exc.strerror}") from None
+        raise error(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -340,23 +336,34 @@ def load_inventory(path: str | Path) -> Lab:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError(f"{path}{line}: not valid YAML: {problem}") from None
+        raise error(f"{path}{line}: not valid YAML: {problem}") from None
+    return data, root
+
+
+def problems_of(exc: ValidationError) -> list[tuple[tuple[Any, ...], str]]:
+    """Every error of a validation: (field location, why in words)."""
+    return [(tuple(error["loc"]), describe(error)) for error in exc.errors()]
+
+
+def load_inventory(path: str | Path) -> Lab:
+    """Read and validate an inventory file; raise InventoryError with file:line: field: why."""
+    path = Path(path)
+    data, root = read_yaml(path, "inventory", InventoryError)
     if not isinstance(data, dict):
         raise InventoryError(f"{path}:1: expected a mapping of lab fields at the top level")
     context = {"base_dir": path.resolve().parent, "skip_cross_check": True}
     try:
         lab = Lab.model_validate(data, context=context)
     except ValidationError as exc:
-        problems = [(tuple(error["loc"]), describe(error)) for error in exc.errors()]
-        raise InventoryError(_located_all(path, root, problems)) from None
+        raise InventoryError(located_all(path, root, problems_of(exc))) from None
     problems = cross_check(lab)
     if problems:
-        raise InventoryError(_located_all(path, root, problems))
+        raise InventoryError(located_all(path, root, problems))
     return lab
 
 
-def _located_all(path: Path, root: yaml.Node | None,
-                 problems: list[tuple[tuple[Any, ...], str]]) -> str:
+def located_all(path: Path, root: yaml.Node | None,
+                problems: list[tuple[tuple[Any, ...], str]]) -> str:
     """Every problem on a line of its own, ``file:line: field: why``, in file order."""
     lines: list[tuple[int, str]] = []
     for loc, why in problems:
@@ -376,4 +383,4 @@ def write_inventory(lab: Lab, path: Path) -> Path:
 
 
 # the old private names, for branches written before these became public
-_node_at, _field_path, _describe = node_at, field_path, describe
+_node_at, _field_path, _describe, _located_all = node_at, field_path, describe, located_all

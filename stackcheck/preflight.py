@@ -1,10 +1,11 @@
 """Preflight: one bounded look at every layer a run depends on, before any check.
 
-Every host's SSH and its own layers (container runtime, kubelet, flannel's plumbing:
-:mod:`stackcheck.hostlayers`), every etcd endpoint, the Kubernetes API, its nodes'
-readiness, the scheduler (a probe pod gets a decision) and the controller manager (its
-leader lease, else its unit) are tried at once, in threads. Where a service does not
-answer, its host's service manager is asked for the unit's state and last log line
+The runner knows no layer: each registered layer (:mod:`stackcheck.layers`) brings a
+:class:`LayerPreflight` that says what to probe on each host (bundled with the others into
+one SSH command per host: :mod:`stackcheck.hostlayers`) and what to probe once for the
+lab (etcd's members, the Kubernetes API, ...), then judges what was seen into its verdict
+lines. Every probe runs at once, in threads. Where a service does not answer, its host's
+service manager is asked for the unit's state and last log line
 (:mod:`stackcheck.services`), so the line says why: ``h3: etcd.service masked since … —
 does not answer (connection refused)``. The whole preflight takes at most the largest SSH
 connect timeout plus a few seconds, plus a few seconds for the hosts' own word.
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from stackcheck import hostlayers, services
-from stackcheck.errors import etcd_error, network_reason, short, ssh_error
-from stackcheck.lab import Host, Lab, kubeconfig_server
+from stackcheck import hostlayers, layers, services
+from stackcheck.errors import short, ssh_error
+from stackcheck.hostlayers import LayerProbe
+from stackcheck.lab import Host, Lab
 from stackcheck.ssh import host_connection
 
 #: s an etcd or Kubernetes API call of the preflight may take
@@ -40,11 +42,6 @@ SLACK = 3.0
 WORD_TIMEOUT = 8.0
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
-#: how a member alive but out of the runner's reach is described (it still counts for quorum)
-RUNNER_ONLY = "unreachable from the runner"
-#: the order of the verdict's lines
-LAYERS = ("ssh", "etcd", "kubernetes", "scheduler", "controller-manager", "runtime",
-          "kubelet", "flannel")
 
 
 @dataclass
@@ -115,7 +112,103 @@ class Verdict:
             return None
 
 
-# --- probes ------------------------------------------------------------------------------
+# --- what a layer brings -------------------------------------------------------------------
+
+
+class LayerPreflight:
+    """A layer's part of the preflight; every method is optional. ``host_probes`` run in one
+    SSH command per host, ``probes`` once for the lab, all at once and bounded; then
+    ``judge`` turns what was seen into the layer's verdict lines."""
+
+    def host_probes(self, lab: Lab, host: Host, conn: Any) -> list[LayerProbe]:
+        """The probes to run on ``host`` (``conn`` reaches it, for a quick look first)."""
+        return []
+
+    def probes(self, lab: Lab, run_id: str) -> dict[str, Callable[[], Any]]:
+        """key -> a bounded probe run once for the lab (in a thread)."""
+        return {}
+
+    def unanswered(self, key: str, why: str) -> Any:
+        """What probe ``key`` saw when it gave no answer in time (or failed itself)."""
+        return why
+
+    def judge(self, seen: Seen) -> dict[str, LayerHealth]:
+        """The layer's verdict lines from what was seen."""
+        return {}
+
+
+@dataclass
+class HostSeen:
+    """One host as its probe saw it: SSH, then each of its layers' probes."""
+
+    ssh: str | None = None
+    layers: dict[str, tuple[LayerProbe, str | None]] = field(default_factory=dict)
+
+
+class Seen:
+    """What the probes saw, handed to a layer's judge, with the means to ask a host about
+    what failed there (bounded by the preflight's one deadline for the hosts' word)."""
+
+    def __init__(self, lab: Lab, run_id: str, hosts: dict[str, HostSeen], probed: dict,
+                 pool: ThreadPoolExecutor, deadline: float) -> None:
+        self.lab, self.run_id, self.hosts, self.probed = lab, run_id, hosts, probed
+        self.reachable = {name for name, seen in hosts.items() if seen.ssh is None}
+        self._pool, self._bounded = pool, _Bounded(deadline, f"{WORD_TIMEOUT:g} s")
+
+    def ask(self, jobs: dict[Any, Callable[[], str | None]]) -> Callable[[], dict[Any, str]]:
+        """Start ``jobs`` (each asks a host something) at once; the returned function waits
+        for them (until the shared deadline) and gives key -> line for those that answered."""
+        futures = {key: self._pool.submit(job) for key, job in jobs.items()}
+
+        def answers() -> dict[Any, str]:
+            out = {}
+            for key, future in futures.items():
+                line = self._bounded(future, lambda _why: None)
+                if line is not None:
+                    out[key] = line
+            return out
+        return answers
+
+    def host_line(self, line: str, healthy: str, extra: dict[str, tuple[str, str]] | None = None,
+                  hosts: list[str] | None = None) -> LayerHealth | None:
+        """The verdict of a layer line that lives on hosts, from each host's probe for it
+        (and ``extra`` host -> (service, why) failures found otherwise), with each failing
+        host's own word; None when no host has it. ``healthy`` may use ``{n}``."""
+        failures: dict[str, tuple[str, str]] = {}
+        probed = []
+        for name, seen in self.hosts.items():
+            if line in seen.layers:
+                probed.append(name)
+                probe, why = seen.layers[line]
+                if why is not None:
+                    failures[name] = (probe.service, probe.finding(why))
+        for name, (service, why) in (extra or {}).items():
+            failures[name] = (failures[name][0], f"{failures[name][1]}; {why}") \
+                if name in failures else (service, why)
+        order = [h.name for h in self.lab.hosts]
+        names = sorted(set(hosts if hosts is not None else probed) | set(extra or {}),
+                       key=order.index)
+        if not names:
+            return None
+        lines = {name: f"{name}: {why}" for name, (_, why) in failures.items()}
+        answers = self.ask({
+            name: partial(services.explain, self.lab, self.lab.host(name), service, why)
+            for name, (service, why) in failures.items() if name in self.reachable})()
+        lines.update(answers)
+        return hosts_health(line, names, {n: lines[n] for n in names if n in lines},
+                            healthy.format(n=len(names)))
+
+
+def preflights(lab: Lab) -> list[tuple[layers.Layer, LayerPreflight]]:
+    """The preflight of every registered layer the lab has."""
+    out = []
+    for layer in layers.layers():
+        if layer.in_lab(lab) and (found := layer.load_preflight()) is not None:
+            out.append((layer, found))
+    return out
+
+
+# --- the core's own probe: SSH ------------------------------------------------------------
 
 
 def probe_ssh(lab: Lab, host: Host) -> str | None:
@@ -129,114 +222,17 @@ def probe_ssh(lab: Lab, host: Host) -> str | None:
     return None
 
 
-@dataclass
-class HostSeen:
-    """One host as its probe saw it: SSH, then each of its layers."""
-
-    ssh: str | None = None
-    layers: dict[str, tuple[hostlayers.LayerProbe, str | None]] = field(default_factory=dict)
-
-
-def probe_host(lab: Lab, host: Host) -> HostSeen:
-    """SSH to ``host``; if it answers, its layers (runtime, kubelet, flannel plumbing)."""
+def probe_host(lab: Lab, host: Host, parts: list[LayerPreflight]) -> HostSeen:
+    """SSH to ``host``; if it answers, its layers' probes, in one command."""
     why = probe_ssh(lab, host)
     if why is not None:
         return HostSeen(ssh=why)
     try:
-        return HostSeen(layers=hostlayers.probe_host(lab, host))
+        conn = host_connection(lab, host)
+        probes = [probe for part in parts for probe in part.host_probes(lab, host, conn)]
+        return HostSeen(layers=hostlayers.run_probes(conn, probes))
     except Exception as exc:  # noqa: BLE001 - the SSH session broke after 'true' worked
         return HostSeen(ssh=ssh_error(exc, host, lab.ssh_for(host)))
-
-
-@dataclass
-class EtcdSeen:
-    why: str | None  # None: healthy
-    status: dict | None = None  # the member's status, when it answered one
-
-
-def probe_etcd_member(lab: Lab, endpoint: str) -> EtcdSeen:
-    """The member's status and whether it serves a linearizable read."""
-    from stackcheck.etcd import client_for
-
-    assert lab.etcd is not None
-    client = client_for(lab.etcd, endpoint, timeout=API_TIMEOUT)
-    try:
-        status = client.status()
-    except Exception as exc:  # noqa: BLE001 - an unreachable member is the finding
-        return EtcdSeen(f"does not answer ({etcd_error(exc)})")
-    if not int(status.get("leader", 0) or 0):
-        return EtcdSeen("answers but has no leader", status)
-    try:
-        client.get("/stackcheck/preflight")  # linearizable: needs a quorum behind the member
-    except Exception as exc:  # noqa: BLE001
-        return EtcdSeen(f"answers but a linearizable read fails ({etcd_error(exc)})", status)
-    return EtcdSeen(None, status)
-
-
-def probe_etcd(lab: Lab, endpoint: str) -> str | None:
-    """None if ``endpoint`` answers a linearizable read; else why not, in one line."""
-    return probe_etcd_member(lab, endpoint).why
-
-
-def probe_kubernetes(lab: Lab) -> str | None:
-    """None if the Kubernetes API answers ``/readyz`` with 200; else why not."""
-    from kubernetes import config
-
-    assert lab.kubernetes is not None
-    try:
-        api = config.new_client_from_config(str(lab.kubernetes.kubeconfig))
-        request = api.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
-        response = api.call_api(*request, _request_timeout=API_TIMEOUT)
-        body = response.read()
-    except Exception as exc:  # noqa: BLE001 - an unreachable API is the finding
-        return f"does not answer ({network_reason(exc) or short(exc)})"
-    if response.status != 200:
-        return f"/readyz answers {response.status}: {body[:200]!r}"
-    return None
-
-
-@dataclass
-class KubeSeen:
-    """The Kubernetes control plane as the API shows it."""
-
-    api: str | None = None  # why the API is not ready
-    nodes: list[Any] | None = None  # NodeReady per node; None: not read
-    nodes_error: str | None = None
-    scheduler: str | None = None  # why no pod gets a node
-    #: why the controller manager is not working; "" when it has no leader lease to read
-    controller_manager: str | None = None
-    #: why the scheduler and controller manager were not probed (too slow an API)
-    unprobed: str | None = None
-
-
-def probe_control_plane(lab: Lab, run_id: str) -> KubeSeen:
-    """The nodes, the scheduler and the controller manager, as the API shows them (the
-    API's own readiness is :func:`probe_kubernetes`, run beside this)."""
-    from stackcheck.kubernetes.health import (
-        RawApi,
-        lease_renewed,
-        nodes_ready,
-        scheduler_decides,
-    )
-
-    assert lab.kubernetes is not None
-    seen = KubeSeen()
-    kube = RawApi(str(lab.kubernetes.kubeconfig))
-    try:
-        seen.nodes = nodes_ready(kube)
-    except Exception as exc:  # noqa: BLE001
-        seen.nodes_error = f"nodes not read ({network_reason(exc) or short(exc)})"
-    try:
-        seen.scheduler = scheduler_decides(kube, run_id)
-    except Exception as exc:  # noqa: BLE001
-        seen.scheduler = f"the scheduler probe failed ({network_reason(exc) or short(exc)})"
-    try:
-        seen.controller_manager = lease_renewed(kube, "kube-controller-manager")
-    except LookupError:
-        seen.controller_manager = ""  # leader election off: its host says
-    except Exception as exc:  # noqa: BLE001
-        seen.controller_manager = f"its lease not read ({network_reason(exc) or short(exc)})"
-    return seen
 
 
 # --- verdicts ------------------------------------------------------------------------------
@@ -251,7 +247,7 @@ def endpoint_host_name(lab: Lab, endpoint: str) -> str:
     return endpoint
 
 
-def _names(items: list[str]) -> str:
+def joined(items: list[str]) -> str:
     return ", ".join(items)
 
 
@@ -262,66 +258,8 @@ def ssh_health(lab: Lab, failures: dict[str, str]) -> LayerHealth:
     detail = "; ".join(f"{name}: {failures[name]}" for name in down)
     status = DOWN if len(down) == len(lab.hosts) else DEGRADED
     verb = "does" if len(down) == 1 else "do"
-    return LayerHealth(status, f"{_names(down)} {verb} not answer ({detail})", down,
+    return LayerHealth(status, f"{joined(down)} {verb} not answer ({detail})", down,
                        {name: failures[name] for name in down})
-
-
-def _split_brain(lab: Lab, statuses: dict[str, dict]) -> str | None:
-    """'split brain: …' when the members that answered report different cluster ids."""
-    from stackcheck.etcd import hex_id
-
-    clusters: dict[str, list[str]] = {}
-    for endpoint, status in statuses.items():
-        cluster = str((status.get("header") or {}).get("cluster_id", ""))
-        clusters.setdefault(cluster, []).append(endpoint_host_name(lab, endpoint))
-    if len(clusters) < 2:
-        return None
-    parts = "; ".join(f"{_names(names)} in cluster {hex_id(cid)}"
-                      for cid, names in clusters.items())
-    return f"split brain: the members report {len(clusters)} cluster ids: {parts}"
-
-
-def _leaders(lab: Lab, statuses: dict[str, dict]) -> dict[str, list[str]]:
-    """leader id -> the hosts that name it (members that know a leader)."""
-    out: dict[str, list[str]] = {}
-    for endpoint, status in statuses.items():
-        leader = str(status.get("leader", "0") or "0")
-        if leader != "0":
-            out.setdefault(leader, []).append(endpoint_host_name(lab, endpoint))
-    return out
-
-
-def etcd_health(lab: Lab, failures: dict[str, str | None],
-                statuses: dict[str, dict] | None = None) -> LayerHealth:
-    """Quorum from the members' answers: a majority must serve linearizable reads; the
-    members that answered must be one cluster and agree on the leader."""
-    from stackcheck.etcd import hex_id
-
-    total = len(failures)
-    statuses = statuses or {}
-    split = _split_brain(lab, statuses)
-    if split:
-        return LayerHealth(DOWN, split, [endpoint_host_name(lab, ep) for ep in statuses])
-    leaders = _leaders(lab, statuses)
-    bad = {ep: why for ep, why in failures.items() if why}
-    if len(leaders) > 1:
-        ranked = sorted(leaders.items(), key=lambda item: -len(item[1]))
-        views = "; ".join(f"{_names(names)}: leader {hex_id(lid)}" for lid, names in ranked)
-        minority = [name for _, names in ranked[1:] for name in names]
-        return LayerHealth(DEGRADED, f"the members disagree on the leader: {views}", minority)
-    if not bad:
-        return LayerHealth(OK, f"all {total} members healthy")
-    names = [endpoint_host_name(lab, ep) for ep in bad]
-    why = {endpoint_host_name(lab, ep): reason for ep, reason in bad.items() if reason}
-    detail = "; ".join(f"{endpoint_host_name(lab, ep)}: {reason}" for ep, reason in bad.items())
-    good = total - len(bad)
-    alive = good + sum(1 for reason in bad.values() if reason and reason.startswith(RUNNER_ONLY))
-    if alive > good and alive > total // 2:
-        return LayerHealth(DEGRADED, f"quorum kept ({alive}/{total} alive, {good} reachable from "
-                                     f"the runner); {detail}", names, why)
-    if good > total // 2:
-        return LayerHealth(DEGRADED, f"quorum kept ({good}/{total}); {detail}", names, why)
-    return LayerHealth(DOWN, f"no quorum ({good}/{total} healthy); {detail}", names, why)
 
 
 def hosts_health(layer: str, hosts: list[str], failures: dict[str, str],
@@ -356,268 +294,48 @@ class _Bounded:
             return default(f"preflight error: {short(exc)}")
 
 
-def _runner_only(lab: Lab, host: Host, endpoint: str) -> str | None:
-    """'answers on h3 itself' when the member's endpoint answers from its own host (a TLS
-    handshake with its certificate, or an HTTP reply): then only the runner cannot reach it
-    (a filter, a route); the member is not dead."""
-    url = urlsplit(endpoint)
-    address, port = url.hostname or host.address, url.port or 2379
-    if url.scheme == "https":
-        probe = (f"timeout 3 openssl s_client -connect {address}:{port} </dev/null 2>&1 "
-                 "| grep -q 'BEGIN CERTIFICATE\\|depth=0'")
-    else:
-        probe = (f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port} && "
-                 "printf \"GET /version HTTP/1.0\\r\\n\\r\\n\" >&3 && cat <&3' | grep -q '^HTTP/'")
-    try:
-        result = host_connection(lab, host).run(probe)
-    except Exception:  # noqa: BLE001 - no SSH: nothing to tell
-        return None
-    return f"its endpoint answers on {host.name} itself" if result.rc == 0 else None
-
-
-def _member_name(lab: Lab, statuses: dict[str, dict], member_id: str) -> str:
-    """``h1 (1a5e…)``: a member id with the host whose endpoint answered as it."""
-    from stackcheck.etcd import hex_id
-
-    for endpoint, status in statuses.items():
-        if str((status.get("header") or {}).get("member_id")) == str(member_id):
-            return f"{endpoint_host_name(lab, endpoint)} ({hex_id(member_id)})"
-    return hex_id(member_id)
-
-
-def _etcd_word(lab: Lab, endpoint: str, seen: EtcdSeen, statuses: dict[str, dict]) -> str:
-    """The member's failure with its host's word; a member alive but unreachable from the
-    runner is said to be so, with what the other members say of it."""
-
-    assert seen.why is not None
-    name = endpoint_host_name(lab, endpoint)
-    try:
-        host = lab.host(name)
-    except KeyError:
-        return seen.why
-    state = services.unit_state(lab, host, "etcd")
-    if state is None:
-        return seen.why
-    line = f"{state.describe()} — {seen.why}"
-    network = any(word in seen.why for word in ("timed out", "refused", "no route",
-                                                "unreachable", "reset"))
-    if state.word == "active" and seen.status is None and network:
-        local = _runner_only(lab, host, endpoint)
-        if local:
-            leaders = _leaders(lab, statuses)
-            agree = (f"; the other members agree on leader {_member_name(lab, statuses, lid)}"
-                     if len(leaders) == 1 and (lid := next(iter(leaders))) else "")
-            reason = seen.why.removeprefix("does not answer ").strip("()")
-            return (f"{RUNNER_ONLY} ({reason}), alive: {state.unit} active and {local}{agree}")
-    log = state.last_log() if state.word != "active" else ""
-    return line + (f"; {log}" if log else "")
-
-
 def run(lab: Lab, run_id: str | None = None) -> Verdict:
-    """Probe every host and its layers, every etcd endpoint and the Kubernetes control plane
-    at once; then ask the hosts about what did not answer. Bounded in time."""
+    """Probe every host and every layer's lab-wide probes at once; then let each layer judge
+    what was seen, asking the hosts about what did not answer. Bounded in time."""
     started = time.monotonic()
+    run_id = run_id or lab.run_id or "preflight"
     timeout = max(lab.ssh_for(h).connect_timeout for h in lab.hosts) + SLACK
-    endpoints = list(lab.etcd.endpoints) if lab.etcd else []
-    workers = len(lab.hosts) + len(endpoints) + 2
-    pool = ThreadPoolExecutor(max_workers=min(64, workers), thread_name_prefix="preflight")
-    hosts = {h.name: pool.submit(probe_host, lab, h) for h in lab.hosts}
-    etcd = {ep: pool.submit(probe_etcd_member, lab, ep) for ep in endpoints}
-    api = pool.submit(probe_kubernetes, lab) if lab.kubernetes else None
-    kube = (pool.submit(probe_control_plane, lab, run_id or lab.run_id or "preflight")
-            if lab.kubernetes else None)
+    parts = preflights(lab)
+    jobs = {(layer.name, key): job for layer, part in parts
+            for key, job in part.probes(lab, run_id).items()}
+    pool = ThreadPoolExecutor(max_workers=min(64, len(lab.hosts) + len(jobs) + 1),
+                              thread_name_prefix="preflight")
+    hosts = {h.name: pool.submit(probe_host, lab, h, [part for _, part in parts])
+             for h in lab.hosts}
+    probing = {key: pool.submit(job) for key, job in jobs.items()}
     pool.shutdown(wait=False)  # every probe is bounded by its own timeout
     result = _Bounded(started + timeout, f"{timeout:g} s")
-
-    seen_hosts: dict[str, HostSeen] = {
-        name: result(f, lambda why: HostSeen(ssh=why)) for name, f in hosts.items()}
-    seen_etcd: dict[str, EtcdSeen] = {ep: result(f, EtcdSeen) for ep, f in etcd.items()}
-    seen_kube: KubeSeen | None = None
-    if api is not None and kube is not None:
-        why = result(api, lambda why: why)
-        if why is not None:  # the API is down: what else it shows does not matter
-            seen_kube = KubeSeen(api=why)
-        else:
-            seen_kube = result(kube, lambda why: KubeSeen(nodes_error=why, scheduler=None,
-                                                          controller_manager=None,
-                                                          unprobed=why))
+    seen_hosts = {name: result(f, lambda why: HostSeen(ssh=why)) for name, f in hosts.items()}
+    part_of = {layer.name: part for layer, part in parts}
+    probed: dict[str, dict[str, Any]] = {layer.name: {} for layer, _ in parts}
+    for (name, key), future in probing.items():
+        part = part_of[name]
+        probed[name][key] = result(future, lambda why, p=part, k=key: p.unanswered(k, why))
 
     verdict = Verdict()
-    ssh_failures = {name: s.ssh for name, s in seen_hosts.items() if s.ssh}
-    verdict.unreachable = dict(ssh_failures)
-    reachable = {h.name for h in lab.hosts if h.name not in ssh_failures}
-    findings = _Findings(lab, reachable, seen_hosts, seen_etcd, seen_kube)
-    findings.ask_hosts(deadline=time.monotonic() + WORD_TIMEOUT)
-
-    verdict.layers["ssh"] = ssh_health(lab, ssh_failures)
-    if endpoints:
-        statuses = {ep: s.status for ep, s in seen_etcd.items() if s.status}
-        verdict.layers["etcd"] = etcd_health(
-            lab, {ep: findings.etcd_lines.get(ep, s.why) for ep, s in seen_etcd.items()},
-            statuses)
-    if seen_kube is not None:
-        verdict.layers.update(findings.kube_layers(_kube_server(lab)))
-    verdict.layers.update(findings.host_layers())
-    verdict.layers = {name: verdict.layers[name] for name in LAYERS if name in verdict.layers}
+    verdict.unreachable = {name: s.ssh for name, s in seen_hosts.items() if s.ssh}
+    verdict.layers[layers.SSH] = ssh_health(lab, verdict.unreachable)
+    words = ThreadPoolExecutor(max_workers=32, thread_name_prefix="word")
+    deadline = time.monotonic() + WORD_TIMEOUT
+    judges = ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="judge")
+    judged = {layer.name: judges.submit(
+        part.judge, Seen(lab, run_id, seen_hosts, probed[layer.name], words, deadline))
+        for layer, part in parts}
+    judges.shutdown(wait=False)
+    words.shutdown(wait=False)
+    bounded = _Bounded(deadline + 1.0, f"{WORD_TIMEOUT:g} s")
+    for layer, _ in parts:
+        lines = bounded(judged[layer.name], lambda why, layer=layer: {
+            h.name: LayerHealth(DEGRADED, f"not judged: {why}") for h in layer.health})
+        verdict.layers.update(lines)
+    order = layers.health_lines()
+    verdict.layers = {name: verdict.layers[name]
+                      for name in sorted(verdict.layers,
+                                         key=lambda n: order.index(n) if n in order else 99)}
     verdict.elapsed_s = time.monotonic() - started
     return verdict
-
-
-class _Findings:
-    """The probes' findings, completed with the hosts' own word, as layer verdicts."""
-
-    def __init__(self, lab: Lab, reachable: set[str], hosts: dict[str, HostSeen],
-                 etcd: dict[str, EtcdSeen], kube: KubeSeen | None) -> None:
-        self.lab, self.reachable = lab, reachable
-        self.hosts, self.etcd, self.kube = hosts, etcd, kube
-        self.etcd_lines: dict[str, str] = {}
-        #: (layer, host) -> the line with the host's word
-        self.lines: dict[tuple[str, str], str] = {}
-        self.masters_word: dict[str, str] = {}  # service -> what the masters say of it
-
-    def _host_failures(self) -> dict[tuple[str, str], tuple[str, str]]:
-        """(layer, host) -> (service, why) for every host layer that did not answer."""
-        out = {}
-        for name, seen in self.hosts.items():
-            for layer, (probe, why) in seen.layers.items():
-                if why is not None:
-                    out[(layer, name)] = (probe.service, probe.finding(why))
-        for host, why in self._kubelets_not_ready().items():
-            key = ("kubelet", host)
-            if key in out:
-                out[key] = ("kubelet", f"{out[key][1]}; {why}")
-            else:
-                out[key] = ("kubelet", why)
-        return out
-
-    def _kubelets_not_ready(self) -> dict[str, str]:
-        if self.kube is None or not self.kube.nodes:
-            return {}
-        out = {}
-        for host in self.lab.hosts_with("node"):
-            node = next((n for n in self.kube.nodes
-                         if n.name == host.name or host.address in n.addresses), None)
-            if node is None:
-                out[host.name] = "no Kubernetes Node for this host"
-            elif not node.ready:
-                out[host.name] = node.describe()
-        return out
-
-    def _kube_failures(self) -> dict[str, tuple[str, str]]:
-        """layer -> (service on the masters, why) for the control plane's failures."""
-        if self.kube is None:
-            return {}
-        if self.kube.api is not None:
-            return {"kubernetes": ("kube-apiserver", self.kube.api)}
-        out = {}
-        if self.kube.scheduler:
-            out["scheduler"] = ("kube-scheduler", self.kube.scheduler)
-        if self.kube.controller_manager is not None:
-            out["controller-manager"] = ("kube-controller-manager",
-                                         self.kube.controller_manager)
-        return out
-
-    def ask_hosts(self, deadline: float) -> None:
-        """Ask each reachable host's service manager about what failed there, at once."""
-        jobs: dict[Any, Callable[[], str]] = {}
-        lab = self.lab
-        for (layer, name), (service, why) in self._host_failures().items():
-            if name in self.reachable:
-                jobs[(layer, name)] = partial(services.explain, lab, lab.host(name), service,
-                                              why)
-            self.lines[(layer, name)] = f"{name}: {why}"
-        statuses = {ep: s.status for ep, s in self.etcd.items() if s.status}
-        for endpoint, seen in self.etcd.items():
-            if seen.why and endpoint_host_name(lab, endpoint) in self.reachable:
-                jobs[("etcd", endpoint)] = partial(_etcd_word, lab, endpoint, seen, statuses)
-        for layer, (service, _) in self._kube_failures().items():
-            for master in lab.hosts_with("master"):
-                if master.name in self.reachable:
-                    jobs[(layer, f"master:{master.name}")] = partial(
-                        _master_word, lab, master, service)
-        if not jobs:
-            return
-        pool = ThreadPoolExecutor(max_workers=min(32, len(jobs)), thread_name_prefix="word")
-        futures = {key: pool.submit(job) for key, job in jobs.items()}
-        pool.shutdown(wait=False)
-        bounded = _Bounded(deadline, f"{WORD_TIMEOUT:g} s")
-        for key, future in futures.items():
-            line = bounded(future, lambda _why: None)
-            if line is None:
-                continue
-            layer, where = key
-            if layer == "etcd":
-                self.etcd_lines[where] = line
-            elif where.startswith("master:"):
-                self.masters_word.setdefault(layer, "")
-                self.masters_word[layer] += ("; " if self.masters_word[layer] else "") + line
-            else:
-                self.lines[key] = line
-
-    def host_layers(self) -> dict[str, LayerHealth]:
-        out = {}
-        healthy = {"runtime": "answers on all {n} hosts", "kubelet": "all {n} nodes Ready",
-                   "flannel": "subnet.env and flannel.1 up on all {n} hosts"}
-        for layer, text in healthy.items():
-            hosts = [name for name, seen in self.hosts.items() if layer in seen.layers]
-            if layer == "kubelet" and self.kube is not None and self.kube.api is None:
-                hosts = sorted(set(hosts) | set(self._kubelets_not_ready()),
-                               key=[h.name for h in self.lab.hosts].index)
-            if not hosts:
-                continue
-            failures = {host: self.lines[(layer, host)] for host in hosts
-                        if (layer, host) in self.lines}
-            out[layer] = hosts_health(layer, hosts, failures, text.format(n=len(hosts)))
-        return out
-
-    def kube_layers(self, server: str) -> dict[str, LayerHealth]:
-        assert self.kube is not None
-        failures = self._kube_failures()
-        masters = [h.name for h in self.lab.hosts_with("master")]
-
-        def with_word(layer: str, why: str) -> str:
-            word = self.masters_word.get(layer)
-            return f"{why} ({word})" if word else why
-
-        if "kubernetes" in failures:
-            why = with_word("kubernetes", f"API at {server} {failures['kubernetes'][1]}")
-            return {"kubernetes": LayerHealth(DOWN, why, [server])}
-        nodes = "" if self.kube.nodes is None else f", {len(self.kube.nodes)} node(s)"
-        out = {"kubernetes": LayerHealth(OK, f"API at {server} is ready{nodes}")}
-        if self.kube.unprobed:  # not known: said, and blocks nothing
-            for layer in ("scheduler", "controller-manager"):
-                out[layer] = LayerHealth(DEGRADED, f"not probed: {self.kube.unprobed}")
-            return out
-        scheduler = failures.get("scheduler")
-        out["scheduler"] = (
-            LayerHealth(DOWN, with_word("scheduler", scheduler[1]), masters) if scheduler
-            else LayerHealth(OK, "a probe pod got a scheduling decision"))
-        manager = failures.get("controller-manager")
-        if manager is None:
-            out["controller-manager"] = LayerHealth(OK, "its leader lease is renewed")
-        elif manager[1]:
-            out["controller-manager"] = LayerHealth(
-                DOWN, with_word("controller-manager", manager[1]), masters)
-        else:  # no lease (leader election off): the masters' service managers say
-            word = self.masters_word.get("controller-manager", "")
-            if not word:
-                out["controller-manager"] = LayerHealth(
-                    OK, "no leader lease (leader election off); its unit not read")
-            elif all(" active" in part.split(" — ")[0] for part in word.split("; ")):
-                out["controller-manager"] = LayerHealth(OK, f"no leader lease; {word}")
-            else:
-                out["controller-manager"] = LayerHealth(DOWN, word, masters)
-        return out
-
-
-def _master_word(lab: Lab, host: Host, service: str) -> str:
-    state = services.unit_state(lab, host, service)
-    if state is None:
-        return f"{host.name}: {service} state not read"
-    log = state.last_log() if state.word != "active" else ""
-    return f"{host.name}: {state.describe()}" + (f"; {log}" if log else "")
-
-
-def _kube_server(lab: Lab) -> str:
-    assert lab.kubernetes is not None
-    return kubeconfig_server(lab.kubernetes.kubeconfig) or "(kubeconfig)"

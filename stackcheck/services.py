@@ -14,6 +14,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from stackcheck import layers
 from stackcheck.errors import cut_line
 from stackcheck.lab import Host, Lab
 from stackcheck.ssh import host_connection
@@ -21,14 +22,6 @@ from stackcheck.ssh import host_connection
 #: s the status and journal commands may take on the host
 TIMEOUT = 8
 _MARK = "@@stackcheck-journal@@"
-#: services the roles of a host imply (the services a picture or preflight expects there)
-ROLE_SERVICES = {
-    "etcd": ("etcd",),
-    "docker": ("docker",),
-    "flannel": ("flannel",),
-    "node": ("kubelet", "kube-proxy"),
-    "master": ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
-}
 
 
 @dataclass
@@ -144,7 +137,7 @@ def expected_services(lab: Lab, host: Host) -> list[str]:
     control-plane units on masters only, kubelet and kube-proxy on nodes only."""
     out = ["sshd"] if "sshd" in lab.control_for(host).units else []
     for role in host.roles:
-        out += ROLE_SERVICES.get(role, ())
+        out += layers.role_services().get(role, ())
     return list(dict.fromkeys(out))
 
 

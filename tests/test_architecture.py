@@ -1,16 +1,24 @@
 """The import direction, checked on the source (in the spirit of Tempest's hacking checks).
 
 The layers, bottom up: ``stackcheck/`` (the library: talks to and parses a lab, no pytest)
-<- ``provisioners/`` <- ``fixtures/`` <- ``suites/``; ``reports/`` is the pytest plugin for
-evidence and results. The rules:
+<- ``builders/`` and ``provisioners/`` <- ``reports/`` (the pytest plugin for evidence and
+results, and the run's shared state) <- ``fixtures/`` (the pytest plugins, the options one
+included) <- ``suites/``; ``cli/`` (the ``stackcheck`` command) sits on top and mounts other
+packages' commands through entry points. The rules:
 
-- the library imports none of ``provisioners``, ``fixtures``, ``suites``, ``reports``, and
-  not pytest (its command line reaches provisioners through the registry only);
-- fixtures never import suites;
+- the library imports nothing above it (``builders``, ``provisioners``, ``reports``,
+  ``fixtures``, ``suites``, ``cli``), and not pytest; the CLI and the pytest plugin are
+  not in it (the console script and the ``pytest11`` entry point point above it);
+- builders import only the library;
+- reports never import fixtures, suites or the CLI;
+- fixtures never import suites; no import cycle between modules of ``fixtures/``;
 - no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included);
 - no provisioner imports a sibling provisioner (``provisioners/<a>/`` or ``provisioners/<a>.py``
   never imports ``provisioners.<b>``): what two share lives in the kit ``provisioners/hostlab``
-  (which imports no provisioner) or in ``provisioners/base.py``.
+  (which imports no provisioner) or in ``provisioners/base.py``;
+- the library's top level is its core (``CORE``); a layer's model, clients, probes and
+  analysis live in its package ``stackcheck/<layer>/``;
+- the modules that read the layer descriptions name no layer (``LAYER_READERS``).
 
 An exception is listed in ``ALLOWED`` with its reason. Every import is read with ``ast``,
 relative imports resolved, including those inside functions (a lazy import is an import).
@@ -19,24 +27,22 @@ relative imports resolved, including those inside functions (a lazy import is an
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("stackcheck", "provisioners", "fixtures", "suites", "reports")
-LIBRARY_MUST_NOT_IMPORT = ("provisioners", "fixtures", "suites", "reports", "pytest", "_pytest")
-#: what every provisioner may import under ``provisioners/``: the interface, the kit for labs
-#: on this machine, and the Kubernetes build (a builder, not a provisioner: it leaves
-#: ``provisioners/`` in issue 26)
-PROVISIONERS_SHARED = ("base", "hostlab", "k8s")
+PACKAGES = ("stackcheck", "builders", "provisioners", "fixtures", "suites", "reports", "cli")
+LIBRARY_MUST_NOT_IMPORT = ("builders", "provisioners", "fixtures", "suites", "reports", "cli",
+                           "pytest", "_pytest")
+#: what a builder must not import: every top-level package of the project but the library
+BUILDERS_MUST_NOT_IMPORT = ("provisioners", "fixtures", "suites", "reports", "cli")
+REPORTS_MUST_NOT_IMPORT = ("fixtures", "suites", "cli")
+#: what every provisioner may import under ``provisioners/``: the interface and the kit for
+#: labs on this machine
+PROVISIONERS_SHARED = ("base", "hostlab")
 
 # (importing file, imported module) -> why it is allowed
 ALLOWED: dict[tuple[str, str], str] = {
-    ("stackcheck/options.py", "pytest"):
-        "the pytest11 entry point that declares the options; it must load before any "
-        "conftest, so it ships with the library",
-    ("stackcheck/cli.py", "reports.cli"):
-        "the 'stackcheck report' command: the CLI is the one composition root of the "
-        "command line",
 }
 
 # Violations being removed (empty since issue 17; a new one needs a reason and a plan). An
@@ -52,8 +58,9 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path, root: Path = REPO) -> set[str]:
-    """Every module ``path`` imports (``from a.b import c`` yields ``a.b``)."""
+def imports(path: Path, root: Path = REPO, names: bool = False) -> set[str]:
+    """Every module ``path`` imports (``from a.b import c`` yields ``a.b``, and ``a.b.c`` too
+    with ``names``: ``c`` may be a module)."""
     package = _module_name(path, root).split(".")
     if path.name != "__init__.py":
         package.pop()
@@ -68,6 +75,8 @@ def imports(path: Path, root: Path = REPO) -> set[str]:
             else:
                 module = node.module or ""
             found.add(module)
+            if names:
+                found.update(f"{module}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -113,6 +122,10 @@ def violations() -> dict[tuple[str, str], str]:
             rule = None
             if top == "stackcheck" and any(_within(module, t) for t in LIBRARY_MUST_NOT_IMPORT):
                 rule = "the library imports nothing above it"
+            elif top == "builders" and any(_within(module, t) for t in BUILDERS_MUST_NOT_IMPORT):
+                rule = "builders import only the library"
+            elif top == "reports" and any(_within(module, t) for t in REPORTS_MUST_NOT_IMPORT):
+                rule = "reports never import fixtures, suites or the CLI"
             elif top == "fixtures" and _within(module, "suites"):
                 rule = "fixtures never import suites"
             elif (top == "suites" and _suite_of(module) is not None
@@ -174,6 +187,57 @@ def test_the_checker_sees_a_sibling_provisioner_import() -> None:
     assert provisioner_rule("provisioners/local/build.py", "provisioners") is None
 
 
+def cycles(top: str, root: Path = REPO) -> list[list[str]]:
+    """Import cycles between the modules of package folder ``top`` (lazy imports count)."""
+    paths = {_module_name(p, root): p for p in sorted((root / top).rglob("*.py"))}
+    graph = {name: sorted(m for m in imports(path, root, names=True) if m in paths and m != name)
+             for name, path in paths.items()}
+    found: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        if name in stack:
+            cycle = stack[stack.index(name):]
+            turn = cycle.index(min(cycle))
+            cycle = cycle[turn:] + cycle[:turn]
+            if cycle not in found:
+                found.append(cycle)
+            return
+        if name in done:
+            return
+        for imported in graph[name]:
+            visit(imported, [*stack, name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
+    return found
+
+
+def test_no_import_cycle_between_fixtures() -> None:
+    found = cycles("fixtures")
+    assert not found, "import cycles in fixtures/: " + "; ".join(
+        " -> ".join([*c, c[0]]) for c in found)
+
+
+def test_the_cycle_check_sees_a_lazy_cycle(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("from pkg.b import x\n")
+    (tmp_path / "pkg" / "b.py").write_text("def f():\n    from pkg import a\n")
+    (tmp_path / "pkg" / "c.py").write_text("import pkg.a\n")
+    assert cycles("pkg", tmp_path) == [["pkg.a", "pkg.b"]]
+
+
+def test_the_command_line_and_the_pytest_plugin_live_above_the_library() -> None:
+    """The ``stackcheck`` script and the ``pytest11`` plugin are glue: not in ``stackcheck/``."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    targets = {**project["scripts"], **project["entry-points"]["pytest11"]}
+    inside = sorted(f"{name} = {value}" for name, value in targets.items()
+                    if _within(value.split(":")[0], "stackcheck"))
+    assert not inside, f"glue inside the library: {', '.join(inside)}"
+    assert targets["stackcheck"] == "cli.main:main"
+
+
 def attach_calls(path: Path) -> list[int]:
     """Lines where ``path`` reaches ``allure.attach`` (call, ``.file`` or ``from`` import)."""
     def reaches(node: ast.AST) -> bool:
@@ -211,3 +275,86 @@ def test_the_session_lab_names_no_layer() -> None:
     found = sorted(m for m in imports(REPO / "fixtures" / "lab.py")
                    if any(_within(m, layer) for layer in modules))
     assert not found, f"fixtures/lab.py imports layer code: {', '.join(found)}"
+
+
+#: the modules that read the layer descriptions (stackcheck.layers) instead of naming layers
+LAYER_READERS = ("stackcheck/preflight.py", "stackcheck/hostlayers.py", "stackcheck/services.py",
+                 "fixtures/preflight.py", "fixtures/labels.py", "reports/categories.py")
+
+
+def _string_constants(path: Path) -> set[str]:
+    """Every string literal of a module but its docstrings."""
+    tree = ast.parse(path.read_text())
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docs}
+
+
+def test_the_readers_of_layer_descriptions_name_no_layer() -> None:
+    """The preflight, the blocked-check logic, the categories and the labels read each
+    layer's description: adding a layer is a folder under suites/ and one description."""
+    from stackcheck import layers
+
+    named = {*layers.names(), *layers.health_lines(), *layers.known_roles()} - {layers.SSH}
+    found = {f"{module}: {text!r}" for module in LAYER_READERS
+             for text in _string_constants(REPO / module) & named}
+    assert not found, "modules that should read stackcheck.layers name a layer:\n" + "\n".join(
+        sorted(found))
+
+
+# The library's top level: its core, each module with why it belongs to no one layer. A new
+# top-level module is a conscious choice: the core (listed here, with its reason) or a
+# layer's (``stackcheck/<layer>/``).
+CORE: dict[str, str] = {
+    "__init__": "the package and its version",
+    "lab": "the Lab model and the inventory every layer reads",
+    "ssh": "SSH to the hosts, for every layer",
+    "waits": "bounded polling, for every layer",
+    "locks": "the cross-process lab lock",
+    "journal": "a journal on disk, under the fault and the atomic journals",
+    "errors": "one-line words for every client library's errors",
+    "faults": "stopping and restarting any layer's services, journaled",
+    "heal": "the heal hooks every layer registers",
+    "claims": "what a check reads or disrupts, held as locks across workers",
+    "waves": "per-host disruptive work in waves that keep every layer's quorum",
+    "sampling": "which pairs and hosts the checks sample at scale (the lab's racks)",
+    "pingmatrix": "all-pairs probes: the host overlay (flannel) and the pods (kubernetes)",
+    "services": "the host's own word about any service (its service manager and log)",
+    "preflight": "the preflight runner, over every layer",
+    "hostlayers": "the preflight's one-command probe of the layers on each host",
+    "provisioner": "the provisioner contract and its registry",
+    "layers": "the layer descriptions' registry that the core reads instead of naming layers",
+}
+
+# The library's packages: one per layer (a folder under suites/ of the same name), and those
+# that serve every layer, each with why.
+NOT_A_LAYER: dict[str, str] = {
+    "picture": "draws the whole lab, every layer in one picture",
+}
+
+
+def _layers() -> set[str]:
+    return {p.parent.name for p in (REPO / "suites").glob("*/__init__.py")}
+
+
+def test_the_library_top_level_is_its_core() -> None:
+    top = {p.stem for p in (REPO / "stackcheck").glob("*.py")}
+    new = sorted(top - CORE.keys())
+    assert not new, (
+        f"new top-level module(s) in stackcheck/: {', '.join(new)}; a layer's model, clients, "
+        f"probes and analysis go to stackcheck/<layer>/, the core is listed in CORE with why")
+    gone = sorted(CORE.keys() - top)
+    assert not gone, f"no longer in stackcheck/, remove from CORE: {', '.join(gone)}"
+
+
+def test_the_library_packages_are_layers() -> None:
+    packages = {p.parent.name for p in (REPO / "stackcheck").glob("*/__init__.py")}
+    strays = sorted(packages - _layers() - NOT_A_LAYER.keys())
+    assert not strays, (f"stackcheck/{', stackcheck/'.join(strays)}: no layer of that name "
+                        "(suites/<layer>/); name it after its layer or list it in NOT_A_LAYER")
+    assert not NOT_A_LAYER.keys() & _layers(), "a layer's package is not in NOT_A_LAYER"
+    assert NOT_A_LAYER.keys() <= packages, "NOT_A_LAYER names a package that is gone"

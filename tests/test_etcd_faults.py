@@ -26,15 +26,14 @@ from provisioners import ProvisionConfig, get_provisioner
 from provisioners.hostlab import etcd as local_etcd
 from provisioners.hostlab.layout import HostPlan
 from provisioners.local import control
-from stackcheck import timeline
-from stackcheck.etcd import trim
+from stackcheck.etcd import timeline, trim
 from stackcheck.etcd.cluster import Member, health, healthy, leader, members, wait_healthy
+from stackcheck.etcd.linearizability import History, Op
+from stackcheck.etcd.traffic_checks import member_of, unavailability, validate
+from stackcheck.etcd.workload import Record, Window
 from stackcheck.faults import FaultJournal, Faults, journal_path
 from stackcheck.lab import Host, Lab
-from stackcheck.linearizability import History, Op
 from stackcheck.ssh import close_all
-from stackcheck.traffic_checks import member_of, unavailability, validate
-from stackcheck.workload import Record, Window
 from suites.etcd.scenario import UNAVAILABLE_BOUND, Scenario, read_logs, require_healthy, traffic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,7 +139,7 @@ def test_run_killed_mid_fault_is_reported_and_healed_by_the_next_run(lab: Lab) -
 
     # lab status reports it and fails
     status = subprocess.run(
-        [sys.executable, "-m", "stackcheck.cli", "lab", "status", "--lab-dir", str(lab.state_dir)],
+        [sys.executable, "-m", "cli.main", "lab", "status", "--lab-dir", str(lab.state_dir)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     assert status.returncode == 1, status.stdout + status.stderr

@@ -1,37 +1,47 @@
 """flannel's formats, parsed from real recorded data (tests/data/flannel, provenance in its
 README and in each file): lease keys (v4, dual-stack, invalid), a v3 lease value, net-conf.json
 from flannel's manifests (kube-flannel and kube-system), a Node's kube-subnet-mgr annotations,
-dual-stack config and subnet.env; the lab's writer and the checks' reader round-trip; and a
+dual-stack config and subnet.env; the lab's writer and the checks' reader round-trip (through a
+real etcd 3.4 on loopback); and a
 real etcd 3.4 serving flannel < 0.18's v2 keys is told apart from "no config"."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from stackcheck.etcd import client_for
+from stackcheck.flannel import etcd_store
 from stackcheck.flannel import kube as km
 from stackcheck.flannel.etcd_store import V2_ADVICE, v2_config
 from stackcheck.flannel.model import (
+    DEFAULT_NETWORK,
     Lease,
     compact,
     lease_attrs,
+    nth_subnet,
     parse_config,
     parse_lease,
     parse_subnet_env,
     parse_subnet_key,
+    subnet_env,
     subnet_key,
     vxlan_backend_data,
+    vxlan_config,
 )
 from stackcheck.flannel.plumbing import backend_settings, host_gw_peer, vxlan_peer, wireguard_peer
+from stackcheck.flannel.source import from_etcd
 from stackcheck.lab import EtcdAccess
 
 DATA = Path(__file__).parent / "data" / "flannel"
@@ -230,15 +240,17 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed")
-def test_a_v2_store_is_told_apart_from_no_config(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _etcd(tmp_path: Path, *args: str) -> Iterator[str]:
+    """A real etcd (Debian's) on loopback, stopped at the end: its client URL."""
     client, peer = _free_port(), _free_port()
     url = f"http://127.0.0.1:{client}"
     proc = subprocess.Popen(
-        ["etcd", "--enable-v2", "--name", "v2probe", "--data-dir", str(tmp_path / "data"),
+        ["etcd", *args, "--name", "probe", "--data-dir", str(tmp_path / "data"),
          "--listen-client-urls", url, "--advertise-client-urls", url,
          "--listen-peer-urls", f"http://127.0.0.1:{peer}",
          "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-         "--initial-cluster", f"v2probe=http://127.0.0.1:{peer}"],
+         "--initial-cluster", f"probe=http://127.0.0.1:{peer}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -250,6 +262,14 @@ def test_a_v2_store_is_told_apart_from_no_config(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "etcd did not answer in 10 s"
             time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_v2_store_is_told_apart_from_no_config(tmp_path: Path) -> None:
+    with _etcd(tmp_path, "--enable-v2") as url:
         access = EtcdAccess(endpoints=[url])
         assert v2_config(access, "/coreos.com/network") is None, "no key: no v2 config"
         config = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}'
@@ -258,9 +278,62 @@ def test_a_v2_store_is_told_apart_from_no_config(tmp_path: Path) -> None:
         assert put.status_code in (200, 201), put.text
         assert v2_config(access, "/coreos.com/network") == config
         assert "flannel < 0.18 keeps its keys in etcd's v2 API" in V2_ADVICE
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+
+
+# --- the lab's writer and the checks' reader: one model ----------------------------------
+
+
+def test_the_writers_defaults_are_the_manifests() -> None:
+    """The network a lab writes by default is kube-flannel's (its manifest's net-conf.json)."""
+    cm = next(d for d in _yaml_docs("kube-flannel-v0.27.4.yml") if d["kind"] == "ConfigMap")
+    manifest = km.configmap_config(cm["data"], "kube-flannel-cfg")
+    written = parse_config(compact(vxlan_config()))
+    assert (written.network, written.subnet_len, written.backend, written.vni, written.port) == (
+        manifest.network, manifest.subnet_len, manifest.backend, manifest.vni, manifest.port)
+    assert str(written.network) == DEFAULT_NETWORK
+
+
+def test_the_writer_writes_flanneld_s_subnet_env() -> None:
+    """Line for line as flanneld writes it (the recorded dual-stack file, IPv4 lines)."""
+    recorded = _json("dual-stack.json")["subnet_env"]
+    ipv4 = "".join(line + "\n" for line in recorded.splitlines() if "IPV6" not in line)
+    assert subnet_env("10.42.0.0/16", "10.42.0.0/24", 1450, ipmasq=True) == ipv4
+    assert parse_subnet_env(subnet_env(DEFAULT_NETWORK, "10.244.3.0/24", 1450)) == {
+        "FLANNEL_NETWORK": "10.244.0.0/16", "FLANNEL_SUBNET": "10.244.3.1/24",
+        "FLANNEL_MTU": "1450", "FLANNEL_IPMASQ": "false"}
+
+
+def test_a_labs_plan_of_subnets() -> None:
+    assert str(nth_subnet("10.244.0.0/16", 3)) == "10.244.3.0/24"
+    assert str(nth_subnet("10.42.0.0/16", 300, 26)) == "10.42.75.0/26"
+    with pytest.raises(ValueError, match=r"10\.244\.0\.0/16 has no subnet /24 number 256"):
+        nth_subnet("10.244.0.0/16", 256)
+
+
+def test_what_the_lab_writes_the_checks_read(tmp_path: Path) -> None:
+    """Written through :mod:`stackcheck.flannel.etcd_store` into a real etcd, read back the
+    way the checks read: the same keys, config and leases (with their TTL)."""
+    prefix = "/coreos.com/network"
+    with _etcd(tmp_path) as url:
+        client = client_for(EtcdAccess(endpoints=[url]), url)
+        etcd_store.write_config(client, prefix, vxlan_config())
+        lease = client.lease(ttl=600)
+        for index, mac in ((1, "0e:73:63:00:00:01"), (2, "0e:73:63:00:00:02")):
+            attrs = lease_attrs(f"10.213.0.1{index}", "vxlan", vxlan_backend_data(mac))
+            etcd_store.write_lease(client, prefix, str(nth_subnet(DEFAULT_NETWORK, index)),
+                                  attrs, lease=lease)
+        data = from_etcd(client, prefix)
+        assert data is not None and data.problem is None and not data.invalid
+        assert data.config == etcd_store.read_config(client, prefix)
+        assert str(data.config.network) == DEFAULT_NETWORK and data.config.backend == "vxlan"
+        leases = sorted(etcd_store.read_leases(client, prefix), key=lambda lease_: lease_.key)
+        assert [(str(x.subnet), x.public_ip, x.vtep_mac, x.vni) for x in leases] == [
+            ("10.244.1.0/24", "10.213.0.11", "0e:73:63:00:00:01", 1),
+            ("10.244.2.0/24", "10.213.0.12", "0e:73:63:00:00:02", 1)]
+        assert leases[0].key == etcd_store.lease_key(prefix, "10.244.1.0/24") == (
+            "/coreos.com/network/subnets/10.244.1.0-24")
+        ttls = etcd_store.lease_ttls(client, prefix)
+        assert all(0 < int(ttl.split()[1]) <= 600 for ttl in ttls.values()), ttls
 
 
 # --- the local lab's option flannel=kube (no lab needed) -------------------------------------

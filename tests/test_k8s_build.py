@@ -21,13 +21,24 @@ from click.testing import CliRunner
 from filelock import FileLock
 from rich.console import Console
 
-from provisioners.k8s import ALL_BINARIES, KUBE_BINARIES, K8sBuildError, Progress, ensure_binaries
-from provisioners.k8s import build as build_module
-from provisioners.k8s.aptconf import PrivateApt, parse_deb822, parse_one_line, render_sources
-from provisioners.k8s.cache import Layout, stale, write_manifest
-from provisioners.k8s.cli import k8s_build
-from provisioners.k8s.runner import run_logged
-from provisioners.k8s.versions import debian_upstream_version, is_supported, ldflags, parse_version
+from builders.kubernetes import (
+    ALL_BINARIES,
+    KUBE_BINARIES,
+    K8sBuildError,
+    Progress,
+    binaries,
+    ensure_binaries,
+)
+from builders.kubernetes.aptconf import PrivateApt, parse_deb822, parse_one_line, render_sources
+from builders.kubernetes.cache import Layout, stale, write_manifest
+from builders.kubernetes.cli import k8s_build
+from builders.kubernetes.runner import run_logged
+from builders.kubernetes.versions import (
+    debian_upstream_version,
+    is_supported,
+    ldflags,
+    parse_version,
+)
 
 MIRROR = "http://mirror.example/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -65,7 +76,7 @@ def _fill_cache(layout: Layout, version: str = "v1.20.2") -> Path:
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Layout:
     """An empty user cache, and a Builder that only records (no real build can start)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(build_module, "Builder", RecordingBuilder)
+    monkeypatch.setattr(binaries, "Builder", RecordingBuilder)
     RecordingBuilder.calls = []
     return Layout.for_version("v1.20.2")
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from stackcheck.linearizability import History, Op, check, check_history
+from stackcheck.etcd.linearizability import History, Op, check, check_history
 
 INF = math.inf
 
@@ -138,7 +138,7 @@ def brute_force(h: History) -> bool:
     """Linearizable by trying every order (unknown ops optional, any return time)."""
     from itertools import combinations, permutations
 
-    from stackcheck.linearizability import _step
+    from stackcheck.etcd.linearizability import _step
 
     ops = [op for op in h.ops if op.outcome == "ok" or (op.outcome == "unknown"
                                                          and op.kind != "read")]

@@ -197,16 +197,11 @@ def test_ssh_rejects_unknown_host_key(built: dict, tmp_path: Path) -> None:
 
 
 def _etcd(lab: Lab, address: str):
-    import etcd3gw
-    import requests
+    """The library's client (the lab CA pinned even if REQUESTS_CA_BUNDLE is set)."""
+    from stackcheck.etcd import client_for
 
     assert lab.etcd is not None
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE must not replace the lab CA
-    session.verify = str(lab.etcd.ca_file)
-    session.cert = (str(lab.etcd.cert_file), str(lab.etcd.key_file))
-    return etcd3gw.client(host=address, port=2379, protocol="https", session=session,
-                          timeout=5)
+    return client_for(lab.etcd, f"https://{address}:2379", timeout=5)
 
 
 @pytest.mark.lab

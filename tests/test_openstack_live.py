@@ -109,7 +109,7 @@ def new_run() -> str:
 
 
 def stackcheck(*args: str) -> Any:
-    from stackcheck.cli import main
+    from cli.main import main
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from provisioners.hostlab.progress import Progress
 from reports import overview
 from reports.allure_env import executor
 from reports.store import read_results
-from stackcheck.cli import main
 from stackcheck.lab import EtcdAccess, Lab
 from stackcheck.picture.model import (
     EtcdMember,

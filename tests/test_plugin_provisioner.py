@@ -98,6 +98,7 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (dist / "entry_points.txt").write_text(
         "[stackcheck.provisioners]\noutside = outside_provisioner:OutsideProvisioner\n\n"
         "[stackcheck.lab_commands]\noutside-hello = outside_provisioner:hello\n\n"
+        "[stackcheck.commands]\nouthello = outside_provisioner:hello\n\n"
         "[stackcheck.healers]\noutside = outside_provisioner:HEALER\n")
     (site / "outside_provisioner.py").write_text(OUTSIDE)
     log = tmp_path / "outside.log"
@@ -109,7 +110,7 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stackcheck.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
                           text=True, timeout=60, cwd=REPO, check=False)
 
 
@@ -142,6 +143,16 @@ def test_outside_provisioner_adds_its_lab_subcommand(outside: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "hello from outside"
     assert "outside-hello" in _cli("lab", "--help").stdout
+
+
+def test_commands_are_mounted_from_entry_points(outside: Path) -> None:
+    """``stackcheck report`` and an outside package's command come through the
+    ``stackcheck.commands`` entry points: the CLI names neither."""
+    done = _cli("outhello")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hello from outside"
+    top = _cli("--help").stdout
+    assert "outhello" in top and "report" in top
 
 
 def test_outside_provisioner_says_its_reboot_is_simulated(outside: Path, tmp_path: Path) -> None:

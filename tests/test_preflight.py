@@ -14,6 +14,7 @@ from reports import mustgather
 from reports.categories import categories_json, classify
 from stackcheck import preflight
 from stackcheck.errors import cut_line, etcd_error
+from stackcheck.etcd import preflight as etcd_preflight
 from stackcheck.lab import Lab
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 
@@ -32,7 +33,7 @@ def _lab(ssh_files: Path, hosts: int = 3) -> Lab:
 
 def test_etcd_majority_down_is_no_quorum_naming_the_members(ssh_files: Path) -> None:
     lab = _lab(ssh_files)
-    health = preflight.etcd_health(lab, {
+    health = etcd_preflight.etcd_health(lab, {
         "https://192.0.2.11:2379": None,
         "https://192.0.2.12:2379": "does not answer (connection refused)",
         "https://192.0.2.13:2379": "does not answer (timed out)",
@@ -45,7 +46,7 @@ def test_etcd_majority_down_is_no_quorum_naming_the_members(ssh_files: Path) -> 
 
 def test_etcd_minority_down_keeps_the_layer_usable(ssh_files: Path) -> None:
     lab = _lab(ssh_files)
-    health = preflight.etcd_health(lab, {
+    health = etcd_preflight.etcd_health(lab, {
         "https://192.0.2.11:2379": None, "https://192.0.2.12:2379": None,
         "https://192.0.2.13:2379": "does not answer (timed out)",
     })
@@ -92,7 +93,7 @@ def test_the_preflight_of_an_unreachable_lab_is_bounded(ssh_files: Path) -> None
 CONFTEST = '''
 import json
 import pytest
-from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
+from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
 pytest_plugins = ["fixtures.preflight", "fixtures.hosts", "reports.plugin"]
@@ -349,11 +350,11 @@ def test_the_preflight_sees_split_brain(ssh_files: Path) -> None:
     h3 = statuses["https://192.0.2.13:2379"]
     h3["header"]["cluster_id"] = "1234567890123"
     h3["leader"] = h3["header"]["member_id"]
-    health = preflight.etcd_health(lab, dict.fromkeys(statuses), statuses)
+    health = etcd_preflight.etcd_health(lab, dict.fromkeys(statuses), statuses)
     assert health.status == preflight.DOWN
     assert health.summary == ("split brain: the members report 2 cluster ids: h1, h2 in "
                               "cluster 5a7affbf02a9da99; h3 in cluster 11f71fb04cb")
-    assert preflight.etcd_health(lab, dict.fromkeys(STATUSES), STATUSES).summary == (
+    assert etcd_preflight.etcd_health(lab, dict.fromkeys(STATUSES), STATUSES).summary == (
         "all 3 members healthy")
 
 
@@ -361,7 +362,7 @@ def test_members_that_disagree_on_the_leader_are_named(ssh_files: Path) -> None:
     lab = _lab(ssh_files)
     statuses = json.loads(json.dumps(STATUSES))
     statuses["https://192.0.2.13:2379"]["leader"] = "17473292867345991780"
-    health = preflight.etcd_health(lab, dict.fromkeys(statuses), statuses)
+    health = etcd_preflight.etcd_health(lab, dict.fromkeys(statuses), statuses)
     assert health.status == preflight.DEGRADED and health.down == ["h3"]
     assert health.summary == ("the members disagree on the leader: h1, h2: leader "
                               "1a5ea3580aaed3ab; h3: leader f27d9b490e864864")
@@ -469,9 +470,9 @@ def test_a_layer_down_on_one_host_blocks_that_host_only(pytester: pytest.Pyteste
 def test_a_member_only_the_runner_cannot_reach_is_alive_in_quorum(ssh_files: Path) -> None:
     """Seen on a local lab with h3's client port dropped from the runner's address only."""
     lab = _lab(ssh_files)
-    why = (f"{preflight.RUNNER_ONLY} (timed out), alive: etcd active and its endpoint "
+    why = (f"{etcd_preflight.RUNNER_ONLY} (timed out), alive: etcd active and its endpoint "
            "answers on h3 itself; the other members agree on leader h1 (1a5ea3580aaed3ab)")
-    health = preflight.etcd_health(lab, {"https://192.0.2.11:2379": None,
+    health = etcd_preflight.etcd_health(lab, {"https://192.0.2.11:2379": None,
                                          "https://192.0.2.12:2379": None,
                                          "https://192.0.2.13:2379": why})
     assert health.status == preflight.DEGRADED and health.down == ["h3"]

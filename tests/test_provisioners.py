@@ -241,7 +241,7 @@ def test_a_typo_in_a_lab_option_stops_pytest_before_anything_is_built(
 def test_lab_up_help_options_lists_keys_and_defaults() -> None:
     from click.testing import CliRunner
 
-    from stackcheck.cli import main
+    from cli.main import main
 
     done = CliRunner().invoke(main, ["lab", "up", "--provisioner", "local", "--help-options"])
     assert done.exit_code == 0, done.output

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 CONFTEST = '''
 import pytest
 import reports.mustgather as mustgather
-from fixtures.lab import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
+from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
 pytest_plugins = ["reports.plugin", "fixtures.labels"]

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from reports import mustgather, render
-from reports.categories import BLOCKED_LAYERS, HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
+from reports.categories import HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
 from reports.cli import report
 from reports.ids import check_ids
 from reports.redact import redact
@@ -21,6 +21,7 @@ from reports.regression import compare, to_markdown
 from reports.secretscan import needles, scan
 from reports.store import CheckOutcome, RunRecord, Store, read_results
 from reports.waivers import WaiverError, load_waivers
+from stackcheck.layers import health_lines
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "reports"
@@ -136,7 +137,7 @@ CONFTEST = '''
 import types
 import pytest
 import reports.mustgather as mustgather
-from fixtures.lab import LAB_KEY, RUN_ID_KEY
+from reports.session import LAB_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
 pytest_plugins = ["reports.plugin", "fixtures.labels"]
@@ -273,7 +274,7 @@ def test_a_run_leaves_labelled_redacted_results_and_a_stored_run(plugin_dir) -> 
     env = (results / "environment.properties").read_text()
     assert "run.id=run-1" in env and "lab.hosts=2" in env and "etcd.version=3.4.23" in env
     categories = [c["name"] for c in json.loads((results / "categories.json").read_text())]
-    assert categories == [*(f"blocked by {layer}" for layer in BLOCKED_LAYERS), UNREACHABLE,
+    assert categories == [*(f"blocked by {layer}" for layer in health_lines()), UNREACHABLE,
                           LAB_DEFECT, HARNESS_ERROR]
 
     stored = Store(plugin_dir.path / ".stackcheck" / "history").load("run-1")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from provisioners.k8s import K8sBuildError
-from provisioners.k8s.cache import Layout, stale, write_manifest
-from provisioners.k8s.e2e import E2E_BINARIES, ensure_e2e
-from provisioners.k8s.progress import Progress
+from builders.kubernetes import K8sBuildError
+from builders.kubernetes.cache import Layout, stale, write_manifest
+from builders.kubernetes.e2e import E2E_BINARIES, ensure_e2e
+from builders.kubernetes.progress import Progress
 from suites.kubernetes.upstream import groups, images, junit, results, runner
 from suites.kubernetes.upstream.groups import MATCH_PREFIX, FocusGroup, GroupError, load_group
 from suites.kubernetes.upstream.runner import E2ECommand, Invocation

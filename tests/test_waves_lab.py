@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.atomic.backends import backend_for
 from stackcheck.atomic.journal import DeploymentJournal, journal_path
 from stackcheck.claims import Timeline, violations
+from stackcheck.etcd import session_for
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
 
@@ -81,10 +81,7 @@ class Quorum:
     def __init__(self, lab: Lab, every: float = 0.25) -> None:
         assert lab.etcd is not None
         self.endpoints, self.every = lab.etcd.endpoints, every
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.verify = str(lab.etcd.ca_file)
-        self.session.cert = (str(lab.etcd.cert_file), str(lab.etcd.key_file))
+        self.session = session_for(lab.etcd)
         self.samples: list[tuple[float, int]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioners.hostlab import etcd, pki
+from provisioners.hostlab import etcd
 from provisioners.hostlab.layout import Layout
-from stackcheck.lab import EtcdAccess, SSHAccess
+from stackcheck.lab import SSHAccess
 
 SSH_CONNECT_TIMEOUT = 10
 
 
 def lab_fields(layout: Layout, provisioner: str) -> dict[str, Any]:
     """The :class:`stackcheck.lab.Lab` fields every lab on this machine fills the same way."""
-    files = pki.tls_files(layout)
     return {
         "name": layout.name,
         "provisioner": provisioner,
@@ -23,6 +22,5 @@ def lab_fields(layout: Layout, provisioner: str) -> dict[str, Any]:
         "ssh": SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
                          known_hosts=layout.ssh_dir / "known_hosts",
                          connect_timeout=SSH_CONNECT_TIMEOUT),
-        "etcd": EtcdAccess(endpoints=etcd.endpoints(layout), ca_file=files["ca"],
-                           cert_file=files["cert"], key_file=files["key"]),
+        "etcd": etcd.access(layout),
     }

@@ -1,4 +1,5 @@
-"""etcd members (Debian 3.4) with TLS on client and peer ports, and a TLS client for them."""
+"""etcd members (Debian 3.4) with TLS on client and peer ports; the lab reaches them through
+the library's client and health check (:mod:`stackcheck.etcd`), as the checks do."""
 
 from __future__ import annotations
 
@@ -6,19 +7,34 @@ import json
 import subprocess
 from pathlib import Path
 
-import etcd3gw
-import requests
+from etcd3gw.client import Etcd3Client
 
 from provisioners.hostlab.layout import HostPlan, Layout
 from provisioners.hostlab.pki import tls_files
+from stackcheck.etcd import client_for, leader_id
+from stackcheck.etcd.cluster import Member, members_at
+from stackcheck.etcd.cluster import healthy as cluster_healthy
+from stackcheck.lab import EtcdAccess, Host
 
 ETCD = "/usr/bin/etcd"
 #: test-only: ``{"--flag": "value"}`` in this file of a host's dir sets those flags of its etcd
 OVERRIDES_FILE = "etcd-overrides.json"
 
 
+def endpoint(host: HostPlan) -> str:
+    return f"https://{host.address}:2379"
+
+
 def endpoints(layout: Layout) -> list[str]:
-    return [f"https://{h.address}:2379" for h in layout.etcd_hosts]
+    return [endpoint(h) for h in layout.etcd_hosts]
+
+
+def access(layout: Layout) -> EtcdAccess:
+    """How the lab's inventory, and the lab itself, reach etcd: every member, the lab's
+    client certificate, its CA."""
+    files = tls_files(layout)
+    return EtcdAccess(endpoints=endpoints(layout), ca_file=files["ca"],
+                      cert_file=files["cert"], key_file=files["key"])
 
 
 def overrides_path(host: HostPlan) -> Path:
@@ -60,15 +76,15 @@ def _default_argv(layout: Layout, host: HostPlan) -> list[str]:
     ]
 
 
-def client(layout: Layout, host: HostPlan, timeout: float = 3) -> etcd3gw.Etcd3Client:
-    """An etcd3gw client for one member, trusting the lab CA only (ignores REQUESTS_CA_BUNDLE)."""
-    files = tls_files(layout)
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(files["ca"])
-    session.cert = (str(files["cert"]), str(files["key"]))
-    return etcd3gw.client(host=host.address, port=2379, protocol="https", session=session,
-                          timeout=timeout, api_path="/v3/")
+def client(layout: Layout, host: HostPlan, timeout: float = 3) -> Etcd3Client:
+    """The library's client of one member (the lab CA pinned)."""
+    return client_for(access(layout), endpoint(host), timeout)
+
+
+def members(layout: Layout, timeout: float = 3) -> list[Member]:
+    """The library's members of the lab's cluster."""
+    hosts = [Host(name=h.name, address=h.address, roles=["etcd"]) for h in layout.etcd_hosts]
+    return members_at(access(layout), hosts, timeout)
 
 
 def member_ready(layout: Layout, host: HostPlan) -> bool:
@@ -77,7 +93,7 @@ def member_ready(layout: Layout, host: HostPlan) -> bool:
         status = client(layout, host, timeout=1).status()
     except Exception:  # noqa: BLE001 - not up yet
         return False
-    return str(status.get("leader", "0")) not in ("0", "")
+    return leader_id(status) != "0"
 
 
 def ready(layout: Layout, host: HostPlan) -> bool:
@@ -85,15 +101,9 @@ def ready(layout: Layout, host: HostPlan) -> bool:
 
 
 def healthy(layout: Layout) -> bool:
-    """True if every member answers and the cluster accepts a linearizable read."""
-    hosts = layout.etcd_hosts
-    if not all(member_ready(layout, h) for h in hosts):
-        return False
-    try:
-        client(layout, hosts[0], timeout=3).get("/stackcheck/health")
-    except Exception:  # noqa: BLE001
-        return False
-    return True
+    """The library's health check: every member answers, all name one leader, and a
+    linearizable read works through each."""
+    return cluster_healthy(members(layout))
 
 
 def version() -> str:

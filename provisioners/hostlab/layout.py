@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from provisioners.base import ProvisionerError
+from stackcheck.flannel import model as flannel
 
 DEFAULT_SUBNET = "10.213.0.0/24"
 DEFAULT_NAME = "lab"
-FLANNEL_NETWORK = "10.244.0.0/16"
-FLANNEL_MTU = 1450
-VXLAN_PORT = 8472
+FLANNEL_NETWORK = flannel.DEFAULT_NETWORK
+#: the veths' 1500 less vxlan's headers
+FLANNEL_MTU = 1500 - flannel.VXLAN_OVERHEAD
+VXLAN_PORT = flannel.DEFAULT_PORT
 FLANNEL_MODES = ("etcd", "kube")
 OS_NAME = "stackcheck"
 #: container runtimes the local lab can build (option ``runtime``); the first is the default
@@ -41,11 +43,12 @@ class HostPlan:
     @property
     def flannel_subnet(self) -> str:
         """The host's /24 of the overlay, e.g. ``10.244.1.0/24``."""
-        return f"10.244.{self.index}.0/24"
+        return str(flannel.nth_subnet(FLANNEL_NETWORK, self.index))
 
     @property
     def bridge_ip(self) -> str:
-        return f"10.244.{self.index}.1"
+        """The first address of the host's subnet, e.g. ``10.244.1.1``."""
+        return str(flannel.nth_subnet(FLANNEL_NETWORK, self.index).network_address + 1)
 
     @property
     def run_dir(self) -> Path:

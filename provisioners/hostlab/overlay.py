@@ -1,7 +1,8 @@
 """The flannel overlay: real flanneld when on PATH, else flannel's data model and plumbing.
 
 Without flanneld the lab does what flanneld's vxlan backend does: writes the network
-config and one lease per host (24 h etcd lease) under ``/coreos.com/network``, creates
+config and one lease per host (24 h etcd lease) under ``/coreos.com/network``, in flannel's
+keys and formats (:mod:`stackcheck.flannel`, which the checks read with), creates
 ``flannel.1`` in each host, programs neighbours, FDB entries and routes to every other
 host's subnet, and writes the host's ``/run/flannel/subnet.env``.
 """
@@ -24,23 +25,14 @@ from provisioners.hostlab.layout import (
 )
 from provisioners.hostlab.pki import tls_files
 from provisioners.hostlab.proc import run
-from stackcheck.flannel.model import (
-    DEFAULT_VNI,
-    compact,
-    lease_attrs,
-    subnet_key,
-    vxlan_backend_data,
-)
+from stackcheck.flannel import etcd_store
+from stackcheck.flannel import model as flannel
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
 
 PREFIX = DEFAULT_FLANNEL_PREFIX
 LEASE_TTL = 24 * 3600
-VNI = DEFAULT_VNI
-NETWORK_CONFIG = {
-    "Network": FLANNEL_NETWORK,
-    "SubnetLen": 24,
-    "Backend": {"Type": "vxlan", "VNI": VNI, "Port": VXLAN_PORT},
-}
+VNI = flannel.DEFAULT_VNI
+NETWORK_CONFIG = flannel.vxlan_config(FLANNEL_NETWORK, vni=VNI, port=VXLAN_PORT)
 PLUMBING = "stackcheck plumbing (no flanneld on PATH)"
 
 
@@ -53,13 +45,7 @@ def kind() -> str:
 
 
 def subnet_env(host: HostPlan, subnet: str | None = None) -> str:
-    net = ipaddress.IPv4Network(subnet or host.flannel_subnet)
-    return (
-        f"FLANNEL_NETWORK={FLANNEL_NETWORK}\n"
-        f"FLANNEL_SUBNET={net.network_address + 1}/{net.prefixlen}\n"
-        f"FLANNEL_MTU={FLANNEL_MTU}\n"
-        "FLANNEL_IPMASQ=false\n"
-    )
+    return flannel.subnet_env(FLANNEL_NETWORK, subnet or host.flannel_subnet, FLANNEL_MTU)
 
 
 def create_vtep(host: HostPlan, subnet: str | None = None) -> str:
@@ -102,18 +88,18 @@ def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]],
 def write_model(layout: Layout, macs: dict[str, str]) -> None:
     """Write flannel's network config and one lease per host into etcd (flannel's format)."""
     cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    cli.put(f"{PREFIX}/config", compact(NETWORK_CONFIG))
+    etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG)
     lease = cli.lease(ttl=LEASE_TTL)
     for host in layout.hosts:
-        value = lease_attrs(host.address, "vxlan", vxlan_backend_data(macs[host.name], VNI))
-        key = f"{PREFIX}/subnets/{subnet_key(host.flannel_subnet)}"
-        cli.put(key, compact(value), lease=lease)
+        attrs = flannel.lease_attrs(host.address, "vxlan",
+                                    flannel.vxlan_backend_data(macs[host.name], VNI))
+        etcd_store.write_lease(cli, PREFIX, host.flannel_subnet, attrs, lease=lease)
 
 
 def write_config(layout: Layout) -> None:
     """Only the network config (what an operator writes before starting flanneld)."""
-    cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    cli.put(f"{PREFIX}/config", compact(NETWORK_CONFIG))
+    etcd_store.write_config(etcd.client(layout, layout.etcd_hosts[0], timeout=5), PREFIX,
+                            NETWORK_CONFIG)
 
 
 def argv(layout: Layout, host: HostPlan) -> list[str]:

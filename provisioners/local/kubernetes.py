@@ -3,7 +3,7 @@
 Bring-up, driven by :mod:`provisioners.local.build` in three calls:
 
 1. :class:`BringUp` (before dockerd starts): finds or builds the binaries
-   (``provisioners.k8s.ensure_binaries``, honouring option ``k8s_bin_dir``) and makes the
+   (``builders.kubernetes.ensure_binaries``, honouring option ``k8s_bin_dir``) and makes the
    certificates in the background; points each dockerd at the runc wrapper.
 2. :meth:`BringUp.start_control_plane` (once etcd is healthy): starts kube-apiserver (TLS,
    ``--authorization-mode=Node,RBAC``, the lab's etcd over TLS under ``/registry-<lab>``).
@@ -80,8 +80,8 @@ class BringUp:
         self._certs: Future[None] = pool.submit(self._make_certs)
 
     def _binaries(self) -> Path:
-        from provisioners.k8s import Progress as BuildProgress
-        from provisioners.k8s import ensure_binaries
+        from builders.kubernetes import Progress as BuildProgress
+        from builders.kubernetes import ensure_binaries
 
         given = self.layout.k8s_bin_dir
         return ensure_binaries(bin_dir=Path(given) if given else None,
@@ -94,7 +94,7 @@ class BringUp:
 
     def start_control_plane(self) -> None:
         """Start kube-apiserver (no wait); on missing binaries note why and go on without."""
-        from provisioners.k8s import K8sBuildError
+        from builders.kubernetes import K8sBuildError
 
         with self.progress.step("Kubernetes binaries and certificates"):
             try:

@@ -139,8 +139,8 @@ def _active(lab: Lab, host: Host, unit: str) -> str:
 
 
 def _binaries(layout: Layout, progress: Progress) -> Path:
-    from provisioners.k8s import Progress as BuildProgress
-    from provisioners.k8s import ensure_binaries
+    from builders.kubernetes import Progress as BuildProgress
+    from builders.kubernetes import ensure_binaries
 
     given = layout.k8s_bin_dir
     return ensure_binaries(bin_dir=Path(given) if given else None,
@@ -150,7 +150,7 @@ def _binaries(layout: Layout, progress: Progress) -> Path:
 def _k8s_binaries(layout: Layout, future: Future[Path] | None, progress: Progress
                   ) -> tuple[Path | None, str]:
     """The binaries, or None and why Kubernetes is not run."""
-    from provisioners.k8s import K8sBuildError
+    from builders.kubernetes import K8sBuildError
 
     if future is None:
         return None, "disabled (option kubernetes=false)"

@@ -21,6 +21,7 @@ deployments by its 3-way merge, as on any Atomic host) and into the stateroot's 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, VXLAN_PORT, HostPlan, Layout
 from provisioners.machines.sysroot import passwd_ids, stateroot_var
+from stackcheck.flannel.model import DEFAULT_VNI as VNI
+from stackcheck.lab import DEFAULT_FLANNEL_PREFIX as PREFIX
 
 SSHD_CONF = """\
 # lab: the host key made for this machine; key logins only
@@ -60,7 +63,7 @@ FLANNEL_UP = f"""\
 # flannel.1 as flanneld's vxlan backend makes it; peers from PEERS="subnet,vtep_ip,mac ..."
 set -eu
 ip link del flannel.1 2>/dev/null || true
-ip link add flannel.1 address "$VTEP_MAC" type vxlan id 1 local "$PUBLIC_IP" dev eth0 \\
+ip link add flannel.1 address "$VTEP_MAC" type vxlan id {VNI} local "$PUBLIC_IP" dev eth0 \\
     dstport {VXLAN_PORT} nolearning
 ip link set flannel.1 mtu {FLANNEL_MTU}
 ip addr add "$VTEP_ADDR/32" dev flannel.1
@@ -87,16 +90,16 @@ After=flanneld.service
 Wants=flanneld.service
 """
 
-FLANNELD_UNIT = """\
+FLANNELD_UNIT = f"""\
 [Unit]
 Description=flannel overlay (flanneld, vxlan backend)
 After=network.target
 Before=docker.service
 
 [Service]
-ExecStart=/usr/local/bin/flanneld --etcd-endpoints={endpoints} \\
+ExecStart=/usr/local/bin/flanneld --etcd-endpoints={{endpoints}} \\
     --etcd-cafile=/etc/flannel/pki/ca.crt --etcd-certfile=/etc/flannel/pki/client.crt \\
-    --etcd-keyfile=/etc/flannel/pki/client.key --etcd-prefix=/coreos.com/network \\
+    --etcd-keyfile=/etc/flannel/pki/client.key --etcd-prefix={PREFIX} \\
     --iface=eth0 --ip-masq=false --subnet-file=/run/flannel/subnet.env
 Restart=on-failure
 RestartSec=2
@@ -165,10 +168,11 @@ def etcd_env(layout: Layout, host: HostPlan) -> str:
 
 
 def flannel_env(layout: Layout, host: HostPlan) -> str:
+    subnet = ipaddress.IPv4Network(host.flannel_subnet)
     peers = " ".join(f"{p.flannel_subnet},{p.address},{vtep_mac(p)}"
                      for p in layout.hosts if p.name != host.name)
     return (f"PUBLIC_IP={host.address}\nVTEP_MAC={vtep_mac(host)}\n"
-            f"VTEP_ADDR=10.244.{host.index}.0\nFLANNEL_SUBNET={host.bridge_ip}/24\n"
+            f"VTEP_ADDR={subnet.network_address}\nFLANNEL_SUBNET={host.bridge_ip}/{subnet.prefixlen}\n"
             f'PEERS="{peers}"\n')
 
 

@@ -2,7 +2,7 @@
 
 Everything is a file written before the first boot; the machines' own systemd runs it:
 
-- the cached offline build (``provisioners.k8s.ensure_binaries``) installed as
+- the cached offline build (``builders.kubernetes.ensure_binaries``) installed as
   ``/usr/local/bin/kube*`` (``/var/usrlocal`` on ostree, hard links to the cache);
 - certificates and kubeconfigs made as the local lab makes them
   (:mod:`provisioners.hostlab.k8s_pki`) in ``/etc/kubernetes`` of every deployment (ostree's

@@ -6,11 +6,11 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from provisioners.base import ProvisionerError
-from stackcheck.lab import KNOWN_ROLES, describe, field_path, node_at
+from stackcheck.lab import located_all, problems_of, read_yaml
+from stackcheck.layers import known_roles
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
 
@@ -90,10 +90,10 @@ class HostSpec(_Model):
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - KNOWN_ROLES)
+        unknown = sorted(set(value) - known_roles())
         if unknown:
             raise ValueError(f"unknown role(s) {', '.join(unknown)}; expected some of "
-                             f"{', '.join(sorted(KNOWN_ROLES))}")
+                             f"{', '.join(sorted(known_roles()))}")
         return value
 
     @model_validator(mode="after")
@@ -186,26 +186,13 @@ class LabSpec(_Model):
 
 
 def load_spec(path: str | Path) -> LabSpec:
-    """Read and validate a lab spec; raise ProvisionerError with file:line: field: why."""
+    """Read and validate a lab spec; raise ProvisionerError with every problem, each
+    file:line: field: why (as the inventory does)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise ProvisionerError(f"{path}: cannot read lab spec: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ProvisionerError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") \
-            from None
+    data, root = read_yaml(path, "lab spec", ProvisionerError)
     if not isinstance(data, dict):
         raise ProvisionerError(f"{path}:1: expected a mapping of lab spec fields")
     try:
         return LabSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        node = node_at(root, loc)
-        line = node.start_mark.line + 1 if node is not None else 1
-        raise ProvisionerError(f"{path}:{line}: {field_path(loc)}: {describe(first)}") from None
+        raise ProvisionerError(located_all(path, root, problems_of(exc))) from None

@@ -17,21 +17,27 @@ from stackcheck.lab import EtcdAccess
 _REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|(Read timed out|timed out|"
                      r"Connection reset by peer|Connection aborted)")
 
-def client_for(access: EtcdAccess, endpoint: str, timeout: float = 5.0) -> Etcd3Client:
-    """A client of one endpoint. The lab CA is pinned even if REQUESTS_CA_BUNDLE is set."""
-    url = urlsplit(endpoint)
+def session_for(access: EtcdAccess) -> requests.Session:
+    """An HTTP session with the lab's client certificate, trusting the lab CA only (an
+    environment CA bundle such as REQUESTS_CA_BUNDLE would override it)."""
     session = requests.Session()
-    session.trust_env = False  # env CA bundles would override the lab CA
+    session.trust_env = False
     if access.ca_file:
         session.verify = str(access.ca_file)
     if access.cert_file and access.key_file:
         session.cert = (str(access.cert_file), str(access.key_file))
+    return session
+
+
+def client_for(access: EtcdAccess, endpoint: str, timeout: float = 5.0) -> Etcd3Client:
+    """A client of one endpoint. The lab CA is pinned even if REQUESTS_CA_BUNDLE is set."""
+    url = urlsplit(endpoint)
     return Etcd3Client(
         host=url.hostname or "",
         port=url.port or 2379,
         protocol=url.scheme,
         timeout=timeout,
-        session=session,
+        session=session_for(access),
     )
 
 
@@ -43,6 +49,11 @@ def clients(access: EtcdAccess, timeout: float = 5.0) -> dict[str, Etcd3Client]:
 def member_id(status: dict) -> str:
     """The id of the member that answered a status call (decimal string)."""
     return str(status["header"]["member_id"])
+
+
+def leader_id(status: dict) -> str:
+    """The id of the leader a member names in its status (decimal string; "0": none)."""
+    return str(status.get("leader") or "0")
 
 
 def hex_id(member_id_: str | int) -> str:

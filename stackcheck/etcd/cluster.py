@@ -3,13 +3,13 @@ the suite's "healthy before a scenario" guard is ``suites/etcd/scenario.py``).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from etcd3gw.client import Etcd3Client
 
-from stackcheck.etcd import client_for, endpoint_host, error_text, hex_id, member_id
-from stackcheck.lab import Host, Lab
+from stackcheck.etcd import client_for, endpoint_host, error_text, hex_id, leader_id, member_id
+from stackcheck.lab import EtcdAccess, Host, Lab
 from stackcheck.waits import WaitTimeout, wait_for
 
 #: s: a health probe's client timeout (a poll of 3 members takes at most ~3x this)
@@ -33,14 +33,19 @@ class Member:
 def members(lab: Lab, timeout: float = 5.0) -> list[Member]:
     """The inventory's etcd endpoints, each paired with the host that has its address."""
     assert lab.etcd is not None
-    by_address = {h.address: h for h in lab.hosts}
+    return members_at(lab.etcd, lab.hosts, timeout)
+
+
+def members_at(access: EtcdAccess, hosts: Iterable[Host], timeout: float = 5.0) -> list[Member]:
+    """``access``'s endpoints, each paired with the one of ``hosts`` that has its address."""
+    by_address = {h.address: h for h in hosts}
     out = []
-    for endpoint in lab.etcd.endpoints:
+    for endpoint in access.endpoints:
         host = by_address.get(endpoint_host(endpoint))
         if host is None:
             raise LookupError(f"etcd endpoint {endpoint} is not the address of any host")
-        out.append(Member(host, endpoint, client_for(lab.etcd, endpoint, timeout),
-                          client_for(lab.etcd, endpoint, min(timeout, QUICK))))
+        out.append(Member(host, endpoint, client_for(access, endpoint, timeout),
+                          client_for(access, endpoint, min(timeout, QUICK))))
     return out
 
 
@@ -197,17 +202,17 @@ def leader(cluster: list[Member]) -> tuple[Member, dict]:
     """The member every reachable member names as leader (raises if they disagree)."""
     __tracebackhide__ = True
     views = {m.host.name: s for m in cluster if (s := status_of(m))}
-    leaders = {str(s.get("leader", "0")) for s in views.values()}
+    leaders = {leader_id(s) for s in views.values()}
     if len(leaders) != 1 or "0" in leaders:
         names = names_by_id(cluster, views)
-        named = {host: name_of(str(s.get("leader", "0")), names) for host, s in views.items()}
+        named = {host: name_of(leader_id(s), names) for host, s in views.items()}
         raise AssertionError(f"members disagree on the leader or have none: {named}")
-    (leader_id,) = leaders
+    (the_leader,) = leaders
     for m in cluster:
         status = views.get(m.host.name)
-        if status and member_id(status) == leader_id:
+        if status and member_id(status) == the_leader:
             return m, status
-    raise AssertionError(f"leader {name_of(leader_id, names_by_id(cluster, views))} is not "
+    raise AssertionError(f"leader {name_of(the_leader, names_by_id(cluster, views))} is not "
                          f"among the reachable members")
 
 
@@ -239,12 +244,12 @@ def health(cluster: list[Member]) -> dict[str, str]:
             out[m.host.name] = why if why.startswith("does not answer") else (
                 f"does not answer: {why}")
     names = names_by_id(cluster, statuses)
-    leaders = {str(s.get("leader", "0")) for s in statuses.values() if s}
+    leaders = {leader_id(s) for s in statuses.values() if s}
     for m in cluster:
         status = statuses[m.host.name]
         if status is None:
             continue
-        named = str(status.get("leader", "0"))
+        named = leader_id(status)
         term = status.get("raftTerm", "?")
         if named == "0":
             out[m.host.name] = f"answers but has no leader (term {term})"

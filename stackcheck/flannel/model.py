@@ -19,6 +19,9 @@ import testinfra
 VXLAN_OVERHEAD = 50
 DEFAULT_VNI = 1
 DEFAULT_PORT = 8472
+#: kube-flannel's network (its manifest's ``net-conf.json``) and flannel's lease size
+DEFAULT_NETWORK = "10.244.0.0/16"
+DEFAULT_SUBNET_LEN = 24
 #: the backends whose host facts stackcheck checks (others are recognised by name only)
 BACKENDS = ("vxlan", "host-gw", "wireguard", "udp")
 WIREGUARD_DEVICE = "flannel-wg"
@@ -139,6 +142,36 @@ def subnet_key(subnet: ipaddress.IPv4Network | str,
         v6 = ipaddress.IPv6Network(ipv6_subnet)
         key += f"&{v6.network_address}-{v6.prefixlen}"
     return key
+
+
+def vxlan_config(network: str = DEFAULT_NETWORK, subnet_len: int = DEFAULT_SUBNET_LEN,
+                 vni: int = DEFAULT_VNI, port: int = DEFAULT_PORT) -> dict:
+    """A network config with the vxlan backend, as an operator writes it (the JSON of
+    ``<prefix>/config``, or of ``net-conf.json`` in Kubernetes mode)."""
+    return {"Network": network, "SubnetLen": subnet_len,
+            "Backend": {"Type": "vxlan", "VNI": vni, "Port": port}}
+
+
+def nth_subnet(network: str, index: int,
+               subnet_len: int = DEFAULT_SUBNET_LEN) -> ipaddress.IPv4Network:
+    """The ``index``-th subnet of ``network`` (``10.244.0.0/16``, 3 -> ``10.244.3.0/24``):
+    a lab's plan of which host leases which subnet."""
+    net = ipaddress.IPv4Network(network)
+    size = 2 ** (32 - subnet_len)
+    if subnet_len < net.prefixlen or not 0 <= index < 2 ** (subnet_len - net.prefixlen):
+        raise ValueError(f"{network} has no subnet /{subnet_len} number {index}")
+    return ipaddress.IPv4Network((int(net.network_address) + index * size, subnet_len))
+
+
+def subnet_env(network: str, subnet: ipaddress.IPv4Network | str, mtu: int,
+               ipmasq: bool = False) -> str:
+    """``/run/flannel/subnet.env`` as flanneld writes it: the host's subnet as its first
+    address (the bridge's) with the subnet's length."""
+    net = ipaddress.IPv4Network(subnet)
+    return (f"FLANNEL_NETWORK={network}\n"
+            f"FLANNEL_SUBNET={net.network_address + 1}/{net.prefixlen}\n"
+            f"FLANNEL_MTU={mtu}\n"
+            f"FLANNEL_IPMASQ={str(ipmasq).lower()}\n")
 
 
 def vxlan_backend_data(vtep_mac: str, vni: int = DEFAULT_VNI) -> dict:

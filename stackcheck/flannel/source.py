@@ -9,7 +9,7 @@ from etcd3gw.client import Etcd3Client
 from kubernetes.client.exceptions import ApiException
 
 from stackcheck.flannel import kube as km
-from stackcheck.flannel.etcd_store import _key
+from stackcheck.flannel.etcd_store import _key, config_key, subnets_prefix
 from stackcheck.flannel.model import Lease, NetworkConfig, parse_config, parse_lease
 from stackcheck.kubernetes import Kube
 
@@ -37,16 +37,17 @@ class FlannelData:
 
 def from_etcd(client: Etcd3Client, prefix: str) -> FlannelData | None:
     """flannel's data under ``prefix`` in etcd's v3 keyspace; None without a config key."""
-    values = client.get(f"{prefix}/config")
+    config, subnets = config_key(prefix), subnets_prefix(prefix)
+    values = client.get(config)
     if not values:
         return None
-    where = f"config {prefix}/config and leases {prefix}/subnets/* in etcd (v3 keyspace)"
+    where = f"config {config} and leases {subnets}* in etcd (v3 keyspace)"
     data = FlannelData(ETCD, where)
     try:
         data.config = parse_config(values[0].decode())
     except ValueError as exc:
-        data.problem = f"{prefix}/config: {exc}"
-    for value, meta in client.get_prefix(f"{prefix}/subnets/"):
+        data.problem = f"{config}: {exc}"
+    for value, meta in client.get_prefix(subnets):
         try:
             data.leases.append(parse_lease(_key(meta), value.decode()))
         except ValueError as exc:

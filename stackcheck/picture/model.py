@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stackcheck import layers
+
 PING_STATUSES = ("ok", "recovered", "failed")
 #: service states that are a problem; others (active, absent: the host has no such unit,
 #: unknown: not read) are not
 BAD_STATES = frozenset({"inactive", "failed", "masked", "activating", "deactivating"})
-#: suite layer -> the services that belong to it (a partial run draws only its layers)
-LAYER_SERVICES = {
-    "lab": ("sshd",),
-    "etcd": ("etcd",),
-    "flannel": ("flannel",),
-    "docker": ("docker", "containerd"),
-    "kubernetes": ("kubelet", "kube-proxy", "kube-apiserver", "kube-controller-manager",
-                   "kube-scheduler"),
-}
+
+
+def layer_services() -> dict[str, tuple[str, ...]]:
+    """suite layer -> the services that belong to it (a partial run draws only its layers)."""
+    return {x.name: x.services for x in layers.layers()}
+
 
 
 @dataclass

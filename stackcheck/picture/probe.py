@@ -15,12 +15,12 @@ from typing import Any
 
 from stackcheck.lab import Host, Lab
 from stackcheck.picture.model import (
-    LAYER_SERVICES,
     EtcdMember,
     HostView,
     KubeNode,
     Overlay,
     Snapshot,
+    layer_services,
 )
 from stackcheck.picture.runfiles import read_pingmatrix, read_preflight
 
@@ -176,7 +176,7 @@ def _nodes(lab: Lab) -> list[KubeNode]:
 def _layer_services(layers: set[str] | None) -> set[str] | None:
     if layers is None:
         return None
-    return {s for layer in layers for s in LAYER_SERVICES.get(layer, ())}
+    return {s for layer in layers for s in layer_services().get(layer, ())}
 
 
 def gather(lab: Lab, *, status: StatusFn | None = None, run_dir: Path | None = None,

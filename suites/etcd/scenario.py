@@ -22,12 +22,12 @@ from stackcheck.etcd.cluster import (
     settles,
     summary_text,
 )
+from stackcheck.etcd.linearizability import Op
+from stackcheck.etcd.timeline import svg
+from stackcheck.etcd.traffic_checks import Findings, validate
+from stackcheck.etcd.workload import Record, Traffic, logged
 from stackcheck.lab import Lab
-from stackcheck.linearizability import Op
-from stackcheck.timeline import svg
-from stackcheck.traffic_checks import Findings, validate
 from stackcheck.waits import WaitTimeout, wait_for
-from stackcheck.workload import Record, Traffic, logged
 
 #: s: a disruptive check waits at most this for a healthy cluster before it starts
 SETTLE_BEFORE = 8.0

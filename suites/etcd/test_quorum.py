@@ -28,12 +28,12 @@ from stackcheck.etcd.cluster import (
     summary_text,
     wait_healthy,
 )
+from stackcheck.etcd.linearizability import Op
+from stackcheck.etcd.traffic_checks import member_of
+from stackcheck.etcd.workload import Window
 from stackcheck.faults import Faults
 from stackcheck.lab import Lab
-from stackcheck.linearizability import Op
-from stackcheck.traffic_checks import member_of
 from stackcheck.waits import wait_for
-from stackcheck.workload import Window
 from suites.etcd.scenario import Scenario, Stops, require_healthy, since, traffic
 
 ELECTION_TIMEOUT = 30.0  # s: a new leader after the old one stopped (seen: 0.5-2 s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.pods import node_of_host
-from fixtures.preflight import POD_LAYERS, Partial, usable_hosts
+from fixtures.preflight import Partial, pod_layers, usable_hosts
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
 
@@ -16,7 +16,7 @@ def schedulable_nodes(request: pytest.FixtureRequest, kube: Kube, lab: Lab) -> l
     the preflight found without a runtime, kubelet or flannel are left out (the check
     reports them as blocked)."""
     nodes = kube.core.list_node().items
-    _, left = usable_hosts(request.config, lab.hosts_with("node"), POD_LAYERS)
+    _, left = usable_hosts(request.config, lab.hosts_with("node"), pod_layers())
     left_nodes = {node_of_host(nodes, lab.host(name)): why for name, why in left.items()}
     out = []
     for node in nodes:

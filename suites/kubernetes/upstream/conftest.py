@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioners.k8s import K8sBuildError
-from provisioners.k8s.e2e import E2EBinaries, ensure_e2e
-from provisioners.k8s.progress import Progress
+from builders.kubernetes import K8sBuildError
+from builders.kubernetes.e2e import E2EBinaries, ensure_e2e
+from builders.kubernetes.progress import Progress
 from stackcheck.lab import Lab
 from suites.kubernetes.upstream.plugin import requested_groups
 

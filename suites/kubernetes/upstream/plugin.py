@@ -1,5 +1,5 @@
 """The upstream part's plugin: the groups ``--upstream-conformance=GROUP[,GROUP]`` asks for,
-validated before a lab is built (the options live in ``stackcheck.options``).
+validated before a lab is built (the options live in ``fixtures.options``).
 """
 
 from __future__ import annotations

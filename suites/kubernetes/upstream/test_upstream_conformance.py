@@ -17,9 +17,9 @@ import allure
 import pytest
 from kubernetes import client
 
-from fixtures.lab import RUN_DIR_KEY
-from provisioners.k8s.e2e import E2EBinaries
+from builders.kubernetes.e2e import E2EBinaries
 from reports.evidence import attach_table, attach_text, measure, step
+from reports.session import RUN_DIR_KEY
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
 from suites.kubernetes.upstream import images, leftovers, results, runner

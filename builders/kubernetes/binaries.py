@@ -8,12 +8,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from provisioners.k8s import external
-from provisioners.k8s.builder import Builder
-from provisioners.k8s.cache import Layout, cache_base, stale
-from provisioners.k8s.errors import K8sBuildError
-from provisioners.k8s.progress import Progress
-from provisioners.k8s.versions import RECIPES, Recipe, normalize
+from builders.kubernetes import external
+from builders.kubernetes.cache import Layout, cache_base, stale
+from builders.kubernetes.errors import K8sBuildError
+from builders.kubernetes.progress import Progress
+from builders.kubernetes.steps import Builder
+from builders.kubernetes.versions import RECIPES, Recipe, normalize
 
 DEFAULT_VERSION = "v1.20.2"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioners.base import ProvisionerError
+from stackcheck.provisioner import ProvisionerError
 
 
 class K8sBuildError(ProvisionerError):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioners.k8s.versions import ALL_BINARIES
+from builders.kubernetes.versions import ALL_BINARIES
 
 MANIFEST = "manifest.json"
 

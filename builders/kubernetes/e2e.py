@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioners.k8s import compile as kc
-from provisioners.k8s import hostpkgs
-from provisioners.k8s.build import DEFAULT_VERSION, _locked, _recipe
-from provisioners.k8s.builder import Builder
-from provisioners.k8s.cache import (
+from builders.kubernetes import compile as kc
+from builders.kubernetes import hostpkgs
+from builders.kubernetes.binaries import DEFAULT_VERSION, _locked, _recipe
+from builders.kubernetes.cache import (
     Layout,
     read_manifest,
     replace_dir,
@@ -28,10 +27,11 @@ from provisioners.k8s.cache import (
     temp_sibling,
     write_manifest,
 )
-from provisioners.k8s.errors import K8sBuildError
-from provisioners.k8s.progress import Progress, duration, size
-from provisioners.k8s.runner import RunStats, run_logged
-from provisioners.k8s.versions import ldflags, normalize, parse_version
+from builders.kubernetes.errors import K8sBuildError
+from builders.kubernetes.progress import Progress, duration, size
+from builders.kubernetes.runner import RunStats, run_logged
+from builders.kubernetes.steps import Builder
+from builders.kubernetes.versions import ldflags, normalize, parse_version
 
 E2E_BINARIES: tuple[str, ...] = ("e2e.test", "ginkgo")
 #: Go packages of the two binaries (ginkgo from the vendored copy the suite was written for).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from provisioners.k8s.errors import K8sBuildError
+from builders.kubernetes.errors import K8sBuildError
 
 #: package -> why the build needs it
 BUILD_PACKAGES: dict[str, str] = {

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from etcd3gw.client import Etcd3Client
 
 from stackcheck.etcd import client_for, error_text
+from stackcheck.etcd.linearizability import History, Op
 from stackcheck.lab import EtcdAccess
-from stackcheck.linearizability import History, Op
 
 #: share of operations: writes, reads, the rest compare-and-set
 WRITES, READS = 0.35, 0.4

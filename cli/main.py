@@ -1,4 +1,9 @@
-"""The ``stackcheck`` command: manage a lab outside pytest, run the suites, report."""
+"""The ``stackcheck`` command: manage a lab outside pytest, run the suites, report.
+
+Commands of other packages are mounted from entry points, never imported by name:
+``stackcheck.commands`` (top level, e.g. ``report``) and ``stackcheck.lab_commands``
+(under ``stackcheck lab``, e.g. ``k8s-build``): NAME = module:click_command.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from stackcheck.provisioner import (
 
 console = Console(stderr=True)
 DEFAULT_LAB_DIR = Path(".stackcheck/lab")
+COMMANDS_GROUP = "stackcheck.commands"
 LAB_COMMANDS_GROUP = "stackcheck.lab_commands"
 
 
@@ -69,10 +75,11 @@ def lab() -> None:
     """Provision, inspect and tear down a lab outside pytest."""
 
 
-def _add_lab_commands(group: click.Group) -> None:
-    """Subcommands a provisioner adds to ``stackcheck lab`` (k8s-build, cleanup, ...), from the
-    ``stackcheck.lab_commands`` entry points: NAME = module:click_command."""
-    for ep in sorted(entry_points(group=LAB_COMMANDS_GROUP), key=lambda e: e.name):
+def _add_commands(group: click.Group, entry_point_group: str) -> None:
+    """Subcommands another package adds to ``group`` (report; k8s-build, cleanup, ... under
+    ``stackcheck lab``), from the entry points of ``entry_point_group``:
+    NAME = module:click_command."""
+    for ep in sorted(entry_points(group=entry_point_group), key=lambda e: e.name):
         try:
             command = ep.load()
         except ImportError:  # its optional extra (e.g. openstack) is not installed
@@ -81,7 +88,7 @@ def _add_lab_commands(group: click.Group) -> None:
             group.add_command(command, ep.name)
 
 
-_add_lab_commands(lab)
+_add_commands(lab, LAB_COMMANDS_GROUP)
 
 
 @lab.command("up")
@@ -225,9 +232,7 @@ def run(ctx: click.Context, inventory: Path | None, alluredir: Path) -> None:
     os.execv(sys.executable, args)
 
 
-from reports.cli import report  # noqa: E402 - attached after the group is defined
-
-main.add_command(report)
+_add_commands(main, COMMANDS_GROUP)
 
 
 if __name__ == "__main__":

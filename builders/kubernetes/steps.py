@@ -1,4 +1,4 @@
-"""The build, step by step; each step is skipped when its result is already in the cache."""
+"""``Builder``: the build, step by step; a step whose result is in the cache is skipped."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provisioners.k8s import compile as kc
-from provisioners.k8s import external, fetch, hostpkgs
-from provisioners.k8s.aptconf import PrivateApt
-from provisioners.k8s.cache import Layout, read_manifest, replace_dir, temp_sibling, write_manifest
-from provisioners.k8s.errors import K8sBuildError
-from provisioners.k8s.progress import Progress, duration, size
-from provisioners.k8s.runner import RunStats
-from provisioners.k8s.versions import KUBE_BINARIES, Recipe, ldflags
+from builders.kubernetes import compile as kc
+from builders.kubernetes import external, fetch, hostpkgs
+from builders.kubernetes.aptconf import PrivateApt
+from builders.kubernetes.cache import (
+    Layout,
+    read_manifest,
+    replace_dir,
+    temp_sibling,
+    write_manifest,
+)
+from builders.kubernetes.errors import K8sBuildError
+from builders.kubernetes.progress import Progress, duration, size
+from builders.kubernetes.runner import RunStats
+from builders.kubernetes.versions import KUBE_BINARIES, Recipe, ldflags
 
 #: Free disk the build needs: source tree ~0.3 GB, Go build cache ~2 GB, binaries ~0.5 GB.
 DISK_FIRST_BUILD = 4 << 30

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from provisioners.k8s.build import DEFAULT_VERSION, ensure_binaries
-from provisioners.k8s.errors import K8sBuildError
-from provisioners.k8s.progress import Progress
+from builders.kubernetes.binaries import DEFAULT_VERSION, ensure_binaries
+from builders.kubernetes.errors import K8sBuildError
+from builders.kubernetes.progress import Progress
 
 
 @click.command("k8s-build")
@@ -39,7 +39,7 @@ def k8s_build(k8s_bin_dir: Path | None, version: str, no_path: bool) -> None:
 def e2e_build(version: str, e2e_bin: Path | None) -> None:
     """Print the path of Kubernetes' e2e.test (ginkgo beside it), building both from Debian's
     source package on first use (about 3 minutes on 2 cores; later runs are cache hits)."""
-    from provisioners.k8s.e2e import ensure_e2e
+    from builders.kubernetes.e2e import ensure_e2e
 
     progress = Progress()
     try:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioners.k8s.errors import K8sBuildError
+from builders.kubernetes.errors import K8sBuildError
 
 SYSTEM_APT = Path("/etc/apt")
 OS_RELEASE = Path("/etc/os-release")

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from provisioners.k8s.aptconf import PrivateApt
-from provisioners.k8s.cache import Layout, replace_dir, temp_sibling
-from provisioners.k8s.errors import K8sBuildError
-from provisioners.k8s.versions import Recipe, debian_upstream_version
+from builders.kubernetes.aptconf import PrivateApt
+from builders.kubernetes.cache import Layout, replace_dir, temp_sibling
+from builders.kubernetes.errors import K8sBuildError
+from builders.kubernetes.versions import Recipe, debian_upstream_version
 
 SOURCE_MARK = ".stackcheck-source"
 

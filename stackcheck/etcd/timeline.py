@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from stackcheck.linearizability import Op
-from stackcheck.workload import Record
+from stackcheck.etcd.linearizability import Op
+from stackcheck.etcd.workload import Record
 
 COLOURS = {"ok": "#2e7d32", "fail": "#9e9e9e", "unknown": "#ef6c00", "pending": "#bdbdbd"}
 LEADER_COLOURS = ["#5c6bc0", "#26a69a", "#ab47bc", "#8d6e63", "#42a5f5", "#d4e157"]

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from stackcheck.linearizability import MAX_STEPS, Verdict, check_history
-from stackcheck.workload import Record
+from stackcheck.etcd.linearizability import MAX_STEPS, Verdict, check_history
+from stackcheck.etcd.workload import Record
 
 
 def member_of(client: str) -> str:

@@ -1,0 +1,5 @@
+"""The ``stackcheck`` command line (``cli.main:main``), above the library.
+
+Its subcommands come from entry points: ``stackcheck.commands`` (top-level commands such as
+``report``) and ``stackcheck.lab_commands`` (``stackcheck lab k8s-build``, ``cleanup``, ...).
+"""

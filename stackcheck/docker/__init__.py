@@ -1,0 +1,1 @@
+"""Docker: its description for the harness (the checks live in ``suites/docker``)."""
