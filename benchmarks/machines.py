@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import PYTHON, REPO, start
 from builders.kubernetes import ensure_binaries
 from provisioners import get_provisioner
-from provisioners.local.progress import Progress
+from provisioners.hostlab.progress import Progress
 from provisioners.machines import tree
 from stackcheck.atomic.boot import active_services, reboot, wait_node_ready, wait_services
 from stackcheck.provisioner import ProvisionConfig

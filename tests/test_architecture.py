@@ -13,6 +13,9 @@ packages' commands through entry points. The rules:
 - reports never import fixtures, suites or the CLI;
 - fixtures never import suites; no import cycle between modules of ``fixtures/``;
 - no suite imports another suite (``suites/<layer>/`` is one suite, sub-folders included);
+- no provisioner imports a sibling provisioner (``provisioners/<a>/`` or ``provisioners/<a>.py``
+  never imports ``provisioners.<b>``): what two share lives in the kit ``provisioners/hostlab``
+  (which imports no provisioner) or in ``provisioners/base.py``;
 - the library's top level is its core (``CORE``); a layer's model, clients, probes and
   analysis live in its package ``stackcheck/<layer>/``;
 - the modules that read the layer descriptions name no layer (``LAYER_READERS``).
@@ -34,6 +37,9 @@ LIBRARY_MUST_NOT_IMPORT = ("builders", "provisioners", "fixtures", "suites", "re
 #: what a builder must not import: every top-level package of the project but the library
 BUILDERS_MUST_NOT_IMPORT = ("provisioners", "fixtures", "suites", "reports", "cli")
 REPORTS_MUST_NOT_IMPORT = ("fixtures", "suites", "cli")
+#: what every provisioner may import under ``provisioners/``: the interface and the kit for
+#: labs on this machine
+PROVISIONERS_SHARED = ("base", "hostlab")
 
 # (importing file, imported module) -> why it is allowed
 ALLOWED: dict[tuple[str, str], str] = {
@@ -87,6 +93,25 @@ def _within(module: str, top: str) -> bool:
     return module == top or module.startswith(top + ".")
 
 
+def _provisioner_of(module_or_path: str) -> str | None:
+    """``local`` for ``provisioners/local/build.py`` or ``provisioners.local.build``;
+    ``existing`` for ``provisioners/existing.py``; None for the registry itself."""
+    parts = module_or_path.removesuffix(".py").replace("/", ".").split(".")
+    if len(parts) < 2 or parts[0] != "provisioners" or parts[1] == "__init__":
+        return None
+    return parts[1]
+
+
+def provisioner_rule(rel: str, module: str) -> str | None:
+    """The rule ``rel`` breaks by importing ``module``, if it is a sibling provisioner."""
+    mine, theirs = _provisioner_of(rel), _provisioner_of(module)
+    if mine is None or theirs is None or theirs == mine or theirs in PROVISIONERS_SHARED:
+        return None
+    if mine == "base":
+        return "provisioners/base.py imports no provisioner"
+    return "no provisioner imports a sibling provisioner (shared code lives in the kit)"
+
+
 def violations() -> dict[tuple[str, str], str]:
     """(file, imported module) -> the rule it breaks."""
     found: dict[tuple[str, str], str] = {}
@@ -106,6 +131,8 @@ def violations() -> dict[tuple[str, str], str]:
             elif (top == "suites" and _suite_of(module) is not None
                   and _suite_of(module) != _suite_of(rel)):
                 rule = "no suite imports another suite"
+            elif top == "provisioners":
+                rule = provisioner_rule(rel, module)
             if rule is not None:
                 found[rel, module] = rule
     return found
@@ -146,6 +173,18 @@ def test_the_checker_sees_each_kind_of_import(tmp_path: Path) -> None:
                       "def f():\n    from provisioners.base import Provisioner\n")
     assert imports(module, tmp_path) == {
         "suites.etcd.cluster", "suites.flannel", "suites.docker", "provisioners.base"}
+
+
+def test_the_checker_sees_a_sibling_provisioner_import() -> None:
+    sibling = "no provisioner imports a sibling provisioner (shared code lives in the kit)"
+    assert provisioner_rule("provisioners/machines/build.py", "provisioners.local.etcd") == sibling
+    assert provisioner_rule("provisioners/hostlab/etcd.py", "provisioners.local") == sibling
+    assert provisioner_rule("provisioners/openstack/cli.py", "provisioners.existing") == sibling
+    assert provisioner_rule("provisioners/local/build.py", "provisioners.local.control") is None
+    assert provisioner_rule("provisioners/local/build.py", "provisioners.hostlab.etcd") is None
+    assert provisioner_rule("provisioners/machines/build.py", "provisioners.base") is None
+    assert provisioner_rule("provisioners/__init__.py", "provisioners.local") is None
+    assert provisioner_rule("provisioners/local/build.py", "provisioners") is None
 
 
 def cycles(top: str, root: Path = REPO) -> list[list[str]]:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from provisioners import ProvisionConfig, get_provisioner
-from provisioners.local import state
+from provisioners.hostlab import state
 from stackcheck.atomic.backends import (
     AtomicError,
     DriverRefusal,

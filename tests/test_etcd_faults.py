@@ -23,9 +23,9 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from provisioners import ProvisionConfig, get_provisioner
+from provisioners.hostlab import etcd as local_etcd
+from provisioners.hostlab.layout import HostPlan
 from provisioners.local import control
-from provisioners.local import etcd as local_etcd
-from provisioners.local.layout import HostPlan
 from stackcheck.etcd import timeline, trim
 from stackcheck.etcd.cluster import Member, health, healthy, leader, members, wait_healthy
 from stackcheck.etcd.linearizability import History, Op

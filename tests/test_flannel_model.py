@@ -341,8 +341,8 @@ def test_what_the_lab_writes_the_checks_read(tmp_path: Path) -> None:
 
 def test_the_local_labs_flannel_option(tmp_path: Path) -> None:
     from provisioners.base import ProvisionerError
-    from provisioners.local import k8s_services
-    from provisioners.local.layout import Layout
+    from provisioners.hostlab import k8s_services
+    from provisioners.hostlab.layout import Layout
 
     default = Layout.from_options(tmp_path, "r", 2, {})
     assert default.flannel == "etcd"

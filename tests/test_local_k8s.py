@@ -22,8 +22,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from provisioners.base import ProvisionConfig
-from provisioners.local import LocalProvisioner, destroy_state_dir, k8s_pki, kubelet, pki
-from provisioners.local.layout import Layout
+from provisioners.hostlab import k8s_pki, kubelet, pki
+from provisioners.hostlab.layout import Layout
+from provisioners.local import LocalProvisioner, destroy_state_dir
 from stackcheck.lab import Lab, load_inventory
 
 LAB_NAME = "k8st"

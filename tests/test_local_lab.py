@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from provisioners.base import ProvisionConfig
+from provisioners.hostlab.layout import Layout
 from provisioners.local import LocalProvisioner, destroy_state_dir
-from provisioners.local.layout import Layout
 from stackcheck.lab import Lab, load_inventory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -353,7 +353,7 @@ LocalProvisioner().create(ProvisionConfig(run_id="killed", state_dir=Path(sys.ar
 @pytest.mark.lab
 @needs_root
 def test_destroy_after_kill_9_mid_bring_up(tmp_path: Path) -> None:
-    from provisioners.local import state
+    from provisioners.hostlab import state
 
     before = snapshot(KILL_NAME)
     state_dir = tmp_path / "lab"

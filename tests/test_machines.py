@@ -20,9 +20,9 @@ from typing import TypeVar
 import pytest
 
 from provisioners import ProvisionConfig, ProvisionerError, get_provisioner
-from provisioners.local import etcd as local_etcd
-from provisioners.local import network, pki
-from provisioners.local.cgroups import CGROUP_ROOT, lab_group
+from provisioners.hostlab import etcd as local_etcd
+from provisioners.hostlab import network, pki
+from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
 from provisioners.machines import kubernetes as kube
 from provisioners.machines.build import make_lab
 from provisioners.machines.config import docker_daemon, etcd_env, flannel_env

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from provisioners.local.progress import Progress
+from provisioners.hostlab.progress import Progress
 from reports import overview
 from reports.allure_env import executor
 from reports.store import read_results

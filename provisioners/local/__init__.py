@@ -23,7 +23,7 @@ etcd; ``kube``: flannel's Kubernetes mode, subnets from Node podCIDRs, lease dat
 annotations and the ConfigMap ``kube-flannel/kube-flannel-cfg``, nothing in etcd),
 ``runtime`` (``docker``, the default, or ``containerd``:
 Debian's containerd with its CRI plugin and Debian's CNI plugins instead of dockerd, the
-kubelets on the remote runtime; see :mod:`provisioners.local.containerd`).
+kubelets on the remote runtime; see :mod:`provisioners.hostlab.containerd`).
 
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,
@@ -39,8 +39,8 @@ sysctl files, runc wrapper).
 
 from __future__ import annotations
 
-from provisioners.local.layout import DEFAULT_NAME, DEFAULT_SUBNET
+from provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
+from provisioners.hostlab.teardown import destroy_state_dir
 from provisioners.local.provisioner import LocalProvisioner, healthy
-from provisioners.local.teardown import destroy_state_dir
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_SUBNET", "LocalProvisioner", "destroy_state_dir", "healthy"]

@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import os
 import platform
-import shlex
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import (
+from provisioners.hostlab import (
     containerd,
-    control,
     docker,
     etcd,
-    holder,
-    kubernetes,
     network,
     ostree,
     overlay,
-    overlay_kube,
     pki,
-    sshd,
     state,
-    unitstate,
 )
-from provisioners.local.layout import FLANNEL_NETWORK, OS_NAME, Layout
-from provisioners.local.progress import Progress
-from stackcheck.lab import FlannelConfig, Host, Lab, ServiceControl, SSHAccess
+from provisioners.hostlab.layout import FLANNEL_NETWORK, OS_NAME, Layout
+from provisioners.hostlab.progress import Progress
+from provisioners.local import control, holder, kubernetes, overlay_kube, sshd
+from provisioners.local.inventory import make_lab
+from stackcheck.lab import Lab
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ETCD_TIMEOUT = 30
 SSH_TIMEOUT = 15
 DOCKER_TIMEOUT = 60
@@ -53,210 +47,196 @@ def _sshd_version() -> str:
     return text.split(",")[0] if text else "unknown"
 
 
-UNITSTATE = Path(unitstate.__file__)
-
-
-def control_templates(layout: Layout, host: str | None) -> ServiceControl:
-    """Templates that run the control CLI on a host (over SSH) for the existing provisioner."""
-    target = shlex.quote(host) if host else '"$(hostname)"'
-    base = (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} "
-            f"-m provisioners.local --state-dir {shlex.quote(str(layout.state_dir))} "
-            f"--host {target}")
-    units = {"etcd": "etcd", "docker": "docker", "containerd": "containerd", "sshd": "sshd",
-             "flannel": "flannel",
-             **{s: s for s in kubernetes.SERVICES}}
-    return ServiceControl(
-        stop=f"{base} stop {{unit}}",
-        start=f"{base} start {{unit}}",
-        restart=f"{base} restart {{unit}}",
-        is_active=f"{base} is_active {{unit}}",
-        # plain programs, fast to start: the preflight asks them about every silent service
-        status=(f"{shlex.quote(sys.executable)} -I {shlex.quote(str(UNITSTATE))} "
-                f"{shlex.quote(str(layout.state_dir))} {target} {{unit}}"),
-        journal=(f"tail -n {control.JOURNAL_LINES} {shlex.quote(str(layout.state_dir))}"
-                 f"/hosts/{target}/logs/{{unit}}.log"),
-        reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",
-        logs=f"tail -n {{lines}} {shlex.quote(str(layout.state_dir / 'hosts'))}/{target}/logs/"
-             "{unit}.log",
-        units=units,
-    )
-
-
-def make_lab(layout: Layout, data: state.State, environment: dict[str, str]) -> Lab:
-    """The Lab model of a built lab."""
-    # the docker role = the host runs containers (whichever runtime: checks detect it)
-    docker_ok = data.get("docker_available", True) or data.get("containerd_available", False)
-    ostree_ok = data.get("ostree_available", True)
-    k8s = data.get("kubernetes") or {}  # Kubernetes roles only for what really runs
-    hosts = []
-    for h in layout.hosts:
-        roles = ["etcd"] if h.etcd else []
-        if k8s.get("bin_dir") and k8s.get("control_plane") == h.name:
-            roles.append("master")
-        if k8s.get("bin_dir") and k8s.get("kubelets"):
-            roles.append("node")
-        if ostree_ok:
-            roles.append("atomic")
-        if docker_ok:
-            roles.append("docker")
-        roles.append("flannel")
-        extra = {}
-        if ostree_ok and "ostree_sysroot" in Host.model_fields:
-            extra["ostree_sysroot"] = str(ostree.sysroot(h))
-        hosts.append(Host(name=h.name, address=h.address, roles=roles,
-                          service_control=control_templates(layout, h.name), **extra))
-    return Lab(
-        name=layout.name,
-        provisioner="local",
-        run_id=layout.run_id,
-        owned=True,
-        state_dir=layout.state_dir,
-        ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
-                      known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
-        hosts=hosts,
-        etcd=etcd.access(layout),
-        kubernetes=kubernetes.access(layout, data),
-        # the lab's own plumbing: no flanneld, so no DaemonSet in either mode
-        flannel=FlannelConfig(etcd_prefix=overlay.PREFIX, mode=layout.flannel, daemonset=""),
-        service_control=control_templates(layout, None),
-        environment=environment,
-    )
-
-
-def _record_dirs(layout: Layout) -> None:
-    sd = layout.state_dir
-    for d in (layout.state_dir / "hosts", layout.pki_dir, layout.ssh_dir, layout.images_dir,
-              layout.state_dir / "locks"):
-        state.add_resource(sd, "dir", str(d))
-
-
 def build(layout: Layout, progress: Progress) -> Lab:
-    """Build the whole lab; the caller tears it down if this raises."""
-    sd = layout.state_dir
-    hosts = layout.hosts
-    env: dict[str, str] = {
-        "hosts": str(len(hosts)),
-        "subnet": str(layout.subnet),
-        "gateway": layout.gateway,
-        "kernel": platform.release(),
-        "flannel": overlay_kube.MODE_NOTE if layout.flannel == "kube" else overlay.kind(),
-        "flannel_mode": layout.flannel,
-        "flannel_network": FLANNEL_NETWORK,
-        "local_state_dir": str(sd),
-        "container_runtime": layout.runtime,
-    }
-    with state.edit(sd) as st:
-        st["hosts"] = {
-            h.name: {"dir": str(h.dir), "netns": h.netns, "address": h.address,
-                     "etcd": h.etcd, "flannel_subnet": h.flannel_subnet}
-            for h in hosts
+    """Build the whole lab, phase by phase; the caller tears it down if this raises."""
+    bring_up = BringUp(layout, progress)
+    bring_up.record_plan()
+    with ThreadPoolExecutor(max_workers=max(4, 2 * len(layout.hosts))) as pool:
+        bring_up.pool = pool
+        for phase in bring_up.phases():
+            phase()
+    return bring_up.publish()
+
+
+class BringUp:
+    """One local lab's bring-up: each phase is a method, shown as one progress step."""
+
+    def __init__(self, layout: Layout, progress: Progress) -> None:
+        self.layout = layout
+        self.progress = progress
+        self.sd = layout.state_dir
+        self.hosts = layout.hosts
+        self.kube_flannel = layout.flannel == "kube"  # plumbing only: flanneld runs in etcd mode
+        self.real_flannel = overlay.flanneld() is not None and not self.kube_flannel
+        self.env: dict[str, str] = {
+            "hosts": str(len(self.hosts)),
+            "subnet": str(layout.subnet),
+            "gateway": layout.gateway,
+            "kernel": platform.release(),
+            "flannel": overlay_kube.MODE_NOTE if self.kube_flannel else overlay.kind(),
+            "flannel_mode": layout.flannel,
+            "flannel_network": FLANNEL_NETWORK,
+            "local_state_dir": str(self.sd),
+            "container_runtime": layout.runtime,
         }
-    kube_flannel = layout.flannel == "kube"  # plumbing only: flanneld runs in etcd mode here
-    real_flannel = overlay.flanneld() is not None and not kube_flannel
-    with state.edit(sd) as st:
-        st["flannel"] = "flanneld" if real_flannel else "plumbing"
-        st["docker_available"] = layout.docker
-        st["containerd_available"] = layout.runtime == "containerd"
-        st["runtime"] = layout.runtime
-    _record_dirs(layout)
-    with ThreadPoolExecutor(max_workers=max(4, 2 * len(hosts))) as pool:
-        with progress.step("preflight, keys and certificates"):
-            network.preflight(layout)
-            pki.make_tls(layout)
-            pki.make_ssh(layout)
-            for h in hosts:
-                sshd.prepare(layout, h)
-                docker.prepare(layout, h)
-        k8s = kubernetes.BringUp(layout, pool, progress) if layout.kubernetes else None
-        versions = {
+        self.pool: ThreadPoolExecutor | None = None
+        self.data: state.State = {}  # the state file as the services were started
+        self.k8s: kubernetes.BringUp | None = None
+        self.versions: dict[str, Future[str]] = {}
+        self.busybox_tar: Future[Path] | None = None
+        self.macs: dict[str, str] = {}
+        self.trees: dict[str, Future[dict[str, str]]] = {}
+
+    def phases(self) -> list[Callable[[], None]]:
+        """The phases in order (each one short; its progress line says what it did)."""
+        return [self.keys_and_certificates, self.background_work, self.host_network,
+                self.host_namespaces, self.start_services, self.etcd_cluster,
+                self.control_plane, self.pod_overlay, self.sshd_answering, self.ostree_sysroots,
+                self.container_runtime, self.kubernetes_nodes, self.collect_versions]
+
+    def record_plan(self) -> None:
+        """The hosts, the flannel kind, the runtime and the lab's folders, before anything runs."""
+        layout = self.layout
+        with state.edit(self.sd) as st:
+            st["hosts"] = {
+                h.name: {"dir": str(h.dir), "netns": h.netns, "address": h.address,
+                         "etcd": h.etcd, "flannel_subnet": h.flannel_subnet}
+                for h in self.hosts
+            }
+            st["flannel"] = "flanneld" if self.real_flannel else "plumbing"
+            st["docker_available"] = layout.docker
+            st["containerd_available"] = layout.runtime == "containerd"
+            st["runtime"] = layout.runtime
+        for d in (self.sd / "hosts", layout.pki_dir, layout.ssh_dir, layout.images_dir,
+                  self.sd / "locks"):
+            state.add_resource(self.sd, "dir", str(d))
+
+    def keys_and_certificates(self) -> None:
+        with self.progress.step("preflight, keys and certificates"):
+            network.preflight(self.layout)
+            pki.make_tls(self.layout)
+            pki.make_ssh(self.layout)
+            for h in self.hosts:
+                sshd.prepare(self.layout, h)
+                docker.prepare(self.layout, h)
+
+    def background_work(self) -> None:
+        """Kubernetes binaries, versions and the busybox image, while the lab comes up."""
+        layout, pool = self.layout, self._pool()
+        if layout.kubernetes:
+            self.k8s = kubernetes.BringUp(layout, pool, self.progress)
+        self.versions = {
             "etcd_version": pool.submit(etcd.version),
             "docker_version" if layout.docker else "containerd_version":
                 pool.submit(docker.version if layout.docker else containerd.version),
             "ostree_version": pool.submit(ostree.version),
             "sshd_version": pool.submit(_sshd_version),
         }
-        busybox_tar = pool.submit(docker.build_busybox_tar, layout)
-        with progress.step(f"network ({len(hosts)} host namespaces on {layout.subnet})"):
-            network.create(layout)
-        with progress.step("host namespaces (hostname, private /run)"):
-            for h in hosts:
-                holder.start(layout, h)
-            for h in hosts:
-                holder.wait_ready(layout, h)
-        data = state.read(sd) or {}
-        with progress.step(f"start sshd, etcd, {'dockerd' if layout.docker else layout.runtime}"
-                           "; ostree sysroots"):
-            for h in hosts:
+        self.busybox_tar = pool.submit(docker.build_busybox_tar, layout)
+
+    def host_network(self) -> None:
+        with self.progress.step(f"network ({len(self.hosts)} host namespaces on "
+                                f"{self.layout.subnet})"):
+            network.create(self.layout)
+
+    def host_namespaces(self) -> None:
+        with self.progress.step("host namespaces (hostname, private /run)"):
+            for h in self.hosts:
+                holder.start(self.layout, h)
+            for h in self.hosts:
+                holder.wait_ready(self.layout, h)
+
+    def start_services(self) -> None:
+        layout = self.layout
+        data = self.data = state.read(self.sd) or {}
+        with self.progress.step(f"start sshd, etcd, "
+                                f"{'dockerd' if layout.docker else layout.runtime}"
+                                "; ostree sysroots"):
+            for h in self.hosts:
                 control.launch(layout, data, h, "sshd")
             for h in layout.etcd_hosts:
                 control.launch(layout, data, h, "etcd")
             if layout.runtime == "containerd":
-                for h in hosts:
+                for h in self.hosts:
                     control.launch(layout, data, h, "containerd")
-            macs: dict[str, str] = {}
-            if not real_flannel and not kube_flannel:
-                macs = {h.name: overlay.create_vtep(h) for h in hosts}
-                for h in hosts:
-                    overlay.program_routes(h, [(p, macs[p.name]) for p in hosts])
-                for h in hosts:
-                    if layout.docker:
-                        control.launch(layout, data, h, "docker")
-            trees: dict[str, Future[dict[str, str]]] = {
-                h.name: pool.submit(ostree.create, layout, h) for h in hosts
-            }
-        with progress.step(f"etcd cluster healthy ({len(layout.etcd_hosts)} members, TLS)"):
+            if not self.real_flannel and not self.kube_flannel:
+                self.macs = {h.name: overlay.create_vtep(h) for h in self.hosts}
+                for h in self.hosts:
+                    overlay.program_routes(h, [(p, self.macs[p.name]) for p in self.hosts])
+                self._launch_docker(data)
+            self.trees = {h.name: self._pool().submit(ostree.create, layout, h)
+                          for h in self.hosts}
+
+    def etcd_cluster(self) -> None:
+        layout = self.layout
+        with self.progress.step(f"etcd cluster healthy ({len(layout.etcd_hosts)} members, TLS)"):
             for h in layout.etcd_hosts:
                 control.wait_ready(layout, h, "etcd", ETCD_TIMEOUT)
             _wait("etcd cluster", lambda: etcd.healthy(layout), ETCD_TIMEOUT)
-        if k8s:
-            k8s.start_control_plane()
-        overlay_step = ("overlay (Kubernetes mode: podCIDRs, Node annotations, ConfigMap)"
-                        if kube_flannel else f"overlay ({env['flannel']})")
-        if kube_flannel:
+
+    def control_plane(self) -> None:
+        """The API server (its own progress steps); in flannel=kube mode its controllers too."""
+        if self.k8s:
+            self.k8s.start_control_plane()
+        if self.kube_flannel:
             # the Nodes need podCIDRs before Docker starts (docker0 takes its --bip from
             # the host's subnet), so the controller-manager starts here
-            if k8s is None or k8s.error is not None:
+            if self.k8s is None or self.k8s.error is not None:
                 raise ProvisionerError("option flannel=kube needs Kubernetes: "
-                                       f"{k8s.error if k8s else 'kubernetes=false'}")
+                                       f"{self.k8s.error if self.k8s else 'kubernetes=false'}")
             # waited for right after its start, where the default flow has Docker's start
             # in between: twice the usual bound
-            k8s.start_components(timeout=2 * kubernetes.API_TIMEOUT)
-        with progress.step(overlay_step):
-            if kube_flannel:
-                assert k8s is not None
-                subnets = overlay_kube.bring_up(layout, k8s.control)
-                if layout.runtime == "containerd":  # the pods' subnet is the Node's podCIDR
-                    for h in hosts:
-                        containerd.write_cni(h, subnets[h.name])
-                data = state.read(sd) or {}
-                for h in hosts:
-                    if layout.docker:
-                        control.launch(layout, data, h, "docker")
-            elif real_flannel:
-                overlay.write_config(layout)
-                for h in hosts:
-                    control.launch(layout, data, h, "flannel")
-                for h in hosts:
-                    bip = overlay.read_subnet(h)
-                    with state.edit(sd) as st:
-                        st["hosts"][h.name]["bip"] = bip
-                data = state.read(sd) or {}
-                for h in hosts:
-                    if layout.docker:
-                        control.launch(layout, data, h, "docker")
+            self.k8s.start_components(timeout=2 * kubernetes.API_TIMEOUT)
+
+    def pod_overlay(self) -> None:
+        title = ("overlay (Kubernetes mode: podCIDRs, Node annotations, ConfigMap)"
+                 if self.kube_flannel else f"overlay ({self.env['flannel']})")
+        with self.progress.step(title):
+            if self.kube_flannel:
+                self._overlay_kube()
+            elif self.real_flannel:
+                self._overlay_flanneld()
             else:
-                overlay.write_model(layout, macs)
-        with progress.step("sshd answering on every host"):
-            for h in hosts:
-                control.wait_ready(layout, h, "sshd", SSH_TIMEOUT)
-        with progress.step("ostree sysroots deployed"):
+                overlay.write_model(self.layout, self.macs)
+
+    def _overlay_kube(self) -> None:
+        assert self.k8s is not None
+        subnets = overlay_kube.bring_up(self.layout, self.k8s.control)
+        if self.layout.runtime == "containerd":  # the pods' subnet is the Node's podCIDR
+            for h in self.hosts:
+                containerd.write_cni(h, subnets[h.name])
+        self._launch_docker(state.read(self.sd) or {})
+
+    def _overlay_flanneld(self) -> None:
+        overlay.write_config(self.layout)
+        for h in self.hosts:
+            control.launch(self.layout, self.data, h, "flannel")
+        for h in self.hosts:
+            bip = overlay.read_subnet(h)
+            with state.edit(self.sd) as st:
+                st["hosts"][h.name]["bip"] = bip
+        self._launch_docker(state.read(self.sd) or {})
+
+    def _launch_docker(self, data: state.State) -> None:
+        if self.layout.docker:
+            for h in self.hosts:
+                control.launch(self.layout, data, h, "docker")
+
+    def sshd_answering(self) -> None:
+        with self.progress.step("sshd answering on every host"):
+            for h in self.hosts:
+                control.wait_ready(self.layout, h, "sshd", SSH_TIMEOUT)
+
+    def ostree_sysroots(self) -> None:
+        env = self.env
+        with self.progress.step("ostree sysroots deployed"):
             try:
-                for name, fut in trees.items():
+                for name, fut in self.trees.items():
                     info = fut.result()
-                    with state.edit(sd) as st:
+                    with state.edit(self.sd) as st:
                         st["hosts"][name]["ostree"] = info
                     env[f"ostree_sysroot.{name}"] = info["sysroot"]
-                    env[f"ostree_booted_file.{name}"] = str(layout.host(name).dir
+                    env[f"ostree_booted_file.{name}"] = str(self.layout.host(name).dir
                                                             / "booted-deployment")
                     env[f"ostree_booted_view.{name}"] = info["view"]
                 env["ostree"] = "available"
@@ -265,38 +245,54 @@ def build(layout: Layout, progress: Progress) -> Lab:
                 env["ostree_refspec"] = ostree.REFSPEC
             except ProvisionerError as exc:
                 env["ostree"] = f"unavailable: {exc}"
-                with state.edit(sd) as st:
+                with state.edit(self.sd) as st:
                     st["ostree_available"] = False
-                progress.note(f"ostree unavailable: {exc}")
-        if layout.runtime == "containerd":
-            env["docker"] = "none (runtime=containerd)"
-            with progress.step("containerd answering on every host"):
-                env.update(_containerd_up(layout, progress))
-        elif not layout.docker:
-            env["docker"] = "disabled (option docker=false)"
-        else:
-            with progress.step("docker daemons and busybox image"):
-                env.update(_docker_up(layout, pool, busybox_tar, progress))
-        if k8s:
-            now = state.read(sd) or {}
-            runtime_ok = (layout.docker and now.get("docker_available", True)) or bool(
-                now.get("containerd_available"))
-            env.update(k8s.finish(runtime_ok))
-        else:
-            env["kubernetes"] = "disabled (option kubernetes=false)"
-        for key, fut in versions.items():
-            env[key] = fut.result()
-    data = state.read(sd) or {}
-    lab = make_lab(layout, data, env)
-    from stackcheck.lab import write_inventory
+                self.progress.note(f"ostree unavailable: {exc}")
 
-    write_inventory(lab, layout.inventory)
-    with state.edit(sd) as st:
-        st["status"] = "ready"
-        st["environment"] = env
-        st["ready_at"] = time.time()
-        st["pid"] = os.getpid()
-    return lab
+    def container_runtime(self) -> None:
+        layout = self.layout
+        if layout.runtime == "containerd":
+            self.env["docker"] = "none (runtime=containerd)"
+            with self.progress.step("containerd answering on every host"):
+                self.env.update(_containerd_up(layout, self.progress))
+        elif not layout.docker:
+            self.env["docker"] = "disabled (option docker=false)"
+        else:
+            assert self.busybox_tar is not None
+            with self.progress.step("docker daemons and busybox image"):
+                self.env.update(_docker_up(layout, self._pool(), self.busybox_tar,
+                                           self.progress))
+
+    def kubernetes_nodes(self) -> None:
+        """Kubelets and nodes (their own progress steps), or why Kubernetes is off."""
+        if not self.k8s:
+            self.env["kubernetes"] = "disabled (option kubernetes=false)"
+            return
+        now = state.read(self.sd) or {}
+        runtime_ok = (self.layout.docker and now.get("docker_available", True)) or bool(
+            now.get("containerd_available"))
+        self.env.update(self.k8s.finish(runtime_ok))
+
+    def collect_versions(self) -> None:
+        for key, fut in self.versions.items():
+            self.env[key] = fut.result()
+
+    def publish(self) -> Lab:
+        """The Lab model, written as the inventory; the state file says the lab is ready."""
+        from stackcheck.lab import write_inventory
+
+        lab = make_lab(self.layout, state.read(self.sd) or {}, self.env)
+        write_inventory(lab, self.layout.inventory)
+        with state.edit(self.sd) as st:
+            st["status"] = "ready"
+            st["environment"] = self.env
+            st["ready_at"] = time.time()
+            st["pid"] = os.getpid()
+        return lab
+
+    def _pool(self) -> ThreadPoolExecutor:
+        assert self.pool is not None, "phases run inside build()'s thread pool"
+        return self.pool
 
 
 def _docker_up(layout: Layout, pool: ThreadPoolExecutor, busybox_tar: Future[Path],

@@ -30,22 +30,20 @@ from pathlib import Path
 from filelock import FileLock
 
 from provisioners.base import ProvisionerError, ServiceResult
-from provisioners.local import (
+from provisioners.hostlab import (
     cgroups,
     containerd,
     docker,
     etcd,
-    holder,
     k8s_services,
     kubelet,
     ostree,
     overlay,
-    sshd,
     state,
-    unitstate,
 )
-from provisioners.local.layout import HostPlan, Layout
-from provisioners.local.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
+from provisioners.hostlab.layout import HostPlan, Layout
+from provisioners.hostlab.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
+from provisioners.local import holder, sshd, unitstate
 
 ACTIONS = ("start", "stop", "restart", "is_active", "status", "journal")
 #: lines ``journal`` prints

@@ -18,9 +18,9 @@ import uuid
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import cgroups, state
-from provisioners.local.layout import HostPlan, Layout
-from provisioners.local.proc import alive, log_tail, spawn
+from provisioners.hostlab import cgroups, state
+from provisioners.hostlab.layout import HostPlan, Layout
+from provisioners.hostlab.proc import alive, log_tail, spawn
 
 READY = ".holder-ready"
 

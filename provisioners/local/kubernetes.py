@@ -27,18 +27,20 @@ from pathlib import Path
 import requests
 
 from provisioners.base import ProvisionerError
-from provisioners.local import control, k8s_images, k8s_pki, kubelet, state
-from provisioners.local.k8s_services import (
+from provisioners.hostlab import k8s_images, k8s_pki, kubelet, state
+from provisioners.hostlab.k8s_nodes import TAINTED, node_state
+from provisioners.hostlab.k8s_services import (
     CONTROL_PLANE,
     NODE,
     SERVICES,
     api_url,
     etcd_prefix,
     session,
+    version,
 )
-from provisioners.local.layout import HostPlan, Layout
-from provisioners.local.proc import run
-from provisioners.local.progress import Progress
+from provisioners.hostlab.layout import HostPlan, Layout
+from provisioners.hostlab.progress import Progress
+from provisioners.local import control
 from stackcheck.lab import KubernetesAccess
 
 __all__ = ["SERVICES", "BringUp", "access", "version"]
@@ -46,7 +48,6 @@ __all__ = ["SERVICES", "BringUp", "access", "version"]
 API_TIMEOUT = 90
 COMPONENT_TIMEOUT = 60
 NODES_TIMEOUT = 120
-TAINTED = "Ready, still tainted not-ready"
 
 
 def access(layout: Layout, data: state.State) -> KubernetesAccess | None:
@@ -54,11 +55,6 @@ def access(layout: Layout, data: state.State) -> KubernetesAccess | None:
     if not (data.get("kubernetes") or {}).get("bin_dir"):
         return None
     return KubernetesAccess(kubeconfig=k8s_pki.admin_kubeconfig(layout))
-
-
-def version(bins: Path) -> str:
-    out = run([str(bins / "kube-apiserver"), "--version"], check=False).stdout.strip()
-    return out.removeprefix("Kubernetes ").strip() or "unknown"
 
 
 class BringUp:
@@ -233,14 +229,14 @@ class BringUp:
             nodes = self._get("/api/v1/nodes")["items"]
         except (requests.RequestException, ValueError) as exc:
             return f"cannot list nodes: {exc}"
-        return "; ".join(f"{n['metadata']['name']}: {_node_state(n)}" for n in nodes) or "none"
+        return "; ".join(f"{n['metadata']['name']}: {node_state(n)}" for n in nodes) or "none"
 
     def _nodes_in(self, states: tuple[str, ...]) -> bool:
         try:
             nodes = self._get("/api/v1/nodes")["items"]
         except (requests.RequestException, ValueError):
             return False
-        found = {n["metadata"]["name"] for n in nodes if _node_state(n) in states}
+        found = {n["metadata"]["name"] for n in nodes if node_state(n) in states}
         return found >= {h.name for h in self.layout.hosts}
 
     def _nodes_ready(self) -> bool:
@@ -255,18 +251,6 @@ class BringUp:
         except (requests.RequestException, ValueError):
             return False
         return bool(sa.get("secrets"))
-
-
-def _node_state(node: dict) -> str:
-    """``Ready``, or what keeps the node from being usable."""
-    conditions = {c["type"]: c for c in node.get("status", {}).get("conditions", [])}
-    ready = conditions.get("Ready", {})
-    if ready.get("status") != "True":
-        return f"not ready ({ready.get('reason', 'no status yet')}: {ready.get('message', '')})"
-    taints = [t["key"] for t in node.get("spec", {}).get("taints", []) or []]
-    if "node.kubernetes.io/not-ready" in taints:
-        return TAINTED
-    return "Ready"
 
 
 def _wait(what: str, check, timeout: float, report=None) -> None:

@@ -5,30 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from filelock import FileLock
-
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
-from provisioners.local import control, etcd, network, packages, state
+from provisioners.hostlab.layout import Layout
+from provisioners.hostlab.lifecycle import LabKind, create_lab, running
+from provisioners.hostlab.progress import Progress
+from provisioners.hostlab.teardown import destroy_state_dir
+from provisioners.local import control, packages
 from provisioners.local.build import build
-from provisioners.local.layout import Layout, LocalOptions
-from provisioners.local.proc import alive
-from provisioners.local.progress import Progress
-from provisioners.local.teardown import CREATE_LOCK, destroy_locked, destroy_state_dir
-from stackcheck.lab import Host, InventoryError, Lab, load_inventory
+from provisioners.local.options import LocalOptions
+from stackcheck.lab import Host, Lab
+
+#: the lab recorded in a state folder is ready and running
+healthy = running
 
 
-def healthy(state_dir: Path) -> bool:
-    """True if the lab recorded in ``state_dir`` is ready and fully running."""
-    data = state.read(state_dir)
-    if not data or data.get("status") != "ready":
-        return False
-    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
-        return False
-    names = {r["name"] for r in state.resources(data, "netns")}
-    if not names <= network.netns_list():
-        return False
-    layout, _ = control.layout_of(state_dir, data)
-    return etcd.healthy(layout)
+KIND = LabKind(name="local", noun="hosts")
 
 
 class LocalProvisioner(Provisioner):
@@ -52,42 +43,9 @@ class LocalProvisioner(Provisioner):
         sd = Path(config.state_dir).resolve()
         layout = Layout.from_options(sd, config.run_id, config.hosts, dict(config.options))
         packages.ensure()
-        created = not sd.exists()
-        sd.mkdir(parents=True, exist_ok=True)
         progress = Progress(f"local lab {layout.name}")
-        with FileLock(str(sd / CREATE_LOCK), timeout=600):
-            old = state.read(sd)
-            if old is not None:
-                if old.get("config") == layout.options() and healthy(sd):
-                    try:
-                        lab = load_inventory(layout.inventory)
-                    except InventoryError:
-                        lab = None
-                    if lab is not None:
-                        lab.owned = False
-                        progress.summary(f"reusing the running lab ({len(lab.hosts)} hosts)")
-                        return lab
-                progress.note("a stale or different lab is recorded here: tearing it down")
-                problems = destroy_locked(sd, keep=(CREATE_LOCK,))
-                if problems:
-                    raise ProvisionerError(f"could not remove the old lab: {'; '.join(problems)}")
-            state.new(sd, layout.run_id, layout.name, layout.options())
-            with state.edit(sd) as st:
-                st["created_state_dir"] = created
-            try:
-                lab = build(layout, progress)
-            except BaseException as exc:
-                progress.note(f"bring-up failed, tearing down: {exc}")
-                keep = str(config.options.get("keep_on_failure", "")).lower()
-                if keep not in ("1", "true", "yes", "on"):
-                    destroy_locked(sd, keep=(CREATE_LOCK,))
-                if isinstance(exc, ProvisionerError):
-                    raise
-                if isinstance(exc, Exception):
-                    raise ProvisionerError(f"local lab bring-up failed: {exc!r}") from exc
-                raise
-        progress.summary(f"{len(lab.hosts)} hosts up")
-        return lab
+        return create_lab(KIND, config, layout, layout.options(), progress,
+                          lambda: build(layout, progress))
 
     def destroy(self, lab: Lab) -> None:
         if lab.state_dir is None:

@@ -12,13 +12,23 @@ from pathlib import Path
 import requests
 
 from provisioners.base import ProvisionerError
-from provisioners.local import docker as local_docker
-from provisioners.local import etcd, k8s_images, k8s_pki, k8s_services, network, overlay, pki, state
-from provisioners.local.cgroups import CGROUP_ROOT, lab_group
-from provisioners.local.kubernetes import version as k8s_version
-from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.local.proc import run, spawn
-from provisioners.local.progress import Progress
+from provisioners.hostlab import (
+    access,
+    etcd,
+    k8s_images,
+    k8s_nodes,
+    k8s_pki,
+    k8s_services,
+    network,
+    overlay,
+    pki,
+    state,
+)
+from provisioners.hostlab import docker as local_docker
+from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
+from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.hostlab.proc import REPO_ROOT, run, spawn
+from provisioners.hostlab.progress import Progress
 from provisioners.machines import config, sysroot
 from provisioners.machines import kubernetes as kube
 from provisioners.machines.kubernetes import CONTROL_PLANE
@@ -29,13 +39,11 @@ from stackcheck.lab import (
     KubernetesAccess,
     Lab,
     ServiceControl,
-    SSHAccess,
     write_inventory,
 )
 from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT = 120.0
 ETCD_TIMEOUT = 90.0
 DOCKER_TIMEOUT = 90.0
@@ -79,12 +87,8 @@ def make_lab(layout: Layout, env: dict[str, str], k8s: bool = False) -> Lab:
             control = ServiceControl(units=units)
         hosts.append(Host(name=h.name, address=h.address, roles=roles, service_control=control))
     return Lab(
-        name=layout.name, provisioner="machines", run_id=layout.run_id, owned=True,
-        state_dir=layout.state_dir,
-        ssh=SSHAccess(user="root", identity_file=layout.ssh_dir / "id_ed25519",
-                      known_hosts=layout.ssh_dir / "known_hosts", connect_timeout=10),
+        **access.lab_fields(layout, "machines"),
         hosts=hosts,
-        etcd=etcd.access(layout),
         kubernetes=(KubernetesAccess(kubeconfig=k8s_pki.admin_kubeconfig(layout)) if k8s
                     else None),
         flannel=FlannelConfig(etcd_prefix=overlay.PREFIX),
@@ -180,7 +184,7 @@ def _nodes(layout: Layout) -> dict[str, str] | str:
         items = reply.json()["items"]
     except (requests.RequestException, ValueError, KeyError) as exc:
         return f"cannot list nodes: {type(exc).__name__}"
-    return {n["metadata"]["name"]: kube.node_state(n) for n in items}
+    return {n["metadata"]["name"]: k8s_nodes.node_state(n) for n in items}
 
 
 def _default_token(layout: Layout) -> bool:
@@ -348,7 +352,7 @@ def build(layout: Layout, tree: Tree, progress: Progress, flanneld: Path | None 
             env.update({
                 "kubernetes": (f"control plane on {hosts[0].name} + {len(hosts)} kubelets: "
                                "systemd units in the machines, containerd (CRI)"),
-                "kubernetes_version": k8s_version(bins),
+                "kubernetes_version": k8s_services.version(bins),
                 "kubernetes_api": k8s_services.api_url(hosts[0], ""),
                 "kubernetes_etcd_prefix": k8s_services.etcd_prefix(layout),
                 "container_runtime": "containerd (Debian's, CRI plugin) for the kubelets",

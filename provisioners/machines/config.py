@@ -27,7 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
-from provisioners.local.layout import FLANNEL_MTU, FLANNEL_NETWORK, VXLAN_PORT, HostPlan, Layout
+from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, VXLAN_PORT, HostPlan, Layout
 from provisioners.machines.sysroot import passwd_ids, stateroot_var
 from stackcheck.flannel.model import DEFAULT_VNI as VNI
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX as PREFIX

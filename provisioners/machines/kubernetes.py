@@ -5,10 +5,10 @@ Everything is a file written before the first boot; the machines' own systemd ru
 - the cached offline build (``builders.kubernetes.ensure_binaries``) installed as
   ``/usr/local/bin/kube*`` (``/var/usrlocal`` on ostree, hard links to the cache);
 - certificates and kubeconfigs made as the local lab makes them
-  (:mod:`provisioners.local.k8s_pki`) in ``/etc/kubernetes`` of every deployment (ostree's
+  (:mod:`provisioners.hostlab.k8s_pki`) in ``/etc/kubernetes`` of every deployment (ostree's
   3-way merge carries them into upgrades); etcd data, kubelet and containerd state in ``/var``;
 - on the control host (h1): ``kube-apiserver``, ``kube-controller-manager`` and
-  ``kube-scheduler.service`` with the local lab's flags (:mod:`provisioners.local.k8s_services`),
+  ``kube-scheduler.service`` with the local lab's flags (:mod:`provisioners.hostlab.k8s_services`),
   paths rewritten to the machine's;
 - on every machine: ``kubelet.service`` (remote runtime: Debian's ``containerd.service`` with
   its CRI plugin, cgroupfs) and ``kube-proxy.service`` (iptables);
@@ -34,9 +34,9 @@ import os
 import shutil
 from pathlib import Path
 
-from provisioners.local import k8s_pki, k8s_services
-from provisioners.local import kubelet as local_kubelet
-from provisioners.local.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.hostlab import k8s_pki, k8s_services
+from provisioners.hostlab import kubelet as local_kubelet
+from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
 from provisioners.machines.sysroot import stateroot_var
 
 ETC = "/etc/kubernetes"
@@ -315,7 +315,7 @@ def install(bins: Path, layout: Layout, host: HostPlan) -> None:
 def images_command(pause_tar: str, busybox: str) -> str:
     """Shell run in a machine: pause and busybox (under the names e2e and the kubelet use),
     made in its Docker, imported into containerd's ``k8s.io`` namespace for the CRI."""
-    from provisioners.local.k8s_images import BUSYBOX_ALIASES, PAUSE_ALIASES
+    from provisioners.hostlab.k8s_images import BUSYBOX_ALIASES, PAUSE_ALIASES
 
     names = [PAUSE_IMAGE, *PAUSE_ALIASES, busybox, *BUSYBOX_ALIASES]
     tags = " && ".join([f"docker tag {PAUSE_IMAGE} {a}" for a in PAUSE_ALIASES]
@@ -324,16 +324,3 @@ def images_command(pause_tar: str, busybox: str) -> str:
     return (f"docker import --change 'ENTRYPOINT [\"/pause\"]' {pause_tar} {PAUSE_IMAGE} && "
             f"{tags} && docker save -o {out} {' '.join(names)} && "
             f"ctr -n k8s.io images import {out} && rm -f {out} {pause_tar}")
-
-
-
-def node_state(node: dict) -> str:
-    """``Ready``, or what keeps the node from it (the Ready condition's reason and message)."""
-    conditions = {c["type"]: c for c in node.get("status", {}).get("conditions", [])}
-    ready = conditions.get("Ready", {})
-    if ready.get("status") != "True":
-        return f"NotReady ({ready.get('reason', 'no status yet')}: {ready.get('message', '')})"
-    taints = [t["key"] for t in node.get("spec", {}).get("taints", []) or []]
-    if "node.kubernetes.io/not-ready" in taints:
-        return "Ready, still tainted not-ready"
-    return "Ready"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -12,14 +11,15 @@ from filelock import FileLock
 from pydantic import Field
 
 from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
-from provisioners.local import etcd, network, state
-from provisioners.local.layout import Layout
-from provisioners.local.proc import alive, signal_pids, wait_gone
-from provisioners.local.progress import Progress
-from provisioners.local.teardown import CREATE_LOCK, destroy_locked
+from provisioners.hostlab import state
+from provisioners.hostlab.layout import Layout
+from provisioners.hostlab.lifecycle import LabKind, create_lab, running
+from provisioners.hostlab.proc import alive, signal_pids, wait_gone
+from provisioners.hostlab.progress import Progress
+from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
 from provisioners.machines import tree
 from provisioners.machines.build import build
-from stackcheck.lab import InventoryError, Lab, load_inventory
+from stackcheck.lab import Lab
 
 DEFAULT_NAME = "machines"
 DEFAULT_SUBNET = "10.212.0.0/24"
@@ -51,19 +51,8 @@ def layout_for(config: ProvisionConfig) -> Layout:
                                options)
 
 
-def healthy(state_dir: Path) -> bool:
-    """True if the lab recorded in ``state_dir`` is ready: supervisors alive, etcd healthy."""
-    data = state.read(state_dir)
-    if not data or data.get("status") != "ready":
-        return False
-    if not all(alive(r.get("pid"), r.get("start")) for r in data.get("processes", {}).values()):
-        return False
-    if not {r["name"] for r in state.resources(data, "netns")} <= network.netns_list():
-        return False
-    config = data.get("config") or {}
-    layout = Layout.from_options(state_dir, data.get("run_id", ""), config.get("hosts", 3),
-                                 config)
-    return etcd.healthy(layout)
+#: the lab recorded in a state folder is ready and running
+healthy = running
 
 
 def power_off(state_dir: Path, timeout: float = POWER_OFF_TIMEOUT) -> None:
@@ -93,6 +82,9 @@ def destroy_state_dir(state_dir: Path | str, progress: Progress | None = None) -
     return problems
 
 
+KIND = LabKind(name="machines", noun="machines", before_teardown=power_off)
+
+
 class MachinesProvisioner(Provisioner):
     """Hosts are systemd-nspawn machines booted from their own ostree deployments."""
 
@@ -106,7 +98,6 @@ class MachinesProvisioner(Provisioner):
                          ("mmdebstrap", "mmdebstrap")):
             if shutil.which(exe) is None:
                 raise ProvisionerError(f"{exe} is not installed (Debian package {pkg})")
-        sd = Path(config.state_dir).resolve()
         layout = layout_for(config)
         flanneld = config.options.get("flanneld")
         binary = Path(flanneld).expanduser().resolve() if flanneld else None
@@ -114,57 +105,9 @@ class MachinesProvisioner(Provisioner):
             raise ProvisionerError(f"option flanneld={flanneld}: not an executable file")
         progress = Progress(f"machines lab {layout.name}")
         machine_tree = tree.ensure(progress)
-        created = not sd.exists()
-        sd.mkdir(parents=True, exist_ok=True)
-        try:
-            return self._create_locked(config, sd, layout, machine_tree, binary, created, progress)
-        except BaseException:
-            if created and state.read(sd) is None:  # torn down: leave no empty folder behind
-                (sd / CREATE_LOCK).unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    sd.rmdir()
-            raise
-
-    def _create_locked(self, config: ProvisionConfig, sd: Path, layout: Layout,
-                       machine_tree: tree.Tree, binary: Path | None, created: bool,
-                       progress: Progress) -> Lab:
         wanted = {**layout.options(), "flanneld": str(binary) if binary else None}
-        with FileLock(str(sd / CREATE_LOCK), timeout=600):
-            old = state.read(sd)
-            if old is not None:
-                if old.get("config") == wanted and healthy(sd):
-                    try:
-                        lab = load_inventory(layout.inventory)
-                    except InventoryError:
-                        lab = None
-                    if lab is not None:
-                        lab.owned = False
-                        progress.summary(f"reusing the running lab ({len(lab.hosts)} machines)")
-                        return lab
-                progress.note("a stale or different lab is recorded here: tearing it down")
-                power_off(sd)
-                problems = destroy_locked(sd, keep=(CREATE_LOCK,))
-                if problems:
-                    raise ProvisionerError(f"could not remove the old lab: {'; '.join(problems)}")
-            state.new(sd, layout.run_id, layout.name, wanted)
-            with state.edit(sd) as st:
-                st["created_state_dir"] = created
-                st["provisioner"] = self.name
-            try:
-                lab = build(layout, machine_tree, progress, flanneld=binary)
-            except BaseException as exc:
-                progress.note(f"bring-up failed, tearing down: {exc}")
-                keep = str(config.options.get("keep_on_failure", "")).lower()
-                if keep not in ("1", "true", "yes", "on"):
-                    power_off(sd)
-                    destroy_locked(sd, keep=(CREATE_LOCK,))
-                if isinstance(exc, ProvisionerError):
-                    raise
-                if isinstance(exc, Exception):
-                    raise ProvisionerError(f"machines lab bring-up failed: {exc}") from exc
-                raise
-        progress.summary(f"{len(lab.hosts)} machines up")
-        return lab
+        return create_lab(KIND, config, layout, wanted, progress,
+                          lambda: build(layout, machine_tree, progress, flanneld=binary))
 
     def destroy(self, lab: Lab) -> None:
         if lab.state_dir is None:

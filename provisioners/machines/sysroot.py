@@ -18,18 +18,15 @@ import re
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local.layout import HostPlan
-from provisioners.local.proc import run
+from provisioners.hostlab.layout import HostPlan
+from provisioners.hostlab.ostree import init_sysroot, sysroot
+from provisioners.hostlab.proc import run
 from provisioners.machines.tree import OS_NAME, Tree
 
 REMOTE = "lab"
 #: where a machine sees the lab's update repository (bound read-only by nspawn)
 UPSTREAM_MOUNT = "/run/ostree-upstream"
 DEPLOYED = 2
-
-
-def sysroot(host: HostPlan) -> Path:
-    return host.dir / "sysroot"
 
 
 def stateroot_var(host: HostPlan) -> Path:
@@ -43,12 +40,8 @@ def refspec(tree: Tree) -> str:
 def deploy(host: HostPlan, tree: Tree) -> list[Path]:
     """Make the host's sysroot with versions 1 and 2 deployed; return their dirs, default
     first."""
-    sr = sysroot(host)
-    sr.mkdir(parents=True, exist_ok=True)
+    sr = init_sysroot(host, OS_NAME, REMOTE, f"file://{UPSTREAM_MOUNT}")
     repo = f"--repo={sr / 'ostree/repo'}"
-    run(["ostree", "admin", "init-fs", str(sr)])
-    run(["ostree", "admin", "os-init", f"--sysroot={sr}", OS_NAME])
-    run(["ostree", repo, "remote", "add", "--no-gpg-verify", REMOTE, f"file://{UPSTREAM_MOUNT}"])
     origin = host.dir / "ostree-origin"
     origin.write_text(f"[origin]\nrefspec={refspec(tree)}\n")
     for checksum in tree.commits[:DEPLOYED]:

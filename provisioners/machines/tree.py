@@ -26,8 +26,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from provisioners.base import ProvisionerError
-from provisioners.local.proc import run
-from provisioners.local.progress import Progress
+from provisioners.hostlab.proc import run
+from provisioners.hostlab.progress import Progress
 
 SUITE = "bookworm"
 OS_NAME = "debian"

@@ -1,7 +1,7 @@
 """The Kubernetes services of a local lab: which host runs what, their argv and readiness.
 
 The control plane (kube-apiserver, kube-controller-manager, kube-scheduler) runs on the first
-host; kubelet and kube-proxy on every host (see :mod:`provisioners.local.kubelet`). What is
+host; kubelet and kube-proxy on every host (see :mod:`provisioners.hostlab.kubelet`). What is
 enabled lives in the state file under ``kubernetes``: ``bin_dir``, ``control_plane`` (a host
 name) and ``kubelets`` (bool). :mod:`provisioners.local.control` starts/stops them like any
 other service.
@@ -14,9 +14,10 @@ from pathlib import Path
 import requests
 
 from provisioners.base import ProvisionerError
-from provisioners.local import etcd, kubelet, state
-from provisioners.local.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
-from provisioners.local.layout import FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.hostlab import etcd, kubelet, state
+from provisioners.hostlab.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
+from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.hostlab.proc import run
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy")
@@ -163,3 +164,9 @@ def ready(layout: Layout, host: HostPlan, service: str) -> bool:
     if service == "kube-proxy":
         return kubelet.proxy_ready(layout, host)
     raise ProvisionerError(f"unknown service {service!r}")
+
+
+def version(bins: Path) -> str:
+    """The Kubernetes version of the binaries in ``bins`` (``unknown`` if they do not say)."""
+    out = run([str(bins / "kube-apiserver"), "--version"], check=False).stdout.strip()
+    return out.removeprefix("Kubernetes ").strip() or "unknown"

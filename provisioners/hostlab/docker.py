@@ -16,9 +16,9 @@ import tarfile
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import cgroups, state
-from provisioners.local.layout import FLANNEL_MTU, HostPlan, Layout
-from provisioners.local.proc import alive, run
+from provisioners.hostlab import cgroups, state
+from provisioners.hostlab.layout import FLANNEL_MTU, HostPlan, Layout
+from provisioners.hostlab.proc import alive, run
 
 IMAGE = "stackcheck/busybox:latest"
 ALIASES = ["busybox:latest"]

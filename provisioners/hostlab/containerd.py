@@ -21,9 +21,9 @@ import subprocess
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import state
-from provisioners.local.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.local.proc import alive, run
+from provisioners.hostlab import state
+from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
+from provisioners.hostlab.proc import alive, run
 
 #: the socket inside the host (the kubelet's ``--container-runtime-endpoint``)
 SOCKET = "/run/containerd/containerd.sock"

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import state
-from provisioners.local.layout import Layout
-from provisioners.local.proc import run
+from provisioners.hostlab import state
+from provisioners.hostlab.layout import Layout
+from provisioners.hostlab.proc import run
 
 NETNS_DIR = Path("/run/netns")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from etcd3gw.client import Etcd3Client
 
-from provisioners.local.layout import HostPlan, Layout
-from provisioners.local.pki import tls_files
+from provisioners.hostlab.layout import HostPlan, Layout
+from provisioners.hostlab.pki import tls_files
 from stackcheck.etcd import client_for, leader_id
 from stackcheck.etcd.cluster import Member, members_at
 from stackcheck.etcd.cluster import healthy as cluster_healthy

@@ -28,9 +28,9 @@ import threading
 from pathlib import Path
 
 from provisioners.base import ProvisionerError
-from provisioners.local import state
-from provisioners.local.layout import OS_NAME, HostPlan, Layout
-from provisioners.local.proc import run
+from provisioners.hostlab import state
+from provisioners.hostlab.layout import OS_NAME, HostPlan, Layout
+from provisioners.hostlab.proc import run
 
 KVER = "6.1.0-stackcheck"
 BRANCH = f"{OS_NAME}/stable"
@@ -146,15 +146,22 @@ exec unshare --mount --pid --fork --propagation private -- /bin/sh -eu -c {q(inn
 """
 
 
+def init_sysroot(host: HostPlan, os_name: str, remote: str, url: str) -> Path:
+    """The host's new sysroot with the ``os_name`` stateroot and one remote; return its path."""
+    sr = sysroot(host)
+    sr.mkdir(parents=True, exist_ok=True)
+    run(["ostree", "admin", "init-fs", str(sr)])
+    run(["ostree", "admin", "os-init", f"--sysroot={sr}", os_name])
+    run(["ostree", f"--repo={sr / 'ostree/repo'}", "remote", "add", "--no-gpg-verify", remote,
+         url])
+    return sr
+
+
 def create(layout: Layout, host: HostPlan) -> dict[str, str]:
     """Build the host's sysroot; return {'sysroot', 'view', 'deployed', 'rollback', 'upgrade'}."""
     commits = ensure_upstream(layout)
-    sr = sysroot(host)
-    sr.mkdir(parents=True, exist_ok=True)
+    sr = init_sysroot(host, OS_NAME, REMOTE, f"file://{REMOTE_PATH}")
     repo = f"--repo={sr / 'ostree/repo'}"
-    run(["ostree", "admin", "init-fs", str(sr)])
-    run(["ostree", "admin", "os-init", f"--sysroot={sr}", OS_NAME])
-    run(["ostree", repo, "remote", "add", "--no-gpg-verify", REMOTE, f"file://{REMOTE_PATH}"])
     link = host.run_dir / REMOTE_PATH.removeprefix("/run/")
     link.parent.mkdir(parents=True, exist_ok=True)
     link.unlink(missing_ok=True)

@@ -11,11 +11,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from provisioners.base import ProvisionerError, ProvisionerOptions
+from provisioners.base import ProvisionerError
 from stackcheck.flannel import model as flannel
 
 DEFAULT_SUBNET = "10.213.0.0/24"
@@ -29,23 +27,6 @@ OS_NAME = "stackcheck"
 #: container runtimes the local lab can build (option ``runtime``); the first is the default
 RUNTIMES = ("docker", "containerd")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
-
-
-class LocalOptions(ProvisionerOptions):
-    """``--option`` keys of the local lab (``stackcheck lab up --help-options`` lists them)."""
-
-    name: str = Field(DEFAULT_NAME, description="lab name: namespaces, links and state use it")
-    subnet: str = Field(DEFAULT_SUBNET, description="private IPv4 subnet of the hosts' underlay")
-    docker: bool = Field(True, description="run dockerd on every host")
-    kubernetes: bool = Field(True, description="run a Kubernetes control plane and kubelets")
-    k8s_bin_dir: str | None = Field(
-        None, description="use Kubernetes binaries from this folder instead of the cached build")
-    flannel: Literal["etcd", "kube"] = Field(
-        "etcd", description="where flannel keeps its leases: etcd, or kube (Node annotations, "
-        "podCIDRs and the kube-flannel-cfg ConfigMap, as --kube-subnet-mgr)")
-    runtime: Literal["docker", "containerd"] = Field(
-        "docker", description="the hosts' container runtime: docker (dockershim) or containerd "
-        "(CRI, Debian's CNI plugins; needs kubernetes=true)")
 
 
 @dataclass(frozen=True)

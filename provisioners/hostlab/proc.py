@@ -22,6 +22,9 @@ from provisioners.base import ProvisionerError
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _CHILDREN_LOCK = threading.Lock()
 
+#: the checkout the lab's own helper programs import from (their PYTHONPATH)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",

@@ -15,16 +15,16 @@ import shutil
 import time
 
 from provisioners.base import ProvisionerError
-from provisioners.local import etcd
-from provisioners.local.layout import (
+from provisioners.hostlab import etcd
+from provisioners.hostlab.layout import (
     FLANNEL_MTU,
     FLANNEL_NETWORK,
     VXLAN_PORT,
     HostPlan,
     Layout,
 )
-from provisioners.local.pki import tls_files
-from provisioners.local.proc import run
+from provisioners.hostlab.pki import tls_files
+from provisioners.hostlab.proc import run
 from stackcheck.flannel import etcd_store
 from stackcheck.flannel import model as flannel
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
