@@ -27,7 +27,7 @@ from provisioners.machines import kubernetes as kube
 from provisioners.machines.build import make_lab
 from provisioners.machines.config import docker_daemon, etcd_env, flannel_env
 from provisioners.machines.provisioner import layout_for
-from provisioners.machines.supervisor import nspawn_argv
+from provisioners.machines.supervisor import boot_argv, nspawn_argv
 from provisioners.machines.sysroot import default_deployment, stateroot_var
 from stackcheck.atomic.boot import node_state, reboot
 from stackcheck.kubernetes import connect
@@ -38,12 +38,7 @@ from stackcheck.waits import wait_for
 REPO = Path(__file__).resolve().parent.parent
 F = TypeVar("F", bound=Callable[..., object])
 NAME = "mch"
-OPTIONS = {"name": NAME, "subnet": "10.213.16.0/24", "kubernetes": "false"}
-#: the Kubernetes checks of this lab wait for kubelets that survive a machine reboot
-K8S_AFTER_REBOOT = pytest.mark.skip(
-    reason="Kubernetes in the machines is opt-in: after a machine reboot kubelet v1.20 fails to "
-           "start its ContainerManager (top-level QoS cgroup: 'failed to find subsystem mount for "
-           "required subsystem: memory'); see README")
+OPTIONS = {"name": NAME, "subnet": "10.213.16.0/24"}
 #: kubelet's machine-wide sysctls: bound inside the machines, never changed on this machine
 SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 
@@ -120,6 +115,18 @@ def test_nspawn_boots_the_deployment_with_ostree_binds(tmp_path: Path) -> None:
     kubelet = nspawn_argv(tmp_path / "sr", tmp_path / "dep", "sc-x-h1", "x-h1", tmp_path / "up",
                           tmp_path / "marker", None, kubelet=True)
     assert {"--bind=/dev/kmsg", "--capability=CAP_SYSLOG"} <= set(kubelet)
+
+
+def test_the_machine_root_is_a_private_bind_of_its_deployment(tmp_path: Path) -> None:
+    """Booted from the deployment's own path, the /sysroot bind holds a peer of the root and
+    every mount shows twice in the machine (kubelet then misses cgroup controllers)."""
+    nspawn = nspawn_argv(tmp_path / "sr", tmp_path / "dep", "sc-x-h1", "x-h1", tmp_path / "up",
+                         tmp_path / "marker", None, root=tmp_path / "root")
+    assert f"--directory={tmp_path / 'root'}" in nspawn
+    assert f"--bind={tmp_path / 'sr'}:/sysroot" in nspawn
+    argv = boot_argv(tmp_path / "dep", tmp_path / "root", nspawn)
+    assert argv[:3] == ["unshare", "--mount", "--propagation=private"]
+    assert argv[-len(nspawn) - 2:] == [str(tmp_path / "dep"), str(tmp_path / "root"), *nspawn]
 
 
 def test_kubernetes_is_files_and_units_in_the_machines(tmp_path: Path) -> None:
@@ -239,7 +246,6 @@ def test_machines_run_systemd_and_the_distribution_units(lab: Lab) -> None:
         assert "*" in sh(lab, host.name, "ostree admin status")
 
 
-@K8S_AFTER_REBOOT
 @needs_lab
 def test_kubelets_are_units_in_the_machines_on_containerd(lab: Lab, real_sysctls: dict) -> None:
     """3 Ready nodes whose kubelets are ``kubelet.service`` of each machine's systemd, on its
@@ -258,6 +264,11 @@ def test_kubelets_are_units_in_the_machines_on_containerd(lab: Lab, real_sysctls
         assert "/usr/local/bin/kubelet" in sh(lab, host.name, f"tr '\\0' ' ' < /proc/{pid}/cmdline")
         inside = sh(lab, host.name, f"cat {' '.join('/proc/sys/' + k for k in SYSCTLS)}")
         assert inside.split() == ["1", "10", "1"], f"{host.name}: {inside}"
+        # each cgroup controller mounted once (no copy under /sysroot/ostree/deploy/...)
+        mounts = sh(lab, host.name, "awk '$(NF-2) == \"cgroup\" {print $5}' "
+                    "/proc/self/mountinfo").split()
+        assert mounts and all(m.startswith("/sys/fs/cgroup/") for m in mounts), (
+            f"{host.name}: {mounts}")
     assert {k: Path("/proc/sys", k).read_text() for k in SYSCTLS} == real_sysctls
 
 
@@ -355,7 +366,6 @@ def restore_node(lab: Lab, name: str, command: str) -> None:
     wait_node(lab, name, ready=True, timeout=120)
 
 
-@K8S_AFTER_REBOOT
 @needs_lab
 def test_kubernetes_suite_catches_a_stopped_kubelet(lab: Lab) -> None:
     try:
@@ -369,7 +379,6 @@ def test_kubernetes_suite_catches_a_stopped_kubelet(lab: Lab) -> None:
         restore_node(lab, "h2", "systemctl start kubelet")
 
 
-@K8S_AFTER_REBOOT
 @needs_lab
 def test_kubernetes_suite_catches_a_stopped_containerd(lab: Lab) -> None:
     try:
@@ -384,7 +393,6 @@ def test_kubernetes_suite_catches_a_stopped_containerd(lab: Lab) -> None:
         restore_node(lab, "h3", "systemctl start containerd docker")
 
 
-@K8S_AFTER_REBOOT
 @needs_lab
 def test_a_masked_kubelet_stays_down_after_a_reboot_and_is_caught(lab: Lab) -> None:
     host = lab.host("h2")
