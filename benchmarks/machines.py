@@ -5,8 +5,9 @@ Usage (as root): ``.venv/bin/python benchmarks/machines.py [--repeat 1] [--no-lo
 Labs are built one after the other with the same name and subnet (``mbench``,
 ``10.213.64.0/24`` unless ``--name``/``--subnet``), each torn down before the next, also on
 Ctrl-C or SIGTERM. The full run is ``pytest -n auto --dist loadgroup --allow-reboot`` against
-the lab's inventory: with Kubernetes (``--kubernetes on``) every suite (``suites/``);
-without (default, ``kubernetes=false``) the etcd, docker, flannel and atomic suites. The
+the lab's inventory: with Kubernetes (default, ``--kubernetes on``, both labs' default) every
+suite (``suites/``); without (``--kubernetes off``: ``kubernetes=false``) the etcd, docker,
+flannel and atomic suites. The
 machine tree and the Kubernetes build must be cached (built first if not; that time is
 printed separately and not part of bring-up). The reboot column includes the node being Ready again.
 """
@@ -92,7 +93,7 @@ def main() -> int:
     parser.add_argument("--name", default="mbench")
     parser.add_argument("--subnet", default="10.213.64.0/24")
     parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--kubernetes", choices=("on", "off", "both"), default="off",
+    parser.add_argument("--kubernetes", choices=("on", "off", "both"), default="on",
                         help="labs with Kubernetes (every suite), without, or both")
     args = parser.parse_args()
     facts = start()

@@ -15,7 +15,8 @@ through the inventory: default ``service_control`` (systemctl) and unit names, S
 
 Options: ``name`` (default ``machines``), ``subnet`` (default ``10.212.0.0/24``),
 ``flanneld`` (path of your flanneld binary for ``flanneld.service``; default: the static unit
-of that name, see :mod:`provisioners.machines.config`), ``kubernetes`` (default ``false`` for now),
+of that name, see :mod:`provisioners.machines.config`), ``kubernetes`` (default ``true``;
+``false``: no Kubernetes),
 ``k8s_bin_dir`` (your Kubernetes binaries instead of the cached build), ``keep_on_failure``.
 
 State in ``state_dir`` as for the local lab (``state.json``, ``inventory.yaml``, ``pki/``,

@@ -109,7 +109,7 @@ def start_machine(layout: Layout, host: HostPlan, tree: Tree, kubelet: bool = Fa
         sys.executable, "-m", "provisioners.machines.supervisor",
         "--sysroot", str(sysroot.sysroot(host)), "--netns", host.netns,
         "--name", f"{layout.name}-{host.name}", "--upstream", str(tree.repo),
-        "--marker", str(marker),
+        "--marker", str(marker), "--root", str(host.dir / "root"),
         "--uuid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{layout.name}/{layout.run_id}/{host.name}")),
         *(["--kubelet"] if kubelet else []),
     ]

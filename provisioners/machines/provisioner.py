@@ -34,8 +34,8 @@ class MachinesOptions(ProvisionerOptions):
     subnet: str = Field(DEFAULT_SUBNET, description="private IPv4 subnet of the machines")
     docker: bool = Field(True, description="run docker.service in every machine")
     kubernetes: bool = Field(
-        False, description="Kubernetes as systemd units in the machines on containerd "
-        "(opt-in until kubelets survive a machine reboot)")
+        True, description="Kubernetes as systemd units in the machines on containerd "
+        "(control plane on h1, kubelet and kube-proxy on every machine)")
     k8s_bin_dir: str | None = Field(
         None, description="use Kubernetes binaries from this folder instead of the cached build")
     flanneld: str | None = Field(
@@ -43,10 +43,7 @@ class MachinesOptions(ProvisionerOptions):
 
 
 def layout_for(config: ProvisionConfig) -> Layout:
-    # Kubernetes is opt-in (``kubernetes=true``) until kubelets survive a machine reboot
-    # (see README: ContainerManager fails on the QoS cgroups after a reboot)
-    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, "kubernetes": "false",
-               **config.options}
+    options = {"name": DEFAULT_NAME, "subnet": DEFAULT_SUBNET, **config.options}
     return Layout.from_options(Path(config.state_dir).resolve(), config.run_id, config.hosts,
                                options)
 

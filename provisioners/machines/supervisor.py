@@ -7,6 +7,16 @@ Each boot resolves the default deployment from the sysroot's boot loader entries
 initramfs would) and runs ``systemd-nspawn --boot`` on it in the host's network namespace:
 ``/sysroot``, ``/boot`` and the stateroot's ``/var`` bound in, ``/usr`` read-only,
 ``/run/ostree-booted`` present, the update repository read-only on ``/run/ostree-upstream``.
+
+The machine's root is the deployment bound on ``--root`` (an empty folder outside the sysroot)
+in a private mount namespace of this boot, as ostree-prepare-root makes ``/`` a private bind:
+were nspawn given the deployment's own path, the ``/sysroot`` bind would hold a *peer* of the
+root mount (nspawn makes the root shared before it binds ``/sysroot``), so every mount in the
+machine (``/proc``, ``/sys``, each cgroup controller) would show twice in its mountinfo, once
+under ``/sysroot/ostree/deploy/…``. runc's ``GetCgroupMounts(true)`` (kubelet v1.20) stops
+reading mountinfo after as many cgroup mounts as ``/proc/self/cgroup`` has lines, counting the
+duplicates: half the controllers go missing, which ones depending on nspawn's mount order of
+that boot, and a kubelet without ``memory`` or ``cpu`` never starts.
 When the machine reboots (nspawn exits 133) it boots again; when it powers off (exit 0),
 fails, or the supervisor gets SIGTERM/SIGINT (it asks the machine to power off first,
 SIGKILL after :data:`STOP_TIMEOUT`), the supervisor exits.
@@ -35,13 +45,15 @@ MAX_QUICK_BOOTS = 5
 
 
 def nspawn_argv(sysroot: Path, deployment: Path, netns: str, name: str, upstream: Path,
-                booted_marker: Path, uuid: str | None, kubelet: bool = False) -> list[str]:
-    """``kubelet``: what a kubelet needs besides (``/dev/kmsg`` and CAP_SYSLOG for its OOM
+                booted_marker: Path, uuid: str | None, kubelet: bool = False,
+                root: Path | None = None) -> list[str]:
+    """``root``: where the deployment is bound (see :func:`boot_argv`), else its own path.
+    ``kubelet``: what a kubelet needs besides (``/dev/kmsg`` and CAP_SYSLOG for its OOM
     watcher, which reads the kernel log)."""
     var = sysroot / "ostree/deploy" / OS_NAME / "var"
     argv = [
         "systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
-        f"--directory={deployment}", f"--machine={name}",
+        f"--directory={root or deployment}", f"--machine={name}",
         f"--network-namespace-path=/run/netns/{netns}",
         "--link-journal=no", "--resolv-conf=off", "--timezone=off", "--console=read-only",
         # the host netns is the machine's own: it configures it (flannel.1, docker0)
@@ -57,6 +69,17 @@ def nspawn_argv(sysroot: Path, deployment: Path, netns: str, name: str, upstream
     if kubelet:
         argv += ["--capability=CAP_SYSLOG", "--bind=/dev/kmsg"]
     return argv
+
+
+def boot_argv(deployment: Path, root: Path, nspawn: list[str]) -> list[str]:
+    """``nspawn`` in a private mount namespace where ``deployment`` is bound on ``root``.
+
+    The root is then no peer of the deployment's folder seen through ``/sysroot``: each mount
+    shows once in the machine (``unshare`` and ``sh`` exec: the PID is nspawn's).
+    """
+    return ["unshare", "--mount", "--propagation=private", "/bin/sh", "-c",
+            'mount --bind "$1" "$2" && shift 2 && exec "$@"', "boot",
+            str(deployment), str(root), *nspawn]
 
 
 class Supervisor:
@@ -79,9 +102,11 @@ class Supervisor:
         deployment = default_deployment(sysroot)
         marker = Path(self.args.marker)
         marker.touch()
-        argv = nspawn_argv(sysroot, deployment, self.args.netns, self.args.name,
-                           Path(self.args.upstream), marker, self.args.uuid,
-                           kubelet=self.args.kubelet)
+        root = Path(self.args.root)
+        root.mkdir(exist_ok=True)
+        argv = boot_argv(deployment, root, nspawn_argv(
+            sysroot, deployment, self.args.netns, self.args.name, Path(self.args.upstream),
+            marker, self.args.uuid, kubelet=self.args.kubelet, root=root))
         self.log(f"booting {deployment.name}")
         self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         threading.Thread(target=self.delegate_cgroups, args=(self.child.pid,),
@@ -174,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--marker", required=True, help="empty file bound on /run/ostree-booted")
+    parser.add_argument("--root", required=True,
+                        help="empty folder the deployment is bound on (the machine's root)")
     parser.add_argument("--uuid")
     parser.add_argument("--kubelet", action="store_true",
                         help="give the machine what a kubelet needs (/dev/kmsg, CAP_SYSLOG)")
