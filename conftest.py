@@ -5,22 +5,22 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = [
-    "fixtures.options",  # also the pytest11 entry point; here for an uninstalled tree
-    "fixtures.lab",
-    "fixtures.claims",
-    "fixtures.preflight",
-    "fixtures.hosts",
-    "fixtures.etcd",
-    "fixtures.interrupt",  # before fixtures.faults, which imports it
-    "fixtures.faults",
-    "fixtures.flannel",
-    "fixtures.kubernetes",
-    "fixtures.pods",
-    "fixtures.runtime",
-    "fixtures.labels",
-    "fixtures.timing",
-    "suites.kubernetes.upstream.plugin",
-    "reports.plugin",
+    "stackcheck_fixtures.options",  # also the pytest11 entry point; here for an uninstalled tree
+    "stackcheck_fixtures.lab",
+    "stackcheck_fixtures.claims",
+    "stackcheck_fixtures.preflight",
+    "stackcheck_fixtures.hosts",
+    "stackcheck_fixtures.etcd",
+    "stackcheck_fixtures.interrupt",  # before fixtures.faults, which imports it
+    "stackcheck_fixtures.faults",
+    "stackcheck_fixtures.flannel",
+    "stackcheck_fixtures.kubernetes",
+    "stackcheck_fixtures.pods",
+    "stackcheck_fixtures.runtime",
+    "stackcheck_fixtures.labels",
+    "stackcheck_fixtures.timing",
+    "stackcheck_suites.kubernetes.upstream.plugin",
+    "stackcheck_reports.plugin",
 ]
 
 

@@ -39,7 +39,7 @@ install_debian_packages() {
 
 install_venv() {
     local stamp=.venv/.stackcheck-installed want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    want=$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
     [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
     say "virtualenv .venv and PyPI packages"
     [ -x .venv/bin/python ] || python3 -m venv .venv

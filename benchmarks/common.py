@@ -27,9 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provisioners.local import LocalProvisioner, destroy_state_dir  # noqa: E402
 from stackcheck.lab import Lab  # noqa: E402
 from stackcheck.provisioner import ProvisionConfig  # noqa: E402
+from stackcheck_provisioners.local import LocalProvisioner, destroy_state_dir  # noqa: E402
 
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 #: lab name -> subnet reserved for the benchmarks on shared machines

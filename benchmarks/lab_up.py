@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console
 from rich.table import Table
 
-from provisioners.local import LocalProvisioner, destroy_state_dir
 from stackcheck.provisioner import ProvisionConfig
+from stackcheck_provisioners.local import LocalProvisioner, destroy_state_dir
 
 
 def once(hosts: int, base: Path, run: int) -> tuple[float, float, float, dict[str, str]]:

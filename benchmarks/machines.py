@@ -25,13 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import PYTHON, REPO, start
-from builders.kubernetes import ensure_binaries
-from provisioners import get_provisioner
-from provisioners.hostlab.progress import Progress
-from provisioners.machines import tree
 from stackcheck.atomic.boot import active_services, reboot, wait_node_ready, wait_services
 from stackcheck.provisioner import ProvisionConfig
 from stackcheck.ssh import close_all
+from stackcheck_builders.kubernetes import ensure_binaries
+from stackcheck_provisioners import get_provisioner
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.machines import tree
 
 SUITES = ("suites/etcd", "suites/docker", "suites/flannel", "suites/atomic")
 ALL_SUITES = ("suites",)

@@ -41,7 +41,7 @@ def main() -> int:
                 print(f"run {i + 1}/{args.repeat} (load {loadavg()})", flush=True)
                 out = work / f"run{i}"
                 timed = run(pytest_argv(bench.inventory, out,
-                                        extra=["-p", "fixtures.timing",
+                                        extra=["-p", "stackcheck_fixtures.timing",
                                                *args.pytest_args.split()]),
                             timeout=args.timeout)
                 waits_file = out / "allure-results" / "waits.json"

@@ -51,8 +51,8 @@ from common import (
     start,
 )
 
-from provisioners import get_provisioner
 from stackcheck.lab import Lab
+from stackcheck_provisioners import get_provisioner
 
 #: what the Kubernetes variants run, and their names (compared with "k8s healthy")
 KUBE_SUITES = ["suites/kubernetes", "suites/flannel/test_datapath.py"]

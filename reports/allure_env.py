@@ -7,8 +7,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from reports.categories import categories_json
 from stackcheck.lab import Lab
+from stackcheck_reports.categories import categories_json
 
 
 def environment(lab: Lab | None, run_id: str) -> dict[str, str]:

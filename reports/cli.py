@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from reports.regression import compare, to_markdown
-from reports.render import RenderError, ensure_cli, pick_engine, render
-from reports.store import DEFAULT_HISTORY, RunRecord, Store, read_results
-from reports.waivers import WaiverError, find, load_waivers
+from stackcheck_reports.regression import compare, to_markdown
+from stackcheck_reports.render import RenderError, ensure_cli, pick_engine, render
+from stackcheck_reports.store import DEFAULT_HISTORY, RunRecord, Store, read_results
+from stackcheck_reports.waivers import WaiverError, find, load_waivers
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -1,6 +1,6 @@
 """What a check leaves in the Allure report: steps, attachments, measurements.
 
-Every text goes through :func:`reports.redact.redact` first. Without an active
+Every text goes through :func:`stackcheck_reports.redact.redact` first. Without an active
 Allure plugin (no ``--alluredir``) the calls do nothing.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import allure
 
-from reports.redact import redact, redact_obj
+from stackcheck_reports.redact import redact, redact_obj
 
 MEASUREMENT_LABEL = "measurement"
 

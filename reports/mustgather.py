@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from reports.redact import redact
 from stackcheck.lab import Host, Lab, ServiceControl
+from stackcheck_reports.redact import redact
 
 BUDGET = 30.0
 COMMAND_TIMEOUT = 5

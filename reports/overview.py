@@ -116,8 +116,8 @@ def label_epic(result: dict) -> str:
 def for_session(config, alluredir: Path, started_ms: float) -> Path | None:
     """The overview of a pytest session (controller only): probe the lab if this run
     provisioned it, read the run's preflight and ping matrix; never fails the run."""
-    from reports.session import LAB_KEY, PROVISIONER_KEY, RUN_DIR_KEY, RUN_ID_KEY
     from stackcheck.picture.probe import gather
+    from stackcheck_reports.session import LAB_KEY, PROVISIONER_KEY, RUN_DIR_KEY, RUN_ID_KEY
 
     lab = config.stash.get(LAB_KEY, None)
     if lab is None:

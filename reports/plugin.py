@@ -16,13 +16,20 @@ import allure
 import pytest
 from allure_pytest.utils import allure_label
 
-from reports import allure_env, failures, mustgather, overview, preflight_result, secretscan
-from reports.redact import register_secret
-from reports.scrub import scrub
-from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY, VARIANTS_DIR, verdict_of
-from reports.store import Store, read_results
-from reports.waivers import Waiver, WaiverError, find, load_waivers
 from stackcheck.lab import Host, Lab
+from stackcheck_reports import (
+    allure_env,
+    failures,
+    mustgather,
+    overview,
+    preflight_result,
+    secretscan,
+)
+from stackcheck_reports.redact import register_secret
+from stackcheck_reports.scrub import scrub
+from stackcheck_reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY, VARIANTS_DIR, verdict_of
+from stackcheck_reports.store import Store, read_results
+from stackcheck_reports.waivers import Waiver, WaiverError, find, load_waivers
 
 #: Exit status of a run whose results hold key material.
 EXIT_SECRETS = 7

@@ -14,7 +14,7 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from reports.store import CheckOutcome, RunRecord
+from stackcheck_reports.store import CheckOutcome, RunRecord
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Redact what allure-pytest writes by itself: failure messages, tracebacks, captured output.
 
-A check's own attachments go through ``reports.evidence`` (redacted when made), and the
+A check's own attachments go through ``stackcheck_reports.evidence`` (redacted when made), and the
 secret scan fails the run loudly if one still leaks. What Allure records on its own (the
 exception text and traceback of a failure, the captured stdout/stderr/log) can quote a
 secret a check never meant to show, so the controller rewrites it once the workers are done.
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reports.redact import redact
+from stackcheck_reports.redact import redact
 
 #: attachment names allure-pytest gives to captured output
 CAPTURED = frozenset({"stdout", "stderr", "log"})

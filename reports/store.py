@@ -13,10 +13,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from reports.allure_env import read_environment
-from reports.categories import classify
-from reports.overview import is_overview
-from reports.redact import redact
+from stackcheck_reports.allure_env import read_environment
+from stackcheck_reports.categories import classify
+from stackcheck_reports.overview import is_overview
+from stackcheck_reports.redact import redact
 
 FAILED = ("failed", "broken")
 DEFAULT_HISTORY = Path(".stackcheck/history")

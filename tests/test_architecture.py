@@ -58,6 +58,15 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
+def folder_module(module: str) -> str:
+    """``stackcheck_fixtures.lab`` -> ``fixtures.lab``: the rules speak of the repository's
+    folders; a folder's import name is ``stackcheck_<folder>`` (setup.py)."""
+    top, dot, rest = module.partition(".")
+    if top.startswith("stackcheck_"):
+        return top.removeprefix("stackcheck_") + dot + rest
+    return module
+
+
 def imports(path: Path, root: Path = REPO, names: bool = False) -> set[str]:
     """Every module ``path`` imports (``from a.b import c`` yields ``a.b``, and ``a.b.c`` too
     with ``names``: ``c`` may be a module)."""
@@ -77,7 +86,7 @@ def imports(path: Path, root: Path = REPO, names: bool = False) -> set[str]:
             found.add(module)
             if names:
                 found.update(f"{module}.{alias.name}" for alias in node.names)
-    return found
+    return {folder_module(module) for module in found}
 
 
 def _sources() -> list[Path]:
@@ -94,7 +103,7 @@ def _within(module: str, top: str) -> bool:
 
 
 def _provisioner_of(module_or_path: str) -> str | None:
-    """``local`` for ``provisioners/local/build.py`` or ``provisioners.local.build``;
+    """``local`` for ``provisioners/local/build.py`` or ``stackcheck_provisioners.local.build``;
     ``existing`` for ``provisioners/existing.py``; None for the registry itself."""
     parts = module_or_path.removesuffix(".py").replace("/", ".").split(".")
     if len(parts) < 2 or parts[0] != "provisioners" or parts[1] == "__init__":
@@ -235,7 +244,7 @@ def test_the_command_line_and_the_pytest_plugin_live_above_the_library() -> None
     inside = sorted(f"{name} = {value}" for name, value in targets.items()
                     if _within(value.split(":")[0], "stackcheck"))
     assert not inside, f"glue inside the library: {', '.join(inside)}"
-    assert targets["stackcheck"] == "cli.main:main"
+    assert targets["stackcheck"] == "stackcheck_cli.main:main"
 
 
 def attach_calls(path: Path) -> list[int]:
@@ -252,8 +261,9 @@ def attach_calls(path: Path) -> list[int]:
 
 
 def test_evidence_goes_through_reports_evidence() -> None:
-    """Only ``reports/`` calls ``allure.attach``: everything else uses ``reports.evidence``,
-    which redacts (the ruff rule TID251 in pyproject.toml says the same in an editor)."""
+    """Only ``reports/`` calls ``allure.attach``: everything else uses
+    ``stackcheck_reports.evidence``, which redacts (the ruff rule TID251 in pyproject.toml says the
+    same in an editor)."""
     found = [f"{p.relative_to(REPO)}:{line}" for p in _sources()
              if not p.relative_to(REPO).as_posix().startswith("reports/")
              for line in attach_calls(p)]

@@ -23,8 +23,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioners import ProvisionConfig, get_provisioner
-from provisioners.hostlab import state
 from stackcheck.atomic.backends import (
     AtomicError,
     DriverRefusal,
@@ -57,6 +55,8 @@ from stackcheck.atomic.model import (
 )
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners.hostlab import state
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests/data/atomic"  # recorded output; provenance in its README.md
@@ -284,8 +284,8 @@ INJECT = '''
 """Faults injected into the atomic suite's process (test_atomic.py)."""
 import os
 
-from provisioners.existing import ExistingProvisioner
-from provisioners.local.provisioner import LocalProvisioner
+from stackcheck_provisioners.existing import ExistingProvisioner
+from stackcheck_provisioners.local.provisioner import LocalProvisioner
 from stackcheck.atomic import backends
 
 MODE = os.environ["ATOMIC_INJECT"]

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.213.8.0/24"

@@ -240,7 +240,7 @@ def test_disruptive_sample_has_one_host_per_role_and_rack_and_rotates(tmp_path) 
 
 
 def test_evidence_of_a_wave_thread_is_captured_for_its_own_check() -> None:
-    from reports import evidence
+    from stackcheck_reports import evidence
 
     def thread_work(out: list) -> None:
         with evidence.captured() as events:

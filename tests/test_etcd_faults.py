@@ -22,10 +22,6 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from provisioners import ProvisionConfig, get_provisioner
-from provisioners.hostlab import etcd as local_etcd
-from provisioners.hostlab.layout import HostPlan
-from provisioners.local import control
 from stackcheck.etcd import timeline, trim
 from stackcheck.etcd.cluster import Member, health, healthy, leader, members, wait_healthy
 from stackcheck.etcd.linearizability import History, Op
@@ -34,7 +30,17 @@ from stackcheck.etcd.workload import Record, Window
 from stackcheck.faults import FaultJournal, Faults, journal_path
 from stackcheck.lab import Host, Lab
 from stackcheck.ssh import close_all
-from suites.etcd.scenario import UNAVAILABLE_BOUND, Scenario, read_logs, require_healthy, traffic
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners.hostlab import etcd as local_etcd
+from stackcheck_provisioners.hostlab.layout import HostPlan
+from stackcheck_provisioners.local import control
+from stackcheck_suites.etcd.scenario import (
+    UNAVAILABLE_BOUND,
+    Scenario,
+    read_logs,
+    require_healthy,
+    traffic,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 HEALTH = "suites/etcd/test_health.py"
@@ -139,7 +145,8 @@ def test_run_killed_mid_fault_is_reported_and_healed_by_the_next_run(lab: Lab) -
 
     # lab status reports it and fails
     status = subprocess.run(
-        [sys.executable, "-m", "cli.main", "lab", "status", "--lab-dir", str(lab.state_dir)],
+        [sys.executable, "-m", "stackcheck_cli.main", "lab", "status", "--lab-dir",
+         str(lab.state_dir)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     assert status.returncode == 1, status.stdout + status.stderr

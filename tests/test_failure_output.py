@@ -23,7 +23,7 @@ from stackcheck.faults import FaultJournal, Faults
 from stackcheck.lab import Lab
 from stackcheck.provisioner import Provisioner, ServiceResult
 
-pytest_plugins = ["reports.plugin"]
+pytest_plugins = ["stackcheck_reports.plugin"]
 
 class ThisMachine(Provisioner):
     """Runs a service's command here, for real (a start that outlives its time limit)."""
@@ -122,7 +122,7 @@ def test_a_failed_check_shows_its_frame_and_message_and_no_library_internals(
 
 
 def test_a_bare_assert_keeps_pytests_explanation(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["reports.plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["stackcheck_reports.plugin"]\n')
     pytester.makepyfile(test_bare="def test_bare():\n    x = [1]\n    assert len(x) == 2\n")
     result = pytester.runpytest("-p", "no:cacheprovider", "--no-history")
     result.stdout.fnmatch_lines(["E       assert 1 == 2", "E        +  where 1 = len([1])"])

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.flannel import kube as km
 from stackcheck.kubernetes import Kube, connect
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_NAME = "fkl"

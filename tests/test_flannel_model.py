@@ -340,9 +340,9 @@ def test_what_the_lab_writes_the_checks_read(tmp_path: Path) -> None:
 
 
 def test_the_local_labs_flannel_option(tmp_path: Path) -> None:
-    from provisioners.base import ProvisionerError
-    from provisioners.hostlab import k8s_services
-    from provisioners.hostlab.layout import Layout
+    from stackcheck_provisioners.base import ProvisionerError
+    from stackcheck_provisioners.hostlab import k8s_services
+    from stackcheck_provisioners.hostlab.layout import Layout
 
     default = Layout.from_options(tmp_path, "r", 2, {})
     assert default.flannel == "etcd"

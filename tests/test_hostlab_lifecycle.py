@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from provisioners.base import ProvisionConfig, ProvisionerError
-from provisioners.hostlab import state
-from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.lifecycle import LabKind, create_lab, keep_on_failure
-from provisioners.hostlab.progress import Progress
 from stackcheck.lab import Host, Lab, SSHAccess, write_inventory
+from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
+from stackcheck_provisioners.hostlab import state
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.lifecycle import LabKind, create_lab, keep_on_failure
+from stackcheck_provisioners.hostlab.progress import Progress
 
 # no kernel object is made: the name and subnet only keep clear of other labs (h5's range)
 OPTIONS = {"name": "k9unit", "subnet": "10.235.9.0/24"}

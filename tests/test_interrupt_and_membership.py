@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import interrupt
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.etcd import etcdctl_args
 from stackcheck.etcd.cluster import (
     Listed,
@@ -37,7 +35,9 @@ from stackcheck.etcd.cluster import (
 from stackcheck.faults import FaultJournal, journal_path
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
-from suites.etcd.scenario import Stops
+from stackcheck_fixtures import interrupt
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_suites.etcd.scenario import Stops
 
 REPO = Path(__file__).resolve().parent.parent
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs root")

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from filelock import FileLock
 from rich.console import Console
 
-from builders.kubernetes import (
+from stackcheck_builders.kubernetes import (
     ALL_BINARIES,
     KUBE_BINARIES,
     K8sBuildError,
@@ -29,11 +29,16 @@ from builders.kubernetes import (
     binaries,
     ensure_binaries,
 )
-from builders.kubernetes.aptconf import PrivateApt, parse_deb822, parse_one_line, render_sources
-from builders.kubernetes.cache import Layout, stale, write_manifest
-from builders.kubernetes.cli import k8s_build
-from builders.kubernetes.runner import run_logged
-from builders.kubernetes.versions import (
+from stackcheck_builders.kubernetes.aptconf import (
+    PrivateApt,
+    parse_deb822,
+    parse_one_line,
+    render_sources,
+)
+from stackcheck_builders.kubernetes.cache import Layout, stale, write_manifest
+from stackcheck_builders.kubernetes.cli import k8s_build
+from stackcheck_builders.kubernetes.runner import run_logged
+from stackcheck_builders.kubernetes.versions import (
     debian_upstream_version,
     is_supported,
     ldflags,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
 from stackcheck.waits import wait_for
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 

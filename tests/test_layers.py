@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.preflight import blocking_cause
-from reports.categories import categories_json, classify
 from stackcheck import layers, preflight
 from stackcheck.lab import Lab
+from stackcheck_fixtures.preflight import blocking_cause
+from stackcheck_reports.categories import categories_json, classify
 
 REPO = Path(__file__).resolve().parent.parent
 

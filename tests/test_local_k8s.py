@@ -21,11 +21,11 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from provisioners.base import ProvisionConfig
-from provisioners.hostlab import k8s_pki, kubelet, pki
-from provisioners.hostlab.layout import Layout
-from provisioners.local import LocalProvisioner, destroy_state_dir
 from stackcheck.lab import Lab, load_inventory
+from stackcheck_provisioners.base import ProvisionConfig
+from stackcheck_provisioners.hostlab import k8s_pki, kubelet, pki
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.local import LocalProvisioner, destroy_state_dir
 
 LAB_NAME = "k8st"
 SUBNET = "10.213.21.0/24"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from provisioners.base import ProvisionConfig
-from provisioners.hostlab.layout import Layout
-from provisioners.local import LocalProvisioner, destroy_state_dir
 from stackcheck.lab import Lab, load_inventory
+from stackcheck_provisioners.base import ProvisionConfig
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.local import LocalProvisioner, destroy_state_dir
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_NAME = "sctest"
@@ -342,8 +342,8 @@ def test_destroy_leaves_nothing(built: dict) -> None:
 _CHILD = """
 import sys
 from pathlib import Path
-from provisioners.base import ProvisionConfig
-from provisioners.local import LocalProvisioner
+from stackcheck_provisioners.base import ProvisionConfig
+from stackcheck_provisioners.local import LocalProvisioner
 LocalProvisioner().create(ProvisionConfig(run_id="killed", state_dir=Path(sys.argv[1]), hosts=3,
                           options={"name": sys.argv[2], "subnet": sys.argv[3],
                                    "kubernetes": "false"}))
@@ -353,7 +353,7 @@ LocalProvisioner().create(ProvisionConfig(run_id="killed", state_dir=Path(sys.ar
 @pytest.mark.lab
 @needs_root
 def test_destroy_after_kill_9_mid_bring_up(tmp_path: Path) -> None:
-    from provisioners.hostlab import state
+    from stackcheck_provisioners.hostlab import state
 
     before = snapshot(KILL_NAME)
     state_dir = tmp_path / "lab"

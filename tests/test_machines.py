@@ -20,21 +20,21 @@ from typing import TypeVar
 
 import pytest
 
-from provisioners import ProvisionConfig, ProvisionerError, get_provisioner
-from provisioners.hostlab import etcd as local_etcd
-from provisioners.hostlab import network, pki
-from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
-from provisioners.machines import kubernetes as kube
-from provisioners.machines.build import make_lab
-from provisioners.machines.config import docker_daemon, etcd_env, flannel_env
-from provisioners.machines.provisioner import layout_for
-from provisioners.machines.supervisor import boot_argv, nspawn_argv
-from provisioners.machines.sysroot import default_deployment, stateroot_var
 from stackcheck.atomic.boot import node_state, reboot
 from stackcheck.kubernetes import connect
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all, host_connection
 from stackcheck.waits import wait_for
+from stackcheck_provisioners import ProvisionConfig, ProvisionerError, get_provisioner
+from stackcheck_provisioners.hostlab import etcd as local_etcd
+from stackcheck_provisioners.hostlab import network, pki
+from stackcheck_provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
+from stackcheck_provisioners.machines import kubernetes as kube
+from stackcheck_provisioners.machines.build import make_lab
+from stackcheck_provisioners.machines.config import docker_daemon, etcd_env, flannel_env
+from stackcheck_provisioners.machines.provisioner import layout_for
+from stackcheck_provisioners.machines.supervisor import boot_argv, nspawn_argv
+from stackcheck_provisioners.machines.sysroot import default_deployment, stateroot_var
 
 REPO = Path(__file__).resolve().parent.parent
 F = TypeVar("F", bound=Callable[..., object])

@@ -26,14 +26,14 @@ import requests_mock
 import yaml
 from click.testing import CliRunner
 
-from provisioners.base import ProvisionConfig, ProvisionerError
-from provisioners.openstack import OpenStackProvisioner, cleanup
-from provisioners.openstack.build import Waits
-from provisioners.openstack.cli import cleanup_command, parse_age
-from provisioners.openstack.spec import load_spec
-from provisioners.openstack.state import STATE_FILE
-from provisioners.openstack.teardown import Deleter
 from stackcheck.lab import load_inventory
+from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
+from stackcheck_provisioners.openstack import OpenStackProvisioner, cleanup
+from stackcheck_provisioners.openstack.build import Waits
+from stackcheck_provisioners.openstack.cli import cleanup_command, parse_age
+from stackcheck_provisioners.openstack.spec import load_spec
+from stackcheck_provisioners.openstack.state import STATE_FILE
+from stackcheck_provisioners.openstack.teardown import Deleter
 
 DATA = Path(__file__).parent / "data" / "openstack"
 PASSWORD = "Pa55-w0rd-n3ver-logged"
@@ -847,7 +847,7 @@ def test_cleanup_deletes_old_tagged_resources_only(
 def test_cleanup_command_prints_what_it_would_delete(
     conn: Any, cloud: FakeCloud, leaks: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("provisioners.openstack.connect", lambda name: conn)
+    monkeypatch.setattr("stackcheck_provisioners.openstack.connect", lambda name: conn)
     result = CliRunner().invoke(cleanup_command, ["--cloud", "fakecloud", "--older-than", "2d",
                                                   "--dry-run"])
     assert result.exit_code == 0, result.output

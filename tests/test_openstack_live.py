@@ -25,19 +25,19 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from provisioners.base import ProvisionConfig, ProvisionerError
-from provisioners.openstack.build import Waits
-from provisioners.openstack.cloud import run_metadata, run_tags
-from provisioners.openstack.provisioner import OpenStackProvisioner
-from provisioners.openstack.sshkeys import tcp_probe
-from provisioners.openstack.state import RunState
+from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
+from stackcheck_provisioners.openstack.build import Waits
+from stackcheck_provisioners.openstack.cloud import run_metadata, run_tags
+from stackcheck_provisioners.openstack.provisioner import OpenStackProvisioner
+from stackcheck_provisioners.openstack.sshkeys import tcp_probe
+from stackcheck_provisioners.openstack.state import RunState
 
 pytestmark = pytest.mark.openstack_live
 
 openstack = pytest.importorskip("openstack", reason="needs the 'openstack' extra")
-live = pytest.importorskip("provisioners.openstack.live.controlplane")
-from provisioners.openstack.live import catalog  # noqa: E402
-from provisioners.openstack.live import configs as c  # noqa: E402
+live = pytest.importorskip("stackcheck_provisioners.openstack.live.controlplane")
+from stackcheck_provisioners.openstack.live import catalog  # noqa: E402
+from stackcheck_provisioners.openstack.live import configs as c  # noqa: E402
 
 CLOUD = "stackcheck-live"
 
@@ -109,7 +109,7 @@ def new_run() -> str:
 
 
 def stackcheck(*args: str) -> Any:
-    from cli.main import main
+    from stackcheck_cli.main import main
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 

@@ -18,7 +18,7 @@ def collect(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_options_plugin_is_a_pytest11_entry_point() -> None:
     found = {e.name: e.value for e in importlib.metadata.entry_points(group="pytest11")}
-    assert found.get("fixtures.options") == "fixtures.options"
+    assert found.get("stackcheck_fixtures.options") == "stackcheck_fixtures.options"
 
 
 def test_a_path_after_a_space_that_moves_the_rootdir_stops_the_run(tmp_path: Path) -> None:

@@ -10,11 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from provisioners.hostlab.progress import Progress
-from reports import overview
-from reports.allure_env import executor
-from reports.store import read_results
 from stackcheck.lab import EtcdAccess, Lab
 from stackcheck.picture.model import (
     EtcdMember,
@@ -27,6 +22,11 @@ from stackcheck.picture.model import (
 from stackcheck.picture.probe import gather
 from stackcheck.picture.runfiles import latest_run_dir, read_pingmatrix, read_preflight
 from stackcheck.picture.svg import render
+from stackcheck_cli.main import main
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_reports import overview
+from stackcheck_reports.allure_env import executor
+from stackcheck_reports.store import read_results
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -180,7 +180,7 @@ def test_the_overview_result_carries_the_picture_and_is_no_check(tmp_path: Path,
 
 TREE_CONFTEST = '''
 import pytest
-pytest_plugins = ["fixtures.labels"]
+pytest_plugins = ["stackcheck_fixtures.labels"]
 
 @pytest.fixture(params=["h1", "h2"])
 def lab_host(request):

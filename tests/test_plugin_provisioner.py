@@ -110,7 +110,7 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "stackcheck_cli.main", *args], capture_output=True,
                           text=True, timeout=60, cwd=REPO, check=False)
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.lab import pytest_cmdline_main
-from reports import mustgather
-from reports.categories import categories_json, classify
 from stackcheck import preflight
 from stackcheck.errors import cut_line, etcd_error
 from stackcheck.etcd import preflight as etcd_preflight
 from stackcheck.lab import Lab
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
+from stackcheck_fixtures.lab import pytest_cmdline_main
+from stackcheck_reports import mustgather
+from stackcheck_reports.categories import categories_json, classify
 
 
 def _lab(ssh_files: Path, hosts: int = 3) -> Lab:
@@ -93,10 +93,11 @@ def test_the_preflight_of_an_unreachable_lab_is_bounded(ssh_files: Path) -> None
 CONFTEST = '''
 import json
 import pytest
-from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
+from stackcheck_reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
-pytest_plugins = ["fixtures.preflight", "fixtures.hosts", "reports.plugin"]
+pytest_plugins = ["stackcheck_fixtures.preflight", "stackcheck_fixtures.hosts",
+                  "stackcheck_reports.plugin"]
 
 def pytest_configure(config):
     here = config.rootpath
@@ -272,7 +273,7 @@ def test_the_verdict_prints_one_line_per_layer() -> None:
 
 
 def test_the_preflight_is_its_own_result_and_in_the_environment() -> None:
-    from reports import preflight_result
+    from stackcheck_reports import preflight_result
 
     verdict = preflight.Verdict({
         "ssh": preflight.LayerHealth(preflight.OK, "all 3 hosts answer"),
@@ -289,8 +290,8 @@ def test_the_preflight_is_its_own_result_and_in_the_environment() -> None:
 
 
 def test_the_regression_summary_leads_with_a_broken_preflight() -> None:
-    from reports.regression import compare, to_markdown
-    from reports.store import RunRecord
+    from stackcheck_reports.regression import compare, to_markdown
+    from stackcheck_reports.store import RunRecord
 
     run = RunRecord("r2", 0.0, 1.0, environment={
         "preflight.ssh": "ok — all 3 hosts answer",
@@ -423,7 +424,7 @@ StateChangeTimestamp=Thu 2026-12-03 08:33:46 UTC
 
 DOCKER_CHECKS = '''
 import pytest
-from fixtures.preflight import Partial
+from stackcheck_fixtures.preflight import Partial
 
 @pytest.fixture
 def pods(lab):

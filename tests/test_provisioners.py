@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-import provisioners
-from provisioners import ProvisionerError, get_provisioner
-from provisioners.existing import ExistingProvisioner
+import stackcheck_provisioners as provisioners
+from stackcheck_provisioners import ProvisionerError, get_provisioner
+from stackcheck_provisioners.existing import ExistingProvisioner
 
 COUNTING = '''
 """A provisioner registered only in the harness tests: it logs every create/destroy."""
 import os
 from pathlib import Path
 
-from provisioners.base import Provisioner
+from stackcheck_provisioners.base import Provisioner
 from stackcheck.lab import Host, Lab, SSHAccess
 
 
@@ -100,8 +100,8 @@ def test_fails(lab):
     assert False, "a failing check must not skip teardown"
 """
 
-CONFTEST = ('pytest_plugins = ["fixtures.lab", "fixtures.claims", "fixtures.hosts", '
-            '"fixtures.etcd"]\n')
+CONFTEST = ('pytest_plugins = ["stackcheck_fixtures.lab", "stackcheck_fixtures.claims", '
+            '"stackcheck_fixtures.hosts", "stackcheck_fixtures.etcd"]\n')
 
 
 def lines(path: Path) -> list[str]:
@@ -213,7 +213,7 @@ def test_provisioning_error_is_one_clear_line(pytester: pytest.Pytester) -> None
 
 
 def test_unknown_or_bad_options_are_told_at_once_with_the_known_keys() -> None:
-    from provisioners.local import LocalProvisioner
+    from stackcheck_provisioners.local import LocalProvisioner
 
     with pytest.raises(ProvisionerError) as info:
         LocalProvisioner.parse_options({"kubernets": "false", "docker": "maybe"})
@@ -241,7 +241,7 @@ def test_a_typo_in_a_lab_option_stops_pytest_before_anything_is_built(
 def test_lab_up_help_options_lists_keys_and_defaults() -> None:
     from click.testing import CliRunner
 
-    from cli.main import main
+    from stackcheck_cli.main import main
 
     done = CliRunner().invoke(main, ["lab", "up", "--provisioner", "local", "--help-options"])
     assert done.exit_code == 0, done.output

@@ -2,7 +2,7 @@
 
 A real pytest run with stackcheck's plugins (a fake lab on loopback addresses, never
 contacted; a preflight verdict and a ping matrix in its run folder) → Allure results →
-``reports.render`` → Chromium: the overview shows the run's test count, the suite tree
+``stackcheck_reports.render`` → Chromium: the overview shows the run's test count, the suite tree
 starts with the lab overview, and its lab picture is drawn. Screenshots are left in the
 test's tmp folder (their paths are printed).
 """
@@ -17,17 +17,17 @@ from pathlib import Path
 import pytest
 from browser import Browser, chromium
 
-from reports import render
+from stackcheck_reports import render
 
 pytestmark = pytest.mark.slow
 
 CONFTEST = '''
 import pytest
-import reports.mustgather as mustgather
-from reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
+import stackcheck_reports.mustgather as mustgather
+from stackcheck_reports.session import LAB_KEY, RUN_DIR_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
-pytest_plugins = ["reports.plugin", "fixtures.labels"]
+pytest_plugins = ["stackcheck_reports.plugin", "stackcheck_fixtures.labels"]
 
 def _no_ssh(lab, host):
     raise ConnectionError("a fake lab: nothing to connect to")

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reports import mustgather, render
-from reports.categories import HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
-from reports.cli import report
-from reports.ids import check_ids
-from reports.redact import redact
-from reports.regression import compare, to_markdown
-from reports.secretscan import needles, scan
-from reports.store import CheckOutcome, RunRecord, Store, read_results
-from reports.waivers import WaiverError, load_waivers
 from stackcheck.layers import health_lines
+from stackcheck_reports import mustgather, render
+from stackcheck_reports.categories import HARNESS_ERROR, LAB_DEFECT, UNREACHABLE, classify
+from stackcheck_reports.cli import report
+from stackcheck_reports.ids import check_ids
+from stackcheck_reports.redact import redact
+from stackcheck_reports.regression import compare, to_markdown
+from stackcheck_reports.secretscan import needles, scan
+from stackcheck_reports.store import CheckOutcome, RunRecord, Store, read_results
+from stackcheck_reports.waivers import WaiverError, load_waivers
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "reports"
@@ -136,11 +136,11 @@ def test_a_malformed_waiver_names_file_line_and_field() -> None:
 CONFTEST = '''
 import types
 import pytest
-import reports.mustgather as mustgather
-from reports.session import LAB_KEY, RUN_ID_KEY
+import stackcheck_reports.mustgather as mustgather
+from stackcheck_reports.session import LAB_KEY, RUN_ID_KEY
 from stackcheck.lab import Lab
 
-pytest_plugins = ["reports.plugin", "fixtures.labels"]
+pytest_plugins = ["stackcheck_reports.plugin", "stackcheck_fixtures.labels"]
 
 def pytest_configure(config):
     here = config.rootpath
@@ -174,7 +174,7 @@ def lab_host(request, lab):
 CHECKS = '''
 from pathlib import Path
 import allure
-from reports.evidence import attach_json, attach_table, attach_text, measure, step
+from stackcheck_reports.evidence import attach_json, attach_table, attach_text, measure, step
 
 @allure.id("demo-pass")
 @allure.feature("demo group")

@@ -244,7 +244,7 @@ def test_nothing_found() -> None:
 # --- the report and the local lab's runtime option (no root) -------------------------------
 
 def test_report_environment_lists_each_hosts_runtime(tmp_path: Path) -> None:
-    from reports.allure_env import runtime_facts
+    from stackcheck_reports.allure_env import runtime_facts
 
     (tmp_path / "h1").write_text("containerd 1.6.20~ds1, answers (inventory role docker)\n")
     (tmp_path / "h2").write_text("containerd, does not answer (inventory role docker)\n")
@@ -255,9 +255,9 @@ def test_report_environment_lists_each_hosts_runtime(tmp_path: Path) -> None:
 
 
 def test_local_lab_runtime_option(tmp_path: Path) -> None:
-    from provisioners.base import ProvisionerError
-    from provisioners.hostlab import kubelet
-    from provisioners.hostlab.layout import Layout
+    from stackcheck_provisioners.base import ProvisionerError
+    from stackcheck_provisioners.hostlab import kubelet
+    from stackcheck_provisioners.hostlab.layout import Layout
 
     default = Layout.from_options(tmp_path, "r", 2, {})
     assert (default.runtime, default.docker) == ("docker", True)
@@ -277,8 +277,8 @@ def test_local_lab_runtime_option(tmp_path: Path) -> None:
 
 def test_local_lab_containerd_config_and_cni_parse_as_the_checks_read_them(
         tmp_path: Path) -> None:
-    from provisioners.hostlab import containerd, kubelet
-    from provisioners.hostlab.layout import Layout
+    from stackcheck_provisioners.hostlab import containerd, kubelet
+    from stackcheck_provisioners.hostlab.layout import Layout
 
     lab = Layout.from_options(tmp_path / "lab", "r", 2, {"runtime": "containerd"})
     host = lab.hosts[1]
@@ -296,7 +296,7 @@ def test_image_archive_is_docker_save_format(tmp_path: Path) -> None:
     import json
     import tarfile
 
-    from provisioners.hostlab.k8s_images import image_archive
+    from stackcheck_provisioners.hostlab.k8s_images import image_archive
 
     rootfs = tmp_path / "rootfs.tar"
     with tarfile.open(rootfs, "w") as tar:

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from test_local_lab import assert_nothing_left, snapshot
 
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all, host_connection
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTS = int(os.environ.get("STACKCHECK_SCALE_HOSTS", "24"))

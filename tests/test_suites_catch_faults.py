@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.etcd import client_for
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all, host_connection
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "/coreos.com/network"

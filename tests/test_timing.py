@@ -11,7 +11,7 @@ import pytest
 from stackcheck.etcd.cluster import settles
 from stackcheck.waits import RECORDS, WaitTimeout, wait_for
 
-CONFTEST = 'pytest_plugins = ["fixtures.lab", "fixtures.timing"]\n'
+CONFTEST = 'pytest_plugins = ["stackcheck_fixtures.lab", "stackcheck_fixtures.timing"]\n'
 
 SUITE = textwrap.dedent("""
     import time

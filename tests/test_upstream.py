@@ -17,13 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from builders.kubernetes import K8sBuildError
-from builders.kubernetes.cache import Layout, stale, write_manifest
-from builders.kubernetes.e2e import E2E_BINARIES, ensure_e2e
-from builders.kubernetes.progress import Progress
-from suites.kubernetes.upstream import groups, images, junit, results, runner
-from suites.kubernetes.upstream.groups import MATCH_PREFIX, FocusGroup, GroupError, load_group
-from suites.kubernetes.upstream.runner import E2ECommand, Invocation
+from stackcheck_builders.kubernetes import K8sBuildError
+from stackcheck_builders.kubernetes.cache import Layout, stale, write_manifest
+from stackcheck_builders.kubernetes.e2e import E2E_BINARIES, ensure_e2e
+from stackcheck_builders.kubernetes.progress import Progress
+from stackcheck_suites.kubernetes.upstream import groups, images, junit, results, runner
+from stackcheck_suites.kubernetes.upstream.groups import (
+    MATCH_PREFIX,
+    FocusGroup,
+    GroupError,
+    load_group,
+)
+from stackcheck_suites.kubernetes.upstream.runner import E2ECommand, Invocation
 
 DATA = Path(__file__).resolve().parent / "data" / "upstream"
 VERSION = "v1.20.2"

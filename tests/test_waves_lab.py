@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from provisioners import ProvisionConfig, get_provisioner
 from stackcheck.atomic.backends import backend_for
 from stackcheck.atomic.journal import DeploymentJournal, journal_path
 from stackcheck.claims import Timeline, violations
 from stackcheck.etcd import session_for
 from stackcheck.lab import Lab
 from stackcheck.ssh import close_all
+from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 OPTIONS = {"name": "pgw", "subnet": "10.227.5.0/24", "kubernetes": "false"}

@@ -12,9 +12,9 @@ by step), and what they share (``cache``, ``fetch``, ``compile``, ``runner``, ``
 
 from __future__ import annotations
 
-from builders.kubernetes.binaries import ensure_binaries
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.progress import Progress
-from builders.kubernetes.versions import ALL_BINARIES, KUBE_BINARIES
+from stackcheck_builders.kubernetes.binaries import ensure_binaries
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.progress import Progress
+from stackcheck_builders.kubernetes.versions import ALL_BINARIES, KUBE_BINARIES
 
 __all__ = ["ALL_BINARIES", "KUBE_BINARIES", "K8sBuildError", "Progress", "ensure_binaries"]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.errors import K8sBuildError
 
 SYSTEM_APT = Path("/etc/apt")
 OS_RELEASE = Path("/etc/os-release")

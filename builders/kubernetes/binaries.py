@@ -8,12 +8,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from builders.kubernetes import external
-from builders.kubernetes.cache import Layout, cache_base, stale
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.progress import Progress
-from builders.kubernetes.steps import Builder
-from builders.kubernetes.versions import RECIPES, Recipe, normalize
+from stackcheck_builders.kubernetes import external
+from stackcheck_builders.kubernetes.cache import Layout, cache_base, stale
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.progress import Progress
+from stackcheck_builders.kubernetes.steps import Builder
+from stackcheck_builders.kubernetes.versions import RECIPES, Recipe, normalize
 
 DEFAULT_VERSION = "v1.20.2"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builders.kubernetes.versions import ALL_BINARIES
+from stackcheck_builders.kubernetes.versions import ALL_BINARIES
 
 MANIFEST = "manifest.json"
 

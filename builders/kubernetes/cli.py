@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from builders.kubernetes.binaries import DEFAULT_VERSION, ensure_binaries
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.progress import Progress
+from stackcheck_builders.kubernetes.binaries import DEFAULT_VERSION, ensure_binaries
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.progress import Progress
 
 
 @click.command("k8s-build")
@@ -39,7 +39,7 @@ def k8s_build(k8s_bin_dir: Path | None, version: str, no_path: bool) -> None:
 def e2e_build(version: str, e2e_bin: Path | None) -> None:
     """Print the path of Kubernetes' e2e.test (ginkgo beside it), building both from Debian's
     source package on first use (about 3 minutes on 2 cores; later runs are cache hits)."""
-    from builders.kubernetes.e2e import ensure_e2e
+    from stackcheck_builders.kubernetes.e2e import ensure_e2e
 
     progress = Progress()
     try:

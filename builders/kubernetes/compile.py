@@ -6,10 +6,10 @@ import os
 import re
 from pathlib import Path
 
-from builders.kubernetes.cache import Layout
-from builders.kubernetes.progress import Progress
-from builders.kubernetes.runner import RunStats, run_logged
-from builders.kubernetes.versions import Recipe
+from stackcheck_builders.kubernetes.cache import Layout
+from stackcheck_builders.kubernetes.progress import Progress
+from stackcheck_builders.kubernetes.runner import RunStats, run_logged
+from stackcheck_builders.kubernetes.versions import Recipe
 
 #: One package at a time per binary and `-p 2`: each link takes 1.3-1.5 GB.
 GO_PARALLELISM = 2

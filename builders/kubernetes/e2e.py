@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.kubernetes import compile as kc
-from builders.kubernetes import hostpkgs
-from builders.kubernetes.binaries import DEFAULT_VERSION, _locked, _recipe
-from builders.kubernetes.cache import (
+from stackcheck_builders.kubernetes import compile as kc
+from stackcheck_builders.kubernetes import hostpkgs
+from stackcheck_builders.kubernetes.binaries import DEFAULT_VERSION, _locked, _recipe
+from stackcheck_builders.kubernetes.cache import (
     Layout,
     read_manifest,
     replace_dir,
@@ -27,11 +27,11 @@ from builders.kubernetes.cache import (
     temp_sibling,
     write_manifest,
 )
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.progress import Progress, duration, size
-from builders.kubernetes.runner import RunStats, run_logged
-from builders.kubernetes.steps import Builder
-from builders.kubernetes.versions import ldflags, normalize, parse_version
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.progress import Progress, duration, size
+from stackcheck_builders.kubernetes.runner import RunStats, run_logged
+from stackcheck_builders.kubernetes.steps import Builder
+from stackcheck_builders.kubernetes.versions import ldflags, normalize, parse_version
 
 E2E_BINARIES: tuple[str, ...] = ("e2e.test", "ginkgo")
 #: Go packages of the two binaries (ginkgo from the vendored copy the suite was written for).

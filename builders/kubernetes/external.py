@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.versions import KUBE_BINARIES, is_supported, parse_version
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.versions import KUBE_BINARIES, is_supported, parse_version
 
 
 def _executable(path: Path) -> bool:

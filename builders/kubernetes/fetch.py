@@ -7,10 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from builders.kubernetes.aptconf import PrivateApt
-from builders.kubernetes.cache import Layout, replace_dir, temp_sibling
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.versions import Recipe, debian_upstream_version
+from stackcheck_builders.kubernetes.aptconf import PrivateApt
+from stackcheck_builders.kubernetes.cache import Layout, replace_dir, temp_sibling
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.versions import Recipe, debian_upstream_version
 
 SOURCE_MARK = ".stackcheck-source"
 

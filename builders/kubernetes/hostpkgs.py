@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.errors import K8sBuildError
 
 #: package -> why the build needs it
 BUILD_PACKAGES: dict[str, str] = {

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.progress import Progress
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.progress import Progress
 
 TAIL_LINES = 15
 _PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -7,20 +7,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builders.kubernetes import compile as kc
-from builders.kubernetes import external, fetch, hostpkgs
-from builders.kubernetes.aptconf import PrivateApt
-from builders.kubernetes.cache import (
+from stackcheck_builders.kubernetes import compile as kc
+from stackcheck_builders.kubernetes import external, fetch, hostpkgs
+from stackcheck_builders.kubernetes.aptconf import PrivateApt
+from stackcheck_builders.kubernetes.cache import (
     Layout,
     read_manifest,
     replace_dir,
     temp_sibling,
     write_manifest,
 )
-from builders.kubernetes.errors import K8sBuildError
-from builders.kubernetes.progress import Progress, duration, size
-from builders.kubernetes.runner import RunStats
-from builders.kubernetes.versions import KUBE_BINARIES, Recipe, ldflags
+from stackcheck_builders.kubernetes.errors import K8sBuildError
+from stackcheck_builders.kubernetes.progress import Progress, duration, size
+from stackcheck_builders.kubernetes.runner import RunStats
+from stackcheck_builders.kubernetes.versions import KUBE_BINARIES, Recipe, ldflags
 
 #: Free disk the build needs: source tree ~0.3 GB, Go build cache ~2 GB, binaries ~0.5 GB.
 DISK_FIRST_BUILD = 4 << 30

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioners.hostlab import etcd
-from provisioners.hostlab.layout import Layout
 from stackcheck.lab import SSHAccess
+from stackcheck_provisioners.hostlab import etcd
+from stackcheck_provisioners.hostlab.layout import Layout
 
 SSH_CONNECT_TIMEOUT = 10
 

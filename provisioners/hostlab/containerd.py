@@ -20,10 +20,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import state
-from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.hostlab.proc import alive, run
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import state
+from stackcheck_provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import alive, run
 
 #: the socket inside the host (the kubelet's ``--container-runtime-endpoint``)
 SOCKET = "/run/containerd/containerd.sock"

@@ -15,10 +15,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import cgroups, state
-from provisioners.hostlab.layout import FLANNEL_MTU, HostPlan, Layout
-from provisioners.hostlab.proc import alive, run
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import cgroups, state
+from stackcheck_provisioners.hostlab.layout import FLANNEL_MTU, HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import alive, run
 
 IMAGE = "stackcheck/busybox:latest"
 ALIASES = ["busybox:latest"]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from etcd3gw.client import Etcd3Client
 
-from provisioners.hostlab.layout import HostPlan, Layout
-from provisioners.hostlab.pki import tls_files
 from stackcheck.etcd import client_for, leader_id
 from stackcheck.etcd.cluster import Member, members_at
 from stackcheck.etcd.cluster import healthy as cluster_healthy
 from stackcheck.lab import EtcdAccess, Host
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
+from stackcheck_provisioners.hostlab.pki import tls_files
 
 ETCD = "/usr/bin/etcd"
 #: test-only: ``{"--flag": "value"}`` in this file of a host's dir sets those flags of its etcd

@@ -18,9 +18,9 @@ import json
 import tarfile
 from pathlib import Path
 
-from provisioners.hostlab import containerd, docker
-from provisioners.hostlab.kubelet import PAUSE_IMAGE
-from provisioners.hostlab.layout import HostPlan, Layout
+from stackcheck_provisioners.hostlab import containerd, docker
+from stackcheck_provisioners.hostlab.kubelet import PAUSE_IMAGE
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
 
 PAUSE_ALIASES = ["k8s.gcr.io/pause:3.2"]
 BUSYBOX_ALIASES = ["busybox:1.29", "docker.io/library/busybox:1.29"]

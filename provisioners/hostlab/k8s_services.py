@@ -1,10 +1,10 @@
 """The Kubernetes services of a local lab: which host runs what, their argv and readiness.
 
 The control plane (kube-apiserver, kube-controller-manager, kube-scheduler) runs on the first
-host; kubelet and kube-proxy on every host (see :mod:`provisioners.hostlab.kubelet`). What is
-enabled lives in the state file under ``kubernetes``: ``bin_dir``, ``control_plane`` (a host
-name) and ``kubelets`` (bool). :mod:`provisioners.local.control` starts/stops them like any
-other service.
+host; kubelet and kube-proxy on every host (see :mod:`stackcheck_provisioners.hostlab.kubelet`).
+What is enabled lives in the state file under ``kubernetes``: ``bin_dir``, ``control_plane`` (a host
+name) and ``kubelets`` (bool). :mod:`stackcheck_provisioners.local.control` starts/stops them like
+any other service.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import requests
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import etcd, kubelet, state
-from provisioners.hostlab.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
-from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.hostlab.proc import run
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import etcd, kubelet, state
+from stackcheck_provisioners.hostlab.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
+from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import run
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy")

@@ -12,9 +12,9 @@ start through :data:`NODE_SCRIPT`, which first makes sure, in that mount namespa
 The runtime is dockerd (dockershim; pods get their IPs from the host's docker0, no network
 plugin) or, with option ``runtime=containerd``, containerd over CRI (``--container-runtime=
 remote``; pods get their IPs from the CNI bridge ``cni0``, see
-:mod:`provisioners.hostlab.containerd`). Either way runc is called through a wrapper that turns
-a negative ``oomScoreAdj`` into 0 (root here lacks CAP_SYS_RESOURCE; kubelet asks -998 for
-pause). The cgroup roots are recorded in
+:mod:`stackcheck_provisioners.hostlab.containerd`). Either way runc is called through a wrapper
+that turns a negative ``oomScoreAdj`` into 0 (root here lacks CAP_SYS_RESOURCE; kubelet asks -998
+for pause). The cgroup roots are recorded in
 the state file (``cgroup_root``) so teardown kills what runs there and removes them from
 every hierarchy (``unified`` too).
 """
@@ -27,10 +27,10 @@ import shutil
 import signal
 from pathlib import Path
 
-from provisioners.hostlab import cgroups, containerd, state
-from provisioners.hostlab.k8s_pki import k8s_dir, node_dir
-from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.hostlab.proc import signal_pids, wait_gone
+from stackcheck_provisioners.hostlab import cgroups, containerd, state
+from stackcheck_provisioners.hostlab.k8s_pki import k8s_dir, node_dir
+from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import signal_pids, wait_gone
 
 KUBELET_HEALTHZ_PORT = 10248
 PROXY_HEALTHZ_PORT = 10256

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioners.base import ProvisionerError
 from stackcheck.flannel import model as flannel
+from stackcheck_provisioners.base import ProvisionerError
 
 DEFAULT_SUBNET = "10.213.0.0/24"
 DEFAULT_NAME = "lab"

@@ -16,13 +16,13 @@ from typing import Any
 
 from filelock import FileLock
 
-from provisioners.base import ProvisionConfig, ProvisionerError
-from provisioners.hostlab import etcd, network, state
-from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.proc import alive
-from provisioners.hostlab.progress import Progress
-from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
 from stackcheck.lab import InventoryError, Lab, load_inventory
+from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
+from stackcheck_provisioners.hostlab import etcd, network, state
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.proc import alive
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
 
 LOCK_TIMEOUT = 600
 

@@ -13,10 +13,10 @@ import json
 import os
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import state
-from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.proc import run
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import state
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.proc import run
 
 NETNS_DIR = Path("/run/netns")
 

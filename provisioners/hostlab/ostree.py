@@ -27,10 +27,10 @@ import subprocess
 import threading
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import state
-from provisioners.hostlab.layout import OS_NAME, HostPlan, Layout
-from provisioners.hostlab.proc import run
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import state
+from stackcheck_provisioners.hostlab.layout import OS_NAME, HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import run
 
 KVER = "6.1.0-stackcheck"
 BRANCH = f"{OS_NAME}/stable"

@@ -14,20 +14,20 @@ import json
 import shutil
 import time
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import etcd
-from provisioners.hostlab.layout import (
+from stackcheck.flannel import etcd_store
+from stackcheck.flannel import model as flannel
+from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import etcd
+from stackcheck_provisioners.hostlab.layout import (
     FLANNEL_MTU,
     FLANNEL_NETWORK,
     VXLAN_PORT,
     HostPlan,
     Layout,
 )
-from provisioners.hostlab.pki import tls_files
-from provisioners.hostlab.proc import run
-from stackcheck.flannel import etcd_store
-from stackcheck.flannel import model as flannel
-from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
+from stackcheck_provisioners.hostlab.pki import tls_files
+from stackcheck_provisioners.hostlab.proc import run
 
 PREFIX = DEFAULT_FLANNEL_PREFIX
 LEASE_TTL = 24 * 3600

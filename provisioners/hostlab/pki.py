@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.layout import Layout
 
 VALID_DAYS = 365
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
+from stackcheck_provisioners.base import ProvisionerError
 
 #: Children this process spawned, so they can be reaped (no zombies in a long pytest run).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}

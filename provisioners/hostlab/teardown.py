@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from provisioners.hostlab import cgroups, kubelet, network, ostree, state
-from provisioners.hostlab.proc import alive, reap, signal_pids, start_time
+from stackcheck_provisioners.hostlab import cgroups, kubelet, network, ostree, state
+from stackcheck_provisioners.hostlab.proc import alive, reap, signal_pids, start_time
 
 #: files of the lab in state_dir besides the recorded dirs
 LAB_FILES = ("inventory.yaml", "state.json", "state.lock")

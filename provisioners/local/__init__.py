@@ -12,7 +12,7 @@ dockershim and kube-proxy on every host), and has an ostree sysroot.
 Public API: :class:`LocalProvisioner` (``create``/``destroy``/``status``/``service``/
 ``reboot``), :func:`destroy_state_dir` (teardown from the state dir alone, e.g. after a
 crash), :func:`healthy`. CLI for use inside a host:
-``python -m provisioners.local --state-dir DIR --host hN ACTION [SERVICE]``.
+``python -m stackcheck_provisioners.local --state-dir DIR --host hN ACTION [SERVICE]``.
 
 Options (``ProvisionConfig.options``): ``name`` (default ``lab``; 1-20 of a-z0-9-),
 ``subnet`` (default ``10.213.0.0/24``; private), ``docker`` (default true),
@@ -23,7 +23,7 @@ etcd; ``kube``: flannel's Kubernetes mode, subnets from Node podCIDRs, lease dat
 annotations and the ConfigMap ``kube-flannel/kube-flannel-cfg``, nothing in etcd),
 ``runtime`` (``docker``, the default, or ``containerd``:
 Debian's containerd with its CRI plugin and Debian's CNI plugins instead of dockerd, the
-kubelets on the remote runtime; see :mod:`provisioners.hostlab.containerd`).
+kubelets on the remote runtime; see :mod:`stackcheck_provisioners.hostlab.containerd`).
 
 In ``state_dir``: ``state.json`` (everything created, with run ids), ``inventory.yaml``,
 ``pki/`` (``ca.crt``, ``client.crt|key``, ``hN-etcd.crt|key``), ``ssh/`` (``id_ed25519``,
@@ -39,8 +39,8 @@ sysctl files, runc wrapper).
 
 from __future__ import annotations
 
-from provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
-from provisioners.hostlab.teardown import destroy_state_dir
-from provisioners.local.provisioner import LocalProvisioner, healthy
+from stackcheck_provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
+from stackcheck_provisioners.hostlab.teardown import destroy_state_dir
+from stackcheck_provisioners.local.provisioner import LocalProvisioner, healthy
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_SUBNET", "LocalProvisioner", "destroy_state_dir", "healthy"]

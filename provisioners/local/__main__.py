@@ -1,4 +1,5 @@
-"""``python -m provisioners.local --state-dir DIR --host hN ACTION [SERVICE]``: service control.
+"""``python -m stackcheck_provisioners.local --state-dir DIR --host hN ACTION [SERVICE]``: service
+control.
 
 The inventory's service-control templates call this inside a host (over SSH). It lives
 here rather than in ``control`` so ``-m`` does not re-import a module the package imports.
@@ -6,6 +7,6 @@ here rather than in ``control`` so ``-m`` does not re-import a module the packag
 
 import sys
 
-from provisioners.local.control import main
+from stackcheck_provisioners.local.control import main
 
 sys.exit(main())

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import (
+from stackcheck.lab import Lab
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import (
     containerd,
     docker,
     etcd,
@@ -21,11 +22,10 @@ from provisioners.hostlab import (
     pki,
     state,
 )
-from provisioners.hostlab.layout import FLANNEL_NETWORK, OS_NAME, Layout
-from provisioners.hostlab.progress import Progress
-from provisioners.local import control, holder, kubernetes, overlay_kube, sshd
-from provisioners.local.inventory import make_lab
-from stackcheck.lab import Lab
+from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, OS_NAME, Layout
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.local import control, holder, kubernetes, overlay_kube, sshd
+from stackcheck_provisioners.local.inventory import make_lab
 
 ETCD_TIMEOUT = 30
 SSH_TIMEOUT = 15

@@ -10,7 +10,7 @@ after a bound (then, except for sshd, whatever is left in the service's cgroup; 
 and containerd also the pods' containers). Safe from several processes at once (per-service
 file lock, state updates under the state lock).
 
-CLI: ``python -m provisioners.local --state-dir DIR --host h1 stop etcd``
+CLI: ``python -m stackcheck_provisioners.local --state-dir DIR --host h1 stop etcd``
 (actions: start, stop, restart, is_active, status, journal, reboot); exit status 0 =
 done/active, 3 = inactive, 1 = failed. ``status`` prints the service's state the way
 ``systemctl show`` does (``LoadState``, ``ActiveState``, ``StateChangeTimestamp``; a service
@@ -29,8 +29,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from provisioners.base import ProvisionerError, ServiceResult
-from provisioners.hostlab import (
+from stackcheck_provisioners.base import ProvisionerError, ServiceResult
+from stackcheck_provisioners.hostlab import (
     cgroups,
     containerd,
     docker,
@@ -41,9 +41,16 @@ from provisioners.hostlab import (
     overlay,
     state,
 )
-from provisioners.hostlab.layout import HostPlan, Layout
-from provisioners.hostlab.proc import alive, log_tail, signal_pids, spawn, stop, wait_gone
-from provisioners.local import holder, sshd, unitstate
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import (
+    alive,
+    log_tail,
+    signal_pids,
+    spawn,
+    stop,
+    wait_gone,
+)
+from stackcheck_provisioners.local import holder, sshd, unitstate
 
 ACTIONS = ("start", "stop", "restart", "is_active", "status", "journal")
 #: lines ``journal`` prints
@@ -281,7 +288,7 @@ def _detach(state_dir: Path, host: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provisioners.local",
+    parser = argparse.ArgumentParser(prog="python -m stackcheck_provisioners.local",
                                      description="control services of a local stackcheck lab")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--host", required=True)

@@ -17,10 +17,10 @@ import time
 import uuid
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import cgroups, state
-from provisioners.hostlab.layout import HostPlan, Layout
-from provisioners.hostlab.proc import alive, log_tail, spawn
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import cgroups, state
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import alive, log_tail, spawn
 
 READY = ".holder-ready"
 

@@ -6,11 +6,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from provisioners.hostlab import access, ostree, overlay, state
-from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.proc import REPO_ROOT
-from provisioners.local import control, kubernetes, unitstate
 from stackcheck.lab import FlannelConfig, Host, Lab, ServiceControl
+from stackcheck_provisioners.hostlab import access, ostree, overlay, state
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.proc import REPO_ROOT
+from stackcheck_provisioners.local import control, kubernetes, unitstate
 
 UNITSTATE = Path(unitstate.__file__)
 
@@ -19,7 +19,7 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     """Templates that run the control CLI on a host (over SSH) for the existing provisioner."""
     target = shlex.quote(host) if host else '"$(hostname)"'
     base = (f"env PYTHONPATH={shlex.quote(str(REPO_ROOT))} {shlex.quote(sys.executable)} "
-            f"-m provisioners.local --state-dir {shlex.quote(str(layout.state_dir))} "
+            f"-m stackcheck_provisioners.local --state-dir {shlex.quote(str(layout.state_dir))} "
             f"--host {target}")
     units = {"etcd": "etcd", "docker": "docker", "containerd": "containerd", "sshd": "sshd",
              "flannel": "flannel",

@@ -1,10 +1,10 @@
 """Kubernetes in the local lab: a real control plane on h1 and a real kubelet on every host.
 
-Bring-up, driven by :mod:`provisioners.local.build` in three calls:
+Bring-up, driven by :mod:`stackcheck_provisioners.local.build` in three calls:
 
 1. :class:`BringUp` (before dockerd starts): finds or builds the binaries
-   (``builders.kubernetes.ensure_binaries``, honouring option ``k8s_bin_dir``) and makes the
-   certificates in the background; points each dockerd at the runc wrapper.
+   (``stackcheck_builders.kubernetes.ensure_binaries``, honouring option ``k8s_bin_dir``) and makes
+   the certificates in the background; points each dockerd at the runc wrapper.
 2. :meth:`BringUp.start_control_plane` (once etcd is healthy): starts kube-apiserver (TLS,
    ``--authorization-mode=Node,RBAC``, the lab's etcd over TLS under ``/registry-<lab>``).
 3. :meth:`BringUp.finish` (once the runtime is up): controller-manager and scheduler, the
@@ -26,10 +26,11 @@ from pathlib import Path
 
 import requests
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import k8s_images, k8s_pki, kubelet, state
-from provisioners.hostlab.k8s_nodes import TAINTED, node_state
-from provisioners.hostlab.k8s_services import (
+from stackcheck.lab import KubernetesAccess
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import k8s_images, k8s_pki, kubelet, state
+from stackcheck_provisioners.hostlab.k8s_nodes import TAINTED, node_state
+from stackcheck_provisioners.hostlab.k8s_services import (
     CONTROL_PLANE,
     NODE,
     SERVICES,
@@ -38,10 +39,9 @@ from provisioners.hostlab.k8s_services import (
     session,
     version,
 )
-from provisioners.hostlab.layout import HostPlan, Layout
-from provisioners.hostlab.progress import Progress
-from provisioners.local import control
-from stackcheck.lab import KubernetesAccess
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.local import control
 
 __all__ = ["SERVICES", "BringUp", "access", "version"]
 
@@ -80,8 +80,8 @@ class BringUp:
         self._certs: Future[None] = pool.submit(self._make_certs)
 
     def _binaries(self) -> Path:
-        from builders.kubernetes import Progress as BuildProgress
-        from builders.kubernetes import ensure_binaries
+        from stackcheck_builders.kubernetes import Progress as BuildProgress
+        from stackcheck_builders.kubernetes import ensure_binaries
 
         given = self.layout.k8s_bin_dir
         return ensure_binaries(bin_dir=Path(given) if given else None,
@@ -94,7 +94,7 @@ class BringUp:
 
     def start_control_plane(self) -> None:
         """Start kube-apiserver (no wait); on missing binaries note why and go on without."""
-        from builders.kubernetes import K8sBuildError
+        from stackcheck_builders.kubernetes import K8sBuildError
 
         with self.progress.step("Kubernetes binaries and certificates"):
             try:

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from provisioners.base import ProvisionerOptions
-from provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
+from stackcheck_provisioners.base import ProvisionerOptions
+from stackcheck_provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
 
 
 class LocalOptions(ProvisionerOptions):

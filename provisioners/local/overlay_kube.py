@@ -5,7 +5,7 @@
    it) so that kube-controller-manager (``--allocate-node-cidrs``) gives it a podCIDR
    before Docker starts: dockershim's docker0 takes its ``--bip`` from that subnet.
 2. Each host's subnet is its Node's podCIDR: ``flannel.1``, ``subnet.env``, neighbours, FDB
-   entries and routes to every peer (:mod:`provisioners.hostlab.overlay`).
+   entries and routes to every peer (:mod:`stackcheck_provisioners.hostlab.overlay`).
 3. The lease data go on the Node as flannel's annotations and the network config into the
    ConfigMap ``kube-flannel/kube-flannel-cfg`` (names and format:
    :mod:`stackcheck.flannel.kube`).
@@ -17,12 +17,12 @@ import time
 
 import requests
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import overlay, state
-from provisioners.hostlab.k8s_services import api_url, session
-from provisioners.hostlab.layout import HostPlan, Layout
 from stackcheck.flannel import kube as km
 from stackcheck.flannel.model import Lease, compact, vxlan_backend_data
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import overlay, state
+from stackcheck_provisioners.hostlab.k8s_services import api_url, session
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
 
 PODCIDR_TIMEOUT = 90  # includes kube-controller-manager starting (slow on a loaded machine)
 NAMESPACE = km.NAMESPACES[0]

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from provisioners.base import ProvisionerError
+from stackcheck_provisioners.base import ProvisionerError
 
 #: program -> Debian package
 PROGRAMS: dict[str, str] = {

@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ServiceResult
-from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.lifecycle import LabKind, create_lab, running
-from provisioners.hostlab.progress import Progress
-from provisioners.hostlab.teardown import destroy_state_dir
-from provisioners.local import control, packages
-from provisioners.local.build import build
-from provisioners.local.options import LocalOptions
 from stackcheck.lab import Host, Lab
+from stackcheck_provisioners.base import (
+    ProvisionConfig,
+    Provisioner,
+    ProvisionerError,
+    ServiceResult,
+)
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.lifecycle import LabKind, create_lab, running
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.hostlab.teardown import destroy_state_dir
+from stackcheck_provisioners.local import control, packages
+from stackcheck_provisioners.local.build import build
+from stackcheck_provisioners.local.options import LocalOptions
 
 #: the lab recorded in a state folder is ready and running
 healthy = running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from provisioners.hostlab.layout import HostPlan, Layout
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
 
 SSHD = "/usr/sbin/sshd"
 

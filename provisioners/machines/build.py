@@ -11,8 +11,18 @@ from pathlib import Path
 
 import requests
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab import (
+from stackcheck.lab import (
+    FlannelConfig,
+    Host,
+    KubernetesAccess,
+    Lab,
+    ServiceControl,
+    write_inventory,
+)
+from stackcheck.ssh import close_all, host_connection
+from stackcheck.waits import wait_for
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab import (
     access,
     etcd,
     k8s_images,
@@ -24,25 +34,15 @@ from provisioners.hostlab import (
     pki,
     state,
 )
-from provisioners.hostlab import docker as local_docker
-from provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
-from provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.hostlab.proc import REPO_ROOT, run, spawn
-from provisioners.hostlab.progress import Progress
-from provisioners.machines import config, sysroot
-from provisioners.machines import kubernetes as kube
-from provisioners.machines.kubernetes import CONTROL_PLANE
-from provisioners.machines.tree import OS_NAME, Tree
-from stackcheck.lab import (
-    FlannelConfig,
-    Host,
-    KubernetesAccess,
-    Lab,
-    ServiceControl,
-    write_inventory,
-)
-from stackcheck.ssh import close_all, host_connection
-from stackcheck.waits import wait_for
+from stackcheck_provisioners.hostlab import docker as local_docker
+from stackcheck_provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
+from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
+from stackcheck_provisioners.hostlab.proc import REPO_ROOT, run, spawn
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.machines import config, sysroot
+from stackcheck_provisioners.machines import kubernetes as kube
+from stackcheck_provisioners.machines.kubernetes import CONTROL_PLANE
+from stackcheck_provisioners.machines.tree import OS_NAME, Tree
 
 BOOT_TIMEOUT = 120.0
 ETCD_TIMEOUT = 90.0
@@ -106,7 +106,7 @@ def start_machine(layout: Layout, host: HostPlan, tree: Tree, kubelet: bool = Fa
         state.add_resource(sd, "cgroup", str(g), host=host.name)
     marker = host.dir / "ostree-booted"
     argv = [
-        sys.executable, "-m", "provisioners.machines.supervisor",
+        sys.executable, "-m", "stackcheck_provisioners.machines.supervisor",
         "--sysroot", str(sysroot.sysroot(host)), "--netns", host.netns,
         "--name", f"{layout.name}-{host.name}", "--upstream", str(tree.repo),
         "--marker", str(marker), "--root", str(host.dir / "root"),
@@ -139,8 +139,8 @@ def _active(lab: Lab, host: Host, unit: str) -> str:
 
 
 def _binaries(layout: Layout, progress: Progress) -> Path:
-    from builders.kubernetes import Progress as BuildProgress
-    from builders.kubernetes import ensure_binaries
+    from stackcheck_builders.kubernetes import Progress as BuildProgress
+    from stackcheck_builders.kubernetes import ensure_binaries
 
     given = layout.k8s_bin_dir
     return ensure_binaries(bin_dir=Path(given) if given else None,
@@ -150,7 +150,7 @@ def _binaries(layout: Layout, progress: Progress) -> Path:
 def _k8s_binaries(layout: Layout, future: Future[Path] | None, progress: Progress
                   ) -> tuple[Path | None, str]:
     """The binaries, or None and why Kubernetes is not run."""
-    from builders.kubernetes import K8sBuildError
+    from stackcheck_builders.kubernetes import K8sBuildError
 
     if future is None:
         return None, "disabled (option kubernetes=false)"

@@ -27,10 +27,16 @@ import os
 import shutil
 from pathlib import Path
 
-from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, VXLAN_PORT, HostPlan, Layout
-from provisioners.machines.sysroot import passwd_ids, stateroot_var
 from stackcheck.flannel.model import DEFAULT_VNI as VNI
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX as PREFIX
+from stackcheck_provisioners.hostlab.layout import (
+    FLANNEL_MTU,
+    FLANNEL_NETWORK,
+    VXLAN_PORT,
+    HostPlan,
+    Layout,
+)
+from stackcheck_provisioners.machines.sysroot import passwd_ids, stateroot_var
 
 SSHD_CONF = """\
 # lab: the host key made for this machine; key logins only

@@ -2,14 +2,15 @@
 
 Everything is a file written before the first boot; the machines' own systemd runs it:
 
-- the cached offline build (``builders.kubernetes.ensure_binaries``) installed as
+- the cached offline build (``stackcheck_builders.kubernetes.ensure_binaries``) installed as
   ``/usr/local/bin/kube*`` (``/var/usrlocal`` on ostree, hard links to the cache);
 - certificates and kubeconfigs made as the local lab makes them
-  (:mod:`provisioners.hostlab.k8s_pki`) in ``/etc/kubernetes`` of every deployment (ostree's
-  3-way merge carries them into upgrades); etcd data, kubelet and containerd state in ``/var``;
+  (:mod:`stackcheck_provisioners.hostlab.k8s_pki`) in ``/etc/kubernetes`` of every deployment
+  (ostree's 3-way merge carries them into upgrades); etcd data, kubelet and containerd state in
+  ``/var``;
 - on the control host (h1): ``kube-apiserver``, ``kube-controller-manager`` and
-  ``kube-scheduler.service`` with the local lab's flags (:mod:`provisioners.hostlab.k8s_services`),
-  paths rewritten to the machine's;
+  ``kube-scheduler.service`` with the local lab's flags
+  (:mod:`stackcheck_provisioners.hostlab.k8s_services`), paths rewritten to the machine's;
 - on every machine: ``kubelet.service`` (remote runtime: Debian's ``containerd.service`` with
   its CRI plugin, cgroupfs) and ``kube-proxy.service`` (iptables);
 - ``/etc/containerd/config.toml``: CRI on, cgroupfs, ``restrict_oom_score_adj`` (the machine
@@ -23,7 +24,7 @@ Everything is a file written before the first boot; the machines' own systemd ru
   ``host-local`` on the host's flannel lease (what flannel's CNI plugin delegates to), the upper
   half of the lease for pods, on Docker's bridge ``docker0`` (Docker keeps the lower half).
 
-What nspawn must give a kubelet (:func:`provisioners.machines.supervisor.nspawn_argv`,
+What nspawn must give a kubelet (:func:`stackcheck_provisioners.machines.supervisor.nspawn_argv`,
 ``kubelet=True``): ``/dev/kmsg`` bound in and ``CAP_SYSLOG`` (kubelet's OOM watcher reads the
 kernel log).
 """
@@ -34,10 +35,10 @@ import os
 import shutil
 from pathlib import Path
 
-from provisioners.hostlab import k8s_pki, k8s_services
-from provisioners.hostlab import kubelet as local_kubelet
-from provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
-from provisioners.machines.sysroot import stateroot_var
+from stackcheck_provisioners.hostlab import k8s_pki, k8s_services
+from stackcheck_provisioners.hostlab import kubelet as local_kubelet
+from stackcheck_provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
+from stackcheck_provisioners.machines.sysroot import stateroot_var
 
 ETC = "/etc/kubernetes"
 PKI = f"{ETC}/pki"
@@ -315,7 +316,7 @@ def install(bins: Path, layout: Layout, host: HostPlan) -> None:
 def images_command(pause_tar: str, busybox: str) -> str:
     """Shell run in a machine: pause and busybox (under the names e2e and the kubelet use),
     made in its Docker, imported into containerd's ``k8s.io`` namespace for the CRI."""
-    from provisioners.hostlab.k8s_images import BUSYBOX_ALIASES, PAUSE_ALIASES
+    from stackcheck_provisioners.hostlab.k8s_images import BUSYBOX_ALIASES, PAUSE_ALIASES
 
     names = [PAUSE_IMAGE, *PAUSE_ALIASES, busybox, *BUSYBOX_ALIASES]
     tags = " && ".join([f"docker tag {PAUSE_IMAGE} {a}" for a in PAUSE_ALIASES]

@@ -10,16 +10,21 @@ from pathlib import Path
 from filelock import FileLock
 from pydantic import Field
 
-from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
-from provisioners.hostlab import state
-from provisioners.hostlab.layout import Layout
-from provisioners.hostlab.lifecycle import LabKind, create_lab, running
-from provisioners.hostlab.proc import alive, signal_pids, wait_gone
-from provisioners.hostlab.progress import Progress
-from provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
-from provisioners.machines import tree
-from provisioners.machines.build import build
 from stackcheck.lab import Lab
+from stackcheck_provisioners.base import (
+    ProvisionConfig,
+    Provisioner,
+    ProvisionerError,
+    ProvisionerOptions,
+)
+from stackcheck_provisioners.hostlab import state
+from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.lifecycle import LabKind, create_lab, running
+from stackcheck_provisioners.hostlab.proc import alive, signal_pids, wait_gone
+from stackcheck_provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.hostlab.teardown import CREATE_LOCK, destroy_locked
+from stackcheck_provisioners.machines import tree
+from stackcheck_provisioners.machines.build import build
 
 DEFAULT_NAME = "machines"
 DEFAULT_SUBNET = "10.212.0.0/24"

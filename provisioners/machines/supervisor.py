@@ -1,6 +1,6 @@
 """The lab's supervisor of one machine: boots it from the default deployment, again on reboot.
 
-``python -m provisioners.machines.supervisor --sysroot SR --netns NS --name NAME
+``python -m stackcheck_provisioners.machines.supervisor --sysroot SR --netns NS --name NAME
 --upstream REPO --log FILE [--uuid UUID]``
 
 Each boot resolves the default deployment from the sysroot's boot loader entries (as an
@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from provisioners.base import ProvisionerError
-from provisioners.machines.sysroot import UPSTREAM_MOUNT, default_deployment
-from provisioners.machines.tree import OS_NAME
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.machines.sysroot import UPSTREAM_MOUNT, default_deployment
+from stackcheck_provisioners.machines.tree import OS_NAME
 
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container rebooted
 STOP_TIMEOUT = 20.0
@@ -193,7 +193,7 @@ def _cgroup_mounts(pid: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="provisioners.machines.supervisor")
+    parser = argparse.ArgumentParser(prog="stackcheck_provisioners.machines.supervisor")
     parser.add_argument("--sysroot", required=True)
     parser.add_argument("--netns", required=True)
     parser.add_argument("--name", required=True)

@@ -17,11 +17,11 @@ import os
 import re
 from pathlib import Path
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab.layout import HostPlan
-from provisioners.hostlab.ostree import init_sysroot, sysroot
-from provisioners.hostlab.proc import run
-from provisioners.machines.tree import OS_NAME, Tree
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab.layout import HostPlan
+from stackcheck_provisioners.hostlab.ostree import init_sysroot, sysroot
+from stackcheck_provisioners.hostlab.proc import run
+from stackcheck_provisioners.machines.tree import OS_NAME, Tree
 
 REMOTE = "lab"
 #: where a machine sees the lab's update repository (bound read-only by nspawn)

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from provisioners.base import ProvisionerError
-from provisioners.hostlab.proc import run
-from provisioners.hostlab.progress import Progress
+from stackcheck_provisioners.base import ProvisionerError
+from stackcheck_provisioners.hostlab.proc import run
+from stackcheck_provisioners.hostlab.progress import Progress
 
 SUITE = "bookworm"
 OS_NAME = "debian"

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from provisioners.base import ProvisionerError
+from stackcheck_provisioners.base import ProvisionerError
 
 from . import userdata
 from .cloud import resource_name, run_metadata, run_tags

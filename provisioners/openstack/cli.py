@@ -8,7 +8,7 @@ from datetime import timedelta
 import click
 from rich.console import Console
 
-from provisioners.base import ProvisionerError
+from stackcheck_provisioners.base import ProvisionerError
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 

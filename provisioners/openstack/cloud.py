@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from openstack import exceptions as os_exc
 
-from provisioners.base import ProvisionerError
+from stackcheck_provisioners.base import ProvisionerError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -13,8 +13,13 @@ from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
 from pydantic import Field
 
-from provisioners.base import ProvisionConfig, Provisioner, ProvisionerError, ProvisionerOptions
 from stackcheck.lab import EtcdAccess, Host, Lab, SSHAccess, write_inventory
+from stackcheck_provisioners.base import (
+    ProvisionConfig,
+    Provisioner,
+    ProvisionerError,
+    ProvisionerOptions,
+)
 
 from . import sshkeys
 from .build import Builder, BuiltHost, Waits

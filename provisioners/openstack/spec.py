@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from provisioners.base import ProvisionerError
 from stackcheck.lab import located_all, problems_of, read_yaml
 from stackcheck.layers import known_roles
+from stackcheck_provisioners.base import ProvisionerError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}$"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from openstack import exceptions as os_exc
 
-from provisioners.base import ProvisionerError
+from stackcheck_provisioners.base import ProvisionerError
 
 from .cloud import RUN_TAG_PREFIX, TAG, resource_name, retry, short_error
 from .state import DELETE_ORDER, Resource, RunState

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from reports.evidence import attach_table, attach_text, step
 from stackcheck.atomic.backends import AtomicError, Backend, backend_for
 from stackcheck.atomic.boot import RebootPolicy, reboot_policy
 from stackcheck.atomic.journal import (
@@ -27,6 +26,7 @@ from stackcheck.atomic.journal import (
 from stackcheck.atomic.model import Status, majority
 from stackcheck.lab import Host, Lab
 from stackcheck.provisioner import Provisioner
+from stackcheck_reports.evidence import attach_table, attach_text, step
 
 BYPASS_OPTION = "--atomic-bypass-driver"
 
@@ -156,8 +156,8 @@ def start_status(request: pytest.FixtureRequest, lab: Lab, lab_host: Host,
 def atomic_cycle(request: pytest.FixtureRequest, lab: Lab, provisioner: Provisioner,
                  deployment_journal: DeploymentJournal, reboot_rules: RebootPolicy,
                  ) -> Callable[[Callable[..., None]], Callable[[Host], None]]:
-    """``atomic_cycle(body)``: ``work(host)`` for a rolling wave (``fixtures.claims``): the
-    fixtures ``atomic``, ``may_reboot`` and ``start_status`` made for ``host`` in the wave's
+    """``atomic_cycle(body)``: ``work(host)`` for a rolling wave (``stackcheck_fixtures.claims``):
+    the fixtures ``atomic``, ``may_reboot`` and ``start_status`` made for ``host`` in the wave's
     thread, then ``body(lab, lab_host, provisioner, atomic, may_reboot, start_status)``."""
     def prepared(body: Callable[..., None]) -> Callable[[Host], None]:
         def work(host: Host) -> None:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 import allure
 import pytest
 
-from reports.evidence import attach_table
 from stackcheck.atomic.backends import Backend
 from stackcheck.atomic.model import Status, majority
 from stackcheck.lab import Host
-from suites.atomic.conftest import ExpectedRefspec
+from stackcheck_reports.evidence import attach_table
+
+from .conftest import ExpectedRefspec
 
 pytestmark = [allure.feature("deployments")]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import allure
 import pytest
 
-from reports.evidence import attach_table, attach_text, step
 from stackcheck.atomic.backends import DOWNGRADE_REFUSED, Backend
 from stackcheck.atomic.model import Status
 from stackcheck.lab import Host
+from stackcheck_reports.evidence import attach_table, attach_text, step
 
 pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"), pytest.mark.claims("host"),
               allure.feature("upgrade and rollback")]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import allure
 import pytest
 
-from reports.evidence import attach_table, attach_text, measure, step
 from stackcheck.atomic.backends import Backend
 from stackcheck.atomic.boot import (
     NODE_READY_TIMEOUT,
@@ -26,6 +25,7 @@ from stackcheck.atomic.boot import (
 from stackcheck.atomic.model import Deployment, Status
 from stackcheck.lab import Host, Lab
 from stackcheck.provisioner import Provisioner
+from stackcheck_reports.evidence import attach_table, attach_text, measure, step
 
 pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"), pytest.mark.claims("host"),
               allure.feature("upgrade and rollback")]
@@ -66,7 +66,7 @@ def _status(atomic: Backend, host: Host, when: str) -> Status:
 @pytest.mark.rolling
 def test_upgrade_reboot_and_rollback(lab_host: Host, rolling, atomic_cycle) -> None:
     """Run in rolling waves: hosts of one wave at once, each layer's quorum kept
-    (``fixtures.claims``); ``--serial-disruptive``: one host at a time."""
+    (``stackcheck_fixtures.claims``); ``--serial-disruptive``: one host at a time."""
     rolling.run(lab_host, atomic_cycle(upgrade_reboot_and_rollback))
 
 

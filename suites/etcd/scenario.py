@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from reports import evidence
 from stackcheck.etcd.cluster import (
     Member,
     Membership,
@@ -28,6 +27,7 @@ from stackcheck.etcd.traffic_checks import Findings, validate
 from stackcheck.etcd.workload import Record, Traffic, logged
 from stackcheck.lab import Lab
 from stackcheck.waits import WaitTimeout, wait_for
+from stackcheck_reports import evidence
 
 #: s: a disruptive check waits at most this for a healthy cluster before it starts
 SETTLE_BEFORE = 8.0

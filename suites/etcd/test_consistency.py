@@ -7,10 +7,10 @@ import uuid
 import allure
 import pytest
 
-from reports import evidence
 from stackcheck.etcd import hashkv
 from stackcheck.etcd.cluster import Member, problem, settles, status_of
 from stackcheck.lab import Lab
+from stackcheck_reports import evidence
 
 #: they compare every member with the others: a member the preflight found down blocks them
 pytestmark = pytest.mark.needs_every_member("etcd")

@@ -3,7 +3,6 @@
 import allure
 import pytest
 
-from reports import evidence
 from stackcheck.etcd.cluster import (
     Listed,
     Member,
@@ -17,6 +16,7 @@ from stackcheck.etcd.cluster import (
     status_of,
 )
 from stackcheck.lab import Lab
+from stackcheck_reports import evidence
 
 pytestmark = pytest.mark.owns("etcd")  # these report etcd's own health, never "blocked"
 

@@ -18,8 +18,6 @@ import time
 import allure
 import pytest
 
-from fixtures.interrupt import interrupted
-from reports import evidence
 from stackcheck.etcd.cluster import (
     Member,
     health,
@@ -34,7 +32,10 @@ from stackcheck.etcd.workload import Window
 from stackcheck.faults import Faults
 from stackcheck.lab import Lab
 from stackcheck.waits import wait_for
-from suites.etcd.scenario import Scenario, Stops, require_healthy, since, traffic
+from stackcheck_fixtures.interrupt import interrupted
+from stackcheck_reports import evidence
+
+from .scenario import Scenario, Stops, require_healthy, since, traffic
 
 ELECTION_TIMEOUT = 30.0  # s: a new leader after the old one stopped (seen: 0.5-2 s)
 HEAL_TIMEOUT = 60.0  # s: every member healthy after restarts (seen: < 1 s)

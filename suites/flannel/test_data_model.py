@@ -8,12 +8,12 @@ from collections import Counter
 import allure
 import pytest
 
-from reports import evidence
 from stackcheck.flannel.etcd_store import lease_ttls
 from stackcheck.flannel.model import BACKENDS, Lease, NetworkConfig
 from stackcheck.flannel.plumbing import VXLAN_DEVICE
 from stackcheck.flannel.source import ETCD, KUBE, FlannelData
 from stackcheck.lab import Lab
+from stackcheck_reports import evidence
 
 pytestmark = allure.feature("data model")
 

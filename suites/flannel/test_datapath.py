@@ -13,8 +13,6 @@ from pathlib import Path
 import allure
 import pytest
 
-from fixtures.pods import KubePod, Pod, Sample
-from reports import evidence
 from stackcheck.lab import Lab
 from stackcheck.pingmatrix import (
     by_reason,
@@ -28,6 +26,8 @@ from stackcheck.pingmatrix import (
     recovered_pairs,
 )
 from stackcheck.ssh import host_connection
+from stackcheck_fixtures.pods import KubePod, Pod, Sample
+from stackcheck_reports import evidence
 
 # one worker runs both checks: one set of pods (n containers) per run, not one per worker
 pytestmark = [allure.feature("data path"), pytest.mark.xdist_group("datapath")]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.pods import node_of_host
-from fixtures.preflight import Partial, pod_layers, usable_hosts
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
+from stackcheck_fixtures.pods import node_of_host
+from stackcheck_fixtures.preflight import Partial, pod_layers, usable_hosts
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def schedulable_nodes(request: pytest.FixtureRequest, kube: Kube, lab: Lab) -> l
             out.append(node.metadata.name)
     if not out:
         if left_nodes:
-            from fixtures.preflight import Blocked
+            from stackcheck_fixtures.preflight import Blocked
 
             raise Blocked("blocked: " + "; ".join(left_nodes.values()))
         pytest.fail("no schedulable node: every node is NotReady, tainted or cordoned")

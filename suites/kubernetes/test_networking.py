@@ -7,12 +7,13 @@ import contextlib
 import allure
 import pytest
 
-from fixtures.pods import KubePod
-from reports import evidence
 from stackcheck.kubernetes import Kube, pod_exec
 from stackcheck.pingmatrix import failed_pairs, matrix_html, ping_matrix
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
-from suites.kubernetes.objects import container, pod, wait_running
+from stackcheck_fixtures.pods import KubePod
+from stackcheck_reports import evidence
+
+from .objects import container, pod, wait_running
 
 pytestmark = allure.feature("networking")
 HOSTNAME = "kubernetes.io/hostname"

@@ -7,9 +7,10 @@ from collections import Counter
 import allure
 import pytest
 
-from reports import evidence
 from stackcheck.kubernetes import Kube, NodeChanges
-from suites.kubernetes.objects import (
+from stackcheck_reports import evidence
+
+from .objects import (
     container,
     deployment,
     placement,

@@ -3,10 +3,10 @@
 import allure
 import pytest
 
-from fixtures.runtime import runs_containers
-from reports import evidence
 from stackcheck.lab import Host
 from stackcheck.runtime.detect import UNKNOWN, Runtime
+from stackcheck_fixtures.runtime import runs_containers
+from stackcheck_reports import evidence
 
 pytestmark = [allure.feature("daemon")]
 

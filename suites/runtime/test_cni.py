@@ -5,10 +5,10 @@ import ipaddress
 import allure
 import pytest
 
-from reports import evidence
 from stackcheck.flannel.model import ip_json, read_subnet_env
 from stackcheck.lab import Host, Lab
 from stackcheck.runtime.detect import UNKNOWN, read_cni
+from stackcheck_reports import evidence
 
 pytestmark = [allure.feature("pod network")]
 

@@ -1,4 +1,4 @@
 """A real single-node OpenStack (Debian's Zed packages, nova's fake virt driver) for tests.
 
-``python -m provisioners.openstack.live up|down [--purge]|status`` (as root).
+``python -m stackcheck_provisioners.openstack.live up|down [--purge]|status`` (as root).
 """

@@ -1,4 +1,4 @@
-"""``python -m provisioners.openstack.live up|down|status``: the live control plane."""
+"""``python -m stackcheck_provisioners.openstack.live up|down|status``: the live control plane."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .controlplane import DEFAULT_BASE, ControlPlane, NotAvailable
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provisioners.openstack.live")
+    parser = argparse.ArgumentParser(prog="python -m stackcheck_provisioners.openstack.live")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--purge", action="store_true", help="down: also delete the data")
     parser.add_argument("--base", default=str(DEFAULT_BASE), help="state and data directory")

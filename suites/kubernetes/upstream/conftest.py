@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from builders.kubernetes import K8sBuildError
-from builders.kubernetes.e2e import E2EBinaries, ensure_e2e
-from builders.kubernetes.progress import Progress
 from stackcheck.lab import Lab
-from suites.kubernetes.upstream.plugin import requested_groups
+from stackcheck_builders.kubernetes import K8sBuildError
+from stackcheck_builders.kubernetes.e2e import E2EBinaries, ensure_e2e
+from stackcheck_builders.kubernetes.progress import Progress
+
+from .plugin import requested_groups
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,12 +1,12 @@
 """The upstream part's plugin: the groups ``--upstream-conformance=GROUP[,GROUP]`` asks for,
-validated before a lab is built (the options live in ``fixtures.options``).
+validated before a lab is built (the options live in ``stackcheck_fixtures.options``).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from suites.kubernetes.upstream.groups import GROUPS
+from .groups import GROUPS
 
 
 def requested_groups(config: pytest.Config) -> list[str]:

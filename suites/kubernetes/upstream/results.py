@@ -24,8 +24,9 @@ from allure_commons.model2 import (
 )
 from allure_commons.types import AttachmentType
 
-from reports.redact import redact
-from suites.kubernetes.upstream.junit import SpecResult, log_excerpt
+from stackcheck_reports.redact import redact
+
+from .junit import SpecResult, log_excerpt
 
 EPIC = "kubernetes"
 FEATURE = "upstream conformance"

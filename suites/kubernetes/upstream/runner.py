@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suites.kubernetes.upstream import groups, junit
-from suites.kubernetes.upstream.groups import FocusGroup, Plan
-from suites.kubernetes.upstream.images import missing as missing_images
-from suites.kubernetes.upstream.images import pull_failures
-from suites.kubernetes.upstream.junit import JUnitRun, SpecResult
+from . import groups, junit
+from .groups import FocusGroup, Plan
+from .images import missing as missing_images
+from .images import pull_failures
+from .junit import JUnitRun, SpecResult
 
 #: How long e2e.test's suite setup waits for every node to be schedulable (upstream: 30m).
 #: A node left tainted or cordoned then fails the setup quickly, naming the node.

@@ -17,14 +17,15 @@ import allure
 import pytest
 from kubernetes import client
 
-from builders.kubernetes.e2e import E2EBinaries
-from reports.evidence import attach_table, attach_text, measure, step
-from reports.session import RUN_DIR_KEY
 from stackcheck.kubernetes import Kube
 from stackcheck.lab import Lab
-from suites.kubernetes.upstream import images, leftovers, results, runner
-from suites.kubernetes.upstream.groups import GroupError, ginkgo_major, load_group, plan
-from suites.kubernetes.upstream.junit import SpecResult, healthy_wait_seconds, log_excerpt
+from stackcheck_builders.kubernetes.e2e import E2EBinaries
+from stackcheck_reports.evidence import attach_table, attach_text, measure, step
+from stackcheck_reports.session import RUN_DIR_KEY
+
+from . import images, leftovers, results, runner
+from .groups import GroupError, ginkgo_major, load_group, plan
+from .junit import SpecResult, healthy_wait_seconds, log_excerpt
 
 pytestmark = allure.feature("upstream conformance")
 
