@@ -147,7 +147,10 @@ def run(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
             raise
         seconds = time.monotonic() - start
         out.seek(0)
-        tail = "".join(out.readlines()[-5:])
+        lines = out.readlines()
+        # the short summary's FAILED/ERROR lines too: which checks failed outlives the run
+        failed = [x for x in lines if x.startswith(("FAILED ", "ERROR "))]
+        tail = "".join(failed[:20] + lines[-5:])
     return Timed(seconds, proc.returncode, tail)
 
 

@@ -39,15 +39,10 @@ GOAL = 0.6
 
 
 def auto_workers() -> int:
-    """What ``-n auto`` means here (physical cores, as pytest-xdist counts them)."""
-    try:
-        import psutil
+    """What ``-n auto`` means here: one worker per CPU plus one (``fixtures/lab.py``)."""
+    import os
 
-        return psutil.cpu_count(logical=False) or 1
-    except ImportError:
-        import os
-
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0)) + 1
 
 
 def label(spec: str) -> str:

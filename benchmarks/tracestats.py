@@ -30,9 +30,13 @@ def summarize(trace_dir: Path) -> dict[str, Any]:
     start = min(e["t0"] for e in evs)
     end = max(e["t1"] for e in evs)
     per_test: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    # a rolling check's host threads wait for their claims side by side: only the waits of
+    # the check's own thread make the worker wait
+    main_thread = {t["test"]: t.get("thread") for t in tests}
     for e in evs:
         if e["k"] == "lock":
-            per_test[e["test"]]["lock"] += e["t1"] - e["t0"]
+            if e.get("thread") in (None, main_thread.get(e["test"])):
+                per_test[e["test"]]["lock"] += e["t1"] - e["t0"]
         elif e["k"] in ("ssh", "http", "local"):
             key = "internal" if e.get("internal") else "ops"
             per_test[e["test"]][key] += e["t1"] - e["t0"]

@@ -3,9 +3,11 @@
 :func:`plan` groups hosts so that no wave takes more of a layer down than it can lose: at
 most ``tolerance`` etcd members, all but one Kubernetes node (one stays schedulable), all but
 one control-plane host, and at most ``max_disrupted`` hosts. Hosts are spread evenly, so the
-waves are as few and as small as the limits allow. :func:`run` runs one wave, a thread per
-host; on Ctrl-C it starts nothing more, lets the hosts already changing finish (each restores
-itself in its own ``finally``) and then re-raises.
+waves are as few and as small as the limits allow. :func:`run` rolls through the hosts, a
+thread per host: a host starts as soon as it fits beside the hosts still changing
+(:func:`window`: no more at once than the plan's largest wave, quorum kept), so no wave waits
+for its slowest host; on Ctrl-C it starts nothing more, lets the hosts already changing
+finish (each restores itself in its own ``finally``) and then re-raises.
 """
 
 from __future__ import annotations
@@ -79,49 +81,68 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def window(lab: Lab, planned: Sequence[Sequence[Host]]) -> Callable[[Sequence[Host], Host], bool]:
+    """``fits(changing, host)`` for :func:`run`: may ``host`` start beside the hosts still
+    changing? As many at once as the plan's largest wave, every layer's quorum kept."""
+    size = max((len(w) for w in planned), default=1)
+    return lambda changing, host: (len(changing) < size
+                                   and not keeps_quorum(lab, [*changing, host]))
+
+
 def run(hosts: Sequence[Host], work: Callable[[Host, threading.Event], Outcome],
-        grace: float = INTERRUPT_GRACE,
-        say: Callable[[str], None] = _say) -> dict[str, Outcome]:
-    """``work(host, interrupted)`` for every host at once; an outcome per host name.
+        grace: float = INTERRUPT_GRACE, say: Callable[[str], None] = _say,
+        fits: Callable[[Sequence[Host], Host], bool] | None = None) -> dict[str, Outcome]:
+    """``work(host, interrupted)`` for every host; an outcome per host name.
+
+    ``fits`` None: every host at once. Else rolling: a host starts as soon as ``fits(the
+    hosts still changing, host)`` (:func:`window`), the first of ``hosts`` in order that
+    fits; so a slow host holds back no more than its own place (no wave waits for its
+    slowest host), and a host another check holds (claims) delays only itself.
 
     ``work`` must not raise (it returns its exception in the outcome) and should stop
-    waiting to start once ``interrupted`` is set. Ctrl-C (KeyboardInterrupt) while the wave
-    runs sets it, says so (``say``), waits up to ``grace`` s for the work already started,
+    waiting to start once ``interrupted`` is set. Ctrl-C (KeyboardInterrupt) sets it, starts
+    nothing more, says so (``say``), waits up to ``grace`` s for the work already started,
     then re-raises.
     """
     interrupted = threading.Event()
-    done = threading.Condition()
-    running: set[str] = set()
+    changed = threading.Condition()
+    pending = list(hosts)
+    changing: list[Host] = []
     out: dict[str, Outcome] = {}
 
     def one(host: Host) -> None:
-        with done:
-            if interrupted.is_set():
-                return  # Ctrl-C came before this host started: nothing to restore
-            running.add(host.name)
         try:
             out[host.name] = work(host, interrupted)
         except BaseException as exc:  # noqa: BLE001 - reported as the host's outcome
             out[host.name] = Outcome(error=exc)
         finally:
-            with done:
-                running.discard(host.name)
-                done.notify_all()
+            with changed:
+                changing.remove(host)
+                changed.notify_all()
 
-    threads = [threading.Thread(target=one, args=(h,), name=f"wave-{h.name}", daemon=True)
-               for h in hosts]
+    def startable() -> Host | None:
+        if not changing:
+            return pending[0]  # alone, any host fits (each layer may lose one)
+        return next((h for h in pending if fits is None or fits(changing, h)), None)
+
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with changed:
+            while pending or changing:
+                host = startable() if pending else None
+                if host is None:
+                    changed.wait(0.2)  # short waits: Ctrl-C reaches the main thread
+                    continue
+                pending.remove(host)
+                changing.append(host)
+                threading.Thread(target=one, args=(host,), name=f"wave-{host.name}",
+                                 daemon=True).start()
     except KeyboardInterrupt:
-        with done:
+        with changed:
             interrupted.set()
-            busy = sorted(running)
+            busy = sorted(h.name for h in changing)
         say(f"stackcheck: interrupted during a wave; waiting up to {grace:g}s for "
             f"{', '.join(busy) or 'nothing'} to finish and restore")
-        with done:
-            done.wait_for(lambda: not running, timeout=grace)
+        with changed:
+            changed.wait_for(lambda: not changing, timeout=grace)
         raise
     return out

@@ -59,8 +59,8 @@ def _module_name(path: Path, root: Path) -> str:
 
 
 def folder_module(module: str) -> str:
-    """``stackcheck_fixtures.lab`` -> ``fixtures.lab``: the rules speak of the repository's
-    folders; a folder's import name is ``stackcheck_<folder>`` (setup.py)."""
+    """The module ``stackcheck_fixtures.lab`` is the file fixtures/lab.py: the rules speak of
+    the repository's folders; a folder's import name is ``stackcheck_<folder>`` (setup.py)."""
     top, dot, rest = module.partition(".")
     if top.startswith("stackcheck_"):
         return top.removeprefix("stackcheck_") + dot + rest
@@ -181,18 +181,18 @@ def test_the_checker_sees_each_kind_of_import(tmp_path: Path) -> None:
                       "from . import conftest\n"
                       "def f():\n    from provisioners.base import Provisioner\n")
     assert imports(module, tmp_path) == {
-        "suites.etcd.cluster", "suites.flannel", "suites.docker", "provisioners.base"}
+        "stackcheck_suites.etcd.cluster", "stackcheck_suites.flannel", "stackcheck_suites.docker", "stackcheck_provisioners.base"}
 
 
 def test_the_checker_sees_a_sibling_provisioner_import() -> None:
     sibling = "no provisioner imports a sibling provisioner (shared code lives in the kit)"
-    assert provisioner_rule("provisioners/machines/build.py", "provisioners.local.etcd") == sibling
-    assert provisioner_rule("provisioners/hostlab/etcd.py", "provisioners.local") == sibling
-    assert provisioner_rule("provisioners/openstack/cli.py", "provisioners.existing") == sibling
-    assert provisioner_rule("provisioners/local/build.py", "provisioners.local.control") is None
-    assert provisioner_rule("provisioners/local/build.py", "provisioners.hostlab.etcd") is None
-    assert provisioner_rule("provisioners/machines/build.py", "provisioners.base") is None
-    assert provisioner_rule("provisioners/__init__.py", "provisioners.local") is None
+    assert provisioner_rule("provisioners/machines/build.py", "stackcheck_provisioners.local.etcd") == sibling
+    assert provisioner_rule("provisioners/hostlab/etcd.py", "stackcheck_provisioners.local") == sibling
+    assert provisioner_rule("provisioners/openstack/cli.py", "stackcheck_provisioners.existing") == sibling
+    assert provisioner_rule("provisioners/local/build.py", "stackcheck_provisioners.local.control") is None
+    assert provisioner_rule("provisioners/local/build.py", "stackcheck_provisioners.hostlab.etcd") is None
+    assert provisioner_rule("provisioners/machines/build.py", "stackcheck_provisioners.base") is None
+    assert provisioner_rule("provisioners/__init__.py", "stackcheck_provisioners.local") is None
     assert provisioner_rule("provisioners/local/build.py", "provisioners") is None
 
 

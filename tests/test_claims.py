@@ -209,6 +209,36 @@ def test_a_wave_reports_each_hosts_outcome(tmp_path) -> None:
         "h1": "NoneType", "h2": "AssertionError", "h3": "NoneType"}
 
 
+def test_rolling_keeps_the_limits_and_a_slow_host_holds_back_only_its_place(tmp_path) -> None:
+    lab = make_lab(tmp_path, 8, etcd=3)  # tolerance 1: one member at a time
+    planned = waves.plan(lab, lab.hosts)
+    assert max(len(w) for w in planned) == 3
+    lock = threading.Lock()
+    changing: set[str] = set()
+    seen: list[set[str]] = []
+    ends: dict[str, float] = {}
+
+    def work(host: Host, interrupted: threading.Event) -> waves.Outcome:
+        with lock:
+            changing.add(host.name)
+            seen.append(set(changing))
+        time.sleep(1.2 if host.name == "h1" else 0.2)  # h1: a slow member
+        with lock:
+            changing.discard(host.name)
+            ends[host.name] = time.monotonic()
+        return waves.Outcome()
+
+    order = [h for w in planned for h in w]
+    out = waves.run(order, work, fits=waves.window(lab, planned))
+    assert sorted(out) == sorted(h.name for h in lab.hosts)
+    assert max(len(s) for s in seen) == 3, "as many at once as the largest wave"
+    for moment in seen:
+        assert len(moment & {"h1", "h2", "h3"}) <= 1, f"two etcd members down at once: {moment}"
+    others = [n for n in ends if n not in ("h1", "h2", "h3")]
+    assert all(ends[n] < ends["h1"] for n in others), (
+        "hosts that are no members should roll on while the slow member changes")
+
+
 # --- sampling ---------------------------------------------------------------------------------
 
 def test_sampled_matrix_has_every_host_k_times_each_way_and_every_rack_pair(tmp_path) -> None:

@@ -4,6 +4,7 @@ failing at once with one line, library errors as one line, messages that say wha
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 
@@ -262,6 +263,16 @@ def test_xdist_runs_select_loadgroup_unless_told_otherwise(
     config = _config(args, workers, dist)
     pytest_cmdline_main(config)  # type: ignore[arg-type]
     assert config.option.dist == expected
+
+
+def test_n_auto_is_one_worker_per_cpu_plus_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackcheck_fixtures.lab import pytest_xdist_auto_num_workers
+
+    monkeypatch.delenv("PYTEST_XDIST_AUTO_NUM_WORKERS", raising=False)
+    cpus = len(os.sched_getaffinity(0))
+    assert pytest_xdist_auto_num_workers(_config([], "auto", "no")) == cpus + 1  # type: ignore[arg-type]
+    monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "5")
+    assert pytest_xdist_auto_num_workers(_config([], "auto", "no")) is None  # type: ignore[arg-type]
 
 
 def test_the_verdict_prints_one_line_per_layer() -> None:

@@ -56,10 +56,11 @@ def _booted(lab: Lab) -> dict[str, str]:
     return out
 
 
-def _suite(lab: Lab, *args: str) -> subprocess.Popen:
+def _suite(lab: Lab, *args: str, files: tuple[str, ...] = (
+        "suites/atomic/test_upgrade_rollback.py",)) -> subprocess.Popen:
     assert lab.state_dir is not None
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "suites/atomic/test_upgrade_rollback.py",
+        [sys.executable, "-m", "pytest", *files,
          f"--inventory={Path(lab.state_dir) / 'inventory.yaml'}", "-p", "no:cacheprovider",
          "--no-must-gather", "--no-history", "-q", "--tb=line", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -146,3 +147,25 @@ def test_an_interrupted_wave_restores_every_host(lab: Lab) -> None:
     assert "interrupted during a wave" in output, output[-3000:]
     assert journal.pending() == {}, f"hosts left in the journal: {journal.pending()}"
     assert _booted(lab) == start, output[-3000:]
+
+
+def test_pods_made_before_a_reboot_are_started_again_before_the_ping_matrix(
+        lab: Lab, tmp_path: Path) -> None:
+    """Issue 27: the data-path pods are made once per worker; a host's reboot by a later
+    disruptive check killed its pod, and the ping matrix then failed (Docker: the container
+    stays exited) or "recovered" (Kubernetes restarts it) pairs on a healthy lab. In this
+    order (pods first, then h5's cycle, then the matrix) the matrix must pass, having started
+    h5's pod again."""
+    alluredir = tmp_path / "allure"
+    proc = _suite(lab, "-n", "0", "-k", "(pods_get and h5) or (rollback and h5) or pings",
+                  f"--alluredir={alluredir}",
+                  files=("suites/runtime/test_cni.py", "suites/atomic/test_upgrade_rollback.py",
+                         "suites/flannel/test_datapath.py"))
+    output, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, output[-4000:]
+    assert "3 passed" in output, output[-2000:]
+    said = [f.read_text() for f in alluredir.glob("*-attachment*")
+            if "started again" in f.read_text(errors="replace")]
+    assert any("h5: its container was exited; started again" in t for t in said), (
+        "the ping matrix passed without h5's pod being started again: did the reboot not "
+        f"kill it? attachments saying 'started again': {said}")

@@ -24,14 +24,16 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
     units = {"etcd": "etcd", "docker": "docker", "containerd": "containerd", "sshd": "sshd",
              "flannel": "flannel",
              **{s: s for s in kubernetes.SERVICES}}
+    unitstate_cli = f"{shlex.quote(sys.executable)} -I {shlex.quote(str(UNITSTATE))}"
     return ServiceControl(
         stop=f"{base} stop {{unit}}",
         start=f"{base} start {{unit}}",
         restart=f"{base} restart {{unit}}",
-        is_active=f"{base} is_active {{unit}}",
-        # plain programs, fast to start: the preflight asks them about every silent service
-        status=(f"{shlex.quote(sys.executable)} -I {shlex.quote(str(UNITSTATE))} "
-                f"{shlex.quote(str(layout.state_dir))} {target} {{unit}}"),
+        # plain programs, fast to start: the preflight asks them about every silent service,
+        # the atomic cycle polls is_active after each reboot (the control CLI: ~0.7 s of CPU)
+        is_active=(f"{unitstate_cli} --is-active {shlex.quote(str(layout.state_dir))} "
+                   f"{target} {{unit}}"),
+        status=f"{unitstate_cli} {shlex.quote(str(layout.state_dir))} {target} {{unit}}",
         journal=(f"tail -n {control.JOURNAL_LINES} {shlex.quote(str(layout.state_dir))}"
                  f"/hosts/{target}/logs/{{unit}}.log"),
         reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",

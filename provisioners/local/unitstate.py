@@ -5,6 +5,10 @@
 and ``/proc``. It is the inventory's ``status`` template of a local lab: run as a plain file
 with no imports from the project, it starts in a fraction of the control CLI's time (the
 preflight asks every host about every service that did not answer, at once).
+``unitstate.py --is-active STATE_DIR HOST SERVICE`` is the ``is_active`` template: it prints
+``active`` or the state and exits 0 or 3, as ``systemctl is-active`` does (~0.02 s of CPU
+against ~0.7 s for the control CLI, whose imports dominate: the atomic cycle asks it about
+every service of its host once a second after each reboot).
 
 Active: the recorded process runs. Failed: it is recorded but gone (it died on its own).
 Inactive: stopped through the control CLI (which notes when). A service with neither
@@ -29,19 +33,29 @@ def _start_time(pid: int) -> int | None:
     return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
+def _state(data: dict, key: str) -> str | None:
+    """active, failed or inactive; None: the host does not run that service."""
+    record = (data.get("processes") or {}).get(key)
+    if record is None:
+        return None if (data.get("changed") or {}).get(key) is None else "inactive"
+    now = _start_time(int(record.get("pid") or 0)) if record.get("pid") else None
+    running = now is not None and (record.get("start") is None or now == record["start"])
+    return "active" if running else "failed"
+
+
+def is_active(state_dir: Path, host: str, service: str) -> str:
+    """``active``, ``failed`` or ``inactive`` (also for a service the host does not run)."""
+    data = json.loads((state_dir / "state.json").read_text())
+    return _state(data, f"{host}/{service}") or "inactive"
+
+
 def show(state_dir: Path, host: str, service: str) -> str:
     data = json.loads((state_dir / "state.json").read_text())
     key = f"{host}/{service}"
-    record = (data.get("processes") or {}).get(key)
     changed = (data.get("changed") or {}).get(key)
-    if record is None and changed is None:
+    active = _state(data, key)
+    if active is None:
         return f"Id={service}\nLoadState=not-found\nActiveState=inactive\n"
-    if record is not None:
-        now = _start_time(int(record.get("pid") or 0)) if record.get("pid") else None
-        running = now is not None and (record.get("start") is None or now == record["start"])
-        active = "active" if running else "failed"
-    else:
-        active = "inactive"
     since = changed
     if active == "failed":  # it died on its own: its log's last write is when
         log = state_dir / "hosts" / host / "logs" / f"{service}.log"
@@ -54,6 +68,14 @@ def show(state_dir: Path, host: str, service: str) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: unitstate.py STATE_DIR HOST SERVICE")
-    sys.stdout.write(show(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    args = sys.argv[1:]
+    check = args[:1] == ["--is-active"]
+    if check:
+        args = args[1:]
+    if len(args) != 3:
+        sys.exit("usage: unitstate.py [--is-active] STATE_DIR HOST SERVICE")
+    if check:
+        word = is_active(Path(args[0]), args[1], args[2])
+        print(word)
+        sys.exit(0 if word == "active" else 3)
+    sys.stdout.write(show(Path(args[0]), args[1], args[2]))

@@ -158,10 +158,11 @@ def atomic_cycle(request: pytest.FixtureRequest, lab: Lab, provisioner: Provisio
                  ) -> Callable[[Callable[..., None]], Callable[[Host], None]]:
     """``atomic_cycle(body)``: ``work(host)`` for a rolling wave (``stackcheck_fixtures.claims``):
     the fixtures ``atomic``, ``may_reboot`` and ``start_status`` made for ``host`` in the wave's
-    thread, then ``body(lab, lab_host, provisioner, atomic, may_reboot, start_status)``."""
-    def prepared(body: Callable[..., None]) -> Callable[[Host], None]:
+    thread, then ``body(lab, lab_host, provisioner, atomic, may_reboot, start_status)``
+    (``reboots=False``: a body that does not reboot runs where rebooting is not allowed)."""
+    def prepared(body: Callable[..., None], reboots: bool = True) -> Callable[[Host], None]:
         def work(host: Host) -> None:
-            if not reboot_rules.allowed:
+            if reboots and not reboot_rules.allowed:
                 pytest.skip(reboot_rules.reason)
             backend = _backend(lab, host, _bypass(request.config))
             with started_on(lab, host, provisioner, backend, deployment_journal,

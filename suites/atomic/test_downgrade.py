@@ -4,7 +4,9 @@ rpm-ostree: ``rpm-ostree deploy --disallow-downgrade <older>``; plain ostree:
 ``ostree admin upgrade --override-commit=<older>`` (refused unless ``--allow-downgrade``).
 The older commit is the booted commit's parent; a host booted from a container image skips
 (its commit is a merge commit with no parent). Disruptive because an accepted downgrade
-changes the default deployment (``start_status`` puts it back).
+changes the default deployment (``start_status`` puts it back). Runs in rolling waves like
+the upgrade cycle (``stackcheck_fixtures.claims``): the hosts of a wave at once;
+``--serial-disruptive``: one host at a time.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import allure
 import pytest
 
 from stackcheck.atomic.backends import DOWNGRADE_REFUSED, Backend
+from stackcheck.atomic.boot import RebootPolicy
 from stackcheck.atomic.model import Status
-from stackcheck.lab import Host
+from stackcheck.lab import Host, Lab
+from stackcheck.provisioner import Provisioner
 from stackcheck_reports.evidence import attach_table, attach_text, step
 
 pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"), pytest.mark.claims("host"),
@@ -22,8 +26,14 @@ pytestmark = [pytest.mark.disruptive, pytest.mark.role("atomic"), pytest.mark.cl
 
 
 @allure.id("atomic-downgrade-refused")
-def test_upgrade_to_an_older_commit_is_refused(
-    lab_host: Host, atomic: Backend, start_status: Status
+@pytest.mark.rolling
+def test_upgrade_to_an_older_commit_is_refused(lab_host: Host, rolling, atomic_cycle) -> None:
+    rolling.run(lab_host, atomic_cycle(upgrade_to_older_is_refused, reboots=False))
+
+
+def upgrade_to_older_is_refused(
+    lab: Lab, lab_host: Host, provisioner: Provisioner, atomic: Backend,
+    reboot_rules: RebootPolicy, start_status: Status,
 ) -> None:
     name = lab_host.name
     booted = start_status.booted
