@@ -181,18 +181,18 @@ def test_the_checker_sees_each_kind_of_import(tmp_path: Path) -> None:
                       "from . import conftest\n"
                       "def f():\n    from provisioners.base import Provisioner\n")
     assert imports(module, tmp_path) == {
-        "stackcheck_suites.etcd.cluster", "stackcheck_suites.flannel", "stackcheck_suites.docker", "stackcheck_provisioners.base"}
+        "suites.etcd.cluster", "suites.flannel", "suites.docker", "provisioners.base"}
 
 
 def test_the_checker_sees_a_sibling_provisioner_import() -> None:
     sibling = "no provisioner imports a sibling provisioner (shared code lives in the kit)"
-    assert provisioner_rule("provisioners/machines/build.py", "stackcheck_provisioners.local.etcd") == sibling
-    assert provisioner_rule("provisioners/hostlab/etcd.py", "stackcheck_provisioners.local") == sibling
-    assert provisioner_rule("provisioners/openstack/cli.py", "stackcheck_provisioners.existing") == sibling
-    assert provisioner_rule("provisioners/local/build.py", "stackcheck_provisioners.local.control") is None
-    assert provisioner_rule("provisioners/local/build.py", "stackcheck_provisioners.hostlab.etcd") is None
-    assert provisioner_rule("provisioners/machines/build.py", "stackcheck_provisioners.base") is None
-    assert provisioner_rule("provisioners/__init__.py", "stackcheck_provisioners.local") is None
+    assert provisioner_rule("provisioners/machines/build.py", "provisioners.local.etcd") == sibling
+    assert provisioner_rule("provisioners/hostlab/etcd.py", "provisioners.local") == sibling
+    assert provisioner_rule("provisioners/openstack/cli.py", "provisioners.existing") == sibling
+    assert provisioner_rule("provisioners/local/build.py", "provisioners.local.control") is None
+    assert provisioner_rule("provisioners/local/build.py", "provisioners.hostlab.etcd") is None
+    assert provisioner_rule("provisioners/machines/build.py", "provisioners.base") is None
+    assert provisioner_rule("provisioners/__init__.py", "provisioners.local") is None
     assert provisioner_rule("provisioners/local/build.py", "provisioners") is None
 
 
