@@ -322,8 +322,9 @@ def test_docker_suite_catches_a_stopped_daemon(lab: Lab) -> None:
         result = run_suite(lab, "suites/docker/test_daemon.py")
         assert result.returncode != 0, result.stdout[-2000:]
         failed = [ln for ln in result.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
-        assert any("test_daemon_answers" in ln and "h2: docker.service" in ln
-                   for ln in failed), result.stdout[-2000:]
+        assert any("test_daemon_answers[h2]" in ln for ln in failed), result.stdout[-2000:]
+        assert "h2: docker.service inactive since" in result.stdout, result.stdout[-2000:]
+        assert "MTU default" not in result.stdout, result.stdout[-2000:]  # not a wrong MTU
         assert not any(h in ln for ln in failed for h in ("[h1]", "[h3]", "h1:", "h3:")), (
             "\n".join(failed))
         assert "not Docker" not in result.stdout, result.stdout[-2000:]  # no check skipped

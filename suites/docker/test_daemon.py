@@ -64,7 +64,13 @@ def test_bridge_is_inside_the_flannel_lease(lab: Lab, lab_host: Host, host, leas
     )
     flannel_mtu = read_subnet_env(host).get("FLANNEL_MTU")
     fmt = shlex.quote('{{index .Options "com.docker.network.driver.mtu"}}')
-    docker_mtu = host.run(f"docker network inspect bridge --format {fmt}").stdout.strip()
+    inspected = host.run(f"docker network inspect bridge --format {fmt}")
+    if inspected.rc != 0:  # a stopped daemon has no MTU to give: say so, not "default"
+        why = cut_line(inspected.stderr.strip().splitlines()[-1] if inspected.stderr.strip()
+                       else f"exit {inspected.rc}, no output")
+        pytest.fail(explain(lab, lab_host, "docker", "cannot say its bridge's MTU (docker "
+                            f"network inspect: {why})"), pytrace=False)
+    docker_mtu = inspected.stdout.strip()
     assert flannel_mtu and docker_mtu == flannel_mtu, (
         f"{lab_host.name}: Docker gives containers MTU {docker_mtu or 'default (1500)'}, "
         f"expected the flannel MTU {flannel_mtu} (dockerd --mtu)"
