@@ -327,12 +327,13 @@ def run(lab: Lab, run_id: str | None = None) -> Verdict:
         part.judge, Seen(lab, run_id, seen_hosts, probed[layer.name], words, deadline))
         for layer, part in parts}
     judges.shutdown(wait=False)
-    words.shutdown(wait=False)
     bounded = _Bounded(deadline + 1.0, f"{WORD_TIMEOUT:g} s")
     for layer, _ in parts:
         lines = bounded(judged[layer.name], lambda why, layer=layer: {
             h.name: LayerHealth(DEGRADED, f"not judged: {why}") for h in layer.health})
         verdict.layers.update(lines)
+    # only once judged: a judge still running asks the hosts through ``words``
+    words.shutdown(wait=False)
     order = layers.health_lines()
     verdict.layers = {name: verdict.layers[name]
                       for name in sorted(verdict.layers,

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from stackcheck.runtime import detect, probe
-from stackcheck.runtime.detect import UNKNOWN, read_cni
+from stackcheck.runtime.detect import UNKNOWN, docker_checks_skip, read_cni
 from stackcheck.runtime.parse import (
     ctr_server_version,
     flag_values,
@@ -35,6 +35,7 @@ from stackcheck.runtime.parse import (
     socket_of,
     split_cmdline,
 )
+from stackcheck.services import UnitState, parse_show
 
 DATA = Path(__file__).parent / "data" / "runtime"
 
@@ -233,6 +234,58 @@ def test_containerd_with_cri_and_no_kubelet_is_containerd_even_with_a_docker_rol
     found = detect(host, ["docker"])
     assert (found.kind, found.answers) == ("containerd", True)
     assert found.role_note(["docker"])
+
+
+def _docker_unit(text: str) -> UnitState:
+    return parse_show("docker", "docker.service", text)
+
+
+#: ``systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState,StateChangeTimestamp``
+#: as systemd 252 (Debian 12, the machines lab) prints it for Debian's docker.io package's
+#: docker.service: enabled and stopped (``systemctl stop docker.socket docker``), and on a
+#: host without the package (systemd leaves UnitFileState empty for a unit it cannot find)
+DOCKER_STOPPED_SHOW = ("Id=docker.service\nLoadState=loaded\nActiveState=inactive\n"
+                       "SubState=dead\nUnitFileState=enabled\n"
+                       "StateChangeTimestamp=Thu 2026-12-03 13:40:02 UTC\n")
+DOCKER_ABSENT_SHOW = ("Id=docker.service\nLoadState=not-found\nActiveState=inactive\n"
+                      "SubState=dead\nUnitFileState=\nStateChangeTimestamp=\n")
+#: provisioners/local/control.py ``unit_status`` for a service the host does not run (the
+#: local lab with ``runtime=containerd`` runs no dockerd)
+LOCAL_LAB_NO_DOCKER_SHOW = "Id=docker\nLoadState=not-found\nActiveState=inactive\n"
+
+
+def test_docker_checks_run_where_the_service_manager_runs_docker_beside_containerd() -> None:
+    on_containerd = detect(_containerd_host(), ["docker", "node"])
+    # a stopped but enabled docker.service beside a kubelet on containerd: Docker is run here
+    assert docker_checks_skip("h2", on_containerd, _docker_unit(DOCKER_STOPPED_SHOW)) is None
+    running = DOCKER_STOPPED_SHOW.replace("ActiveState=inactive", "ActiveState=active")
+    assert docker_checks_skip("h2", on_containerd, _docker_unit(
+        running.replace("UnitFileState=enabled", "UnitFileState=disabled"))) is None
+    failed = DOCKER_STOPPED_SHOW.replace("ActiveState=inactive", "ActiveState=failed")
+    assert docker_checks_skip("h2", on_containerd, _docker_unit(
+        failed.replace("UnitFileState=enabled", "UnitFileState=disabled"))) is None
+    # Docker the runtime (or none found): always, whatever the unit says
+    docker = detect(Replay({"docker -H unix:///run/docker.sock info": Said(0, "20.10.24\n")}),
+                    ["docker"])
+    assert docker_checks_skip("h1", docker, _docker_unit(DOCKER_ABSENT_SHOW)) is None
+    assert docker_checks_skip("h1", detect(Replay({}), ["docker"]), None) is None
+
+
+def test_docker_checks_skip_with_the_hosts_word_where_docker_is_not_run() -> None:
+    on_containerd = detect(_containerd_host(), ["docker", "node"])
+    assert docker_checks_skip("h1", on_containerd, _docker_unit(LOCAL_LAB_NO_DOCKER_SHOW)) == (
+        "h1 runs containerd 1.6.20~ds1, not Docker (docker absent): Docker's own checks do "
+        "not apply (the runtime suite checks it)")
+    assert "(docker.service absent)" in docker_checks_skip(
+        "h1", on_containerd, _docker_unit(DOCKER_ABSENT_SHOW))
+    masked = DOCKER_STOPPED_SHOW.replace("LoadState=loaded", "LoadState=masked").replace(
+        "UnitFileState=enabled", "UnitFileState=masked")
+    assert "(docker.service masked since 2026-12-03 13:40:02 UTC, masked)" in \
+        docker_checks_skip("h1", on_containerd, _docker_unit(masked))
+    disabled = DOCKER_STOPPED_SHOW.replace("UnitFileState=enabled", "UnitFileState=disabled")
+    assert "(docker.service inactive since 2026-12-03 13:40:02 UTC, disabled)" in \
+        docker_checks_skip("h1", on_containerd, _docker_unit(disabled))
+    assert "cannot say whether it runs Docker" in docker_checks_skip("h1", on_containerd, None)
 
 
 def test_nothing_found() -> None:

@@ -7,7 +7,8 @@ saying which runtime it is, whether it answers, its socket, the kubelet's CRI en
 the CNI network its pods get).
 """
 
-from stackcheck.runtime.detect import Runtime, detect, probe
+from stackcheck.runtime.detect import Runtime, detect, docker_checks_skip, probe
 from stackcheck.runtime.parse import CniNetwork, ContainerdConfig, KubeletRuntime
 
-__all__ = ["CniNetwork", "ContainerdConfig", "KubeletRuntime", "Runtime", "detect", "probe"]
+__all__ = ["CniNetwork", "ContainerdConfig", "KubeletRuntime", "Runtime", "detect",
+           "docker_checks_skip", "probe"]

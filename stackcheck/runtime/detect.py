@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stackcheck.runtime.parse import (
     CONTAINERD,
@@ -30,6 +30,9 @@ from stackcheck.runtime.parse import (
     pick_cni_file,
     runtime_of_socket,
 )
+
+if TYPE_CHECKING:
+    from stackcheck.services import UnitState
 
 UNKNOWN = "unknown"
 #: s any one command of the detection may take on the host
@@ -90,8 +93,37 @@ class Runtime:
         """Said (not an error) when an inventory's ``docker`` role names another runtime."""
         if "docker" in roles and self.kind not in (DOCKER, UNKNOWN):
             return (f"the inventory gives this host the 'docker' role; it runs {self.variant} "
-                    "(not an error: Docker's own checks skip)")
+                    "(not an error: Docker's own checks run only where Docker runs as a "
+                    "service beside it)")
         return None
+
+
+#: unit states of a service its manager runs or tries to run (``failed`` included)
+_RUNNING = ("active", "activating", "reloading", "deactivating", "failed")
+
+
+def docker_checks_skip(name: str, runtime: Runtime, docker_unit: UnitState | None) -> str | None:
+    """Why Docker's own checks do not apply to host ``name``, or None when they do.
+
+    They apply where Docker is the runtime (or none is found: a Docker host whose daemon is
+    down), and wherever the host's service manager has Docker set to run, whatever the
+    kubelet uses: its ``docker`` unit enabled, or running or failed. A unit that is absent,
+    masked, or disabled and inactive means the host does not run Docker (a ``docker``
+    binary on a shared PATH is not the host's word).
+    """
+    if runtime.kind in (DOCKER, UNKNOWN):
+        return None
+    if docker_unit is not None and docker_unit.word != "masked" and docker_unit.present and (
+            docker_unit.file_state.startswith("enabled") or docker_unit.word in _RUNNING):
+        return None
+    if docker_unit is None:
+        said = "its service manager cannot say whether it runs Docker"
+    else:
+        said = docker_unit.describe() + (
+            f", {docker_unit.file_state}" if docker_unit.present and docker_unit.file_state
+            else "")
+    return (f"{name} runs {runtime.variant}, not Docker ({said}): Docker's own checks do not "
+            "apply (the runtime suite checks it)")
 
 
 def _run(host: Shell, command: str) -> tuple[int, str, str]:
@@ -274,5 +306,5 @@ def read_cni(host: Shell, runtime: Runtime) -> CniNetwork | None:
     return parse_cni(text, path)
 
 
-__all__ = ["UNKNOWN", "Runtime", "detect", "probe", "process_argv", "read_cni",
-           "read_kubelet", "runtime_of_socket"]
+__all__ = ["UNKNOWN", "Runtime", "detect", "docker_checks_skip", "probe", "process_argv",
+           "read_cni", "read_kubelet", "runtime_of_socket"]
