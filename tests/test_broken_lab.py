@@ -17,7 +17,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -87,6 +87,10 @@ def kube_healthy(kube_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Run
     return run
 
 
+#: s a blocked check may take (junit time: setup, call and teardown on a loaded machine)
+BLOCKED_AT_ONCE = 5.0
+
+
 @dataclass
 class Run:
     """A pytest run of the suites: its output, outcome per check, and wall time."""
@@ -94,6 +98,12 @@ class Run:
     stdout: str
     seconds: float
     outcomes: dict[str, tuple[str, str]]  # check id -> (passed|failed|error|skipped, message)
+    durations: dict[str, float] = field(default_factory=dict)  # check id -> s
+
+    def slow_blocked(self, limit: float = BLOCKED_AT_ONCE) -> dict[str, float]:
+        """Blocked checks that took longer than ``limit`` (they must fail at once)."""
+        return {name: self.durations.get(name, 0.0) for name, (_, msg) in self.outcomes.items()
+                if msg.startswith("blocked:") and self.durations.get(name, 0.0) > limit}
 
     def with_outcome(self, outcome: str) -> dict[str, str]:
         return {name: msg for name, (out, msg) in self.outcomes.items() if out == outcome}
@@ -112,6 +122,7 @@ def run_suites(inventory: Path, tmp_path: Path, *args: str) -> Run:
     )
     seconds = time.monotonic() - started
     outcomes: dict[str, tuple[str, str]] = {}
+    durations: dict[str, float] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         # xdist's loadgroup adds "@<group>" to a grouped check's name
         test = (case.get("name") or "").split("@", 1)[0]
@@ -126,7 +137,8 @@ def run_suites(inventory: Path, tmp_path: Path, *args: str) -> Run:
                 message = message.removeprefix('failed on setup with "').removesuffix('"')
                 break
         outcomes[name] = (outcome, message)
-    return Run(done.stdout + done.stderr, seconds, outcomes)
+        durations[name] = float(case.get("time") or 0.0)
+    return Run(done.stdout + done.stderr, seconds, outcomes, durations)
 
 
 def _service(lab: Lab, hosts: list[str], action: str, service: str = "etcd") -> None:
@@ -187,9 +199,11 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
                  "test_datapath::test_every_pod_pings_every_other_pod"):
         assert name in passed, f"{name}: {broken.outcomes.get(name)}"
     _assert_no_library_traceback(broken)
-    # a loose bound (speed targets live in benchmarks/verdict.py): checks whose fixtures read
-    # flannel's leases from etcd still meet etcd's 5 s timeout instead of being blocked
-    assert broken.seconds <= healthy.seconds + 45, (broken.seconds, healthy.seconds)
+    # blocked checks fail at once; the whole run only has a loose bound (speed targets live in
+    # benchmarks/verdict.py, and a loaded machine stretches every wall time): checks whose
+    # fixtures read flannel's leases from etcd still meet etcd's 5 s timeout
+    assert not broken.slow_blocked(), broken.slow_blocked()
+    assert broken.seconds <= 2 * healthy.seconds + 60, (broken.seconds, healthy.seconds)
     # disruptive scenarios do not start on a cluster without quorum: blocked at once
     assert set(quorum.with_outcome("error")) == set(quorum.outcomes), quorum.stdout[-2000:]
     assert quorum.seconds < 30, quorum.seconds
@@ -233,7 +247,10 @@ def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
                  "test_reachability::test_host_answers_ssh[h2]"):
         assert name in passed, f"{name}: {run.outcomes.get(name)}"
     _assert_no_library_traceback(run)
-    assert run.seconds <= 5 + 60, run.seconds
+    # blocked at once; the run only loosely bounded (the connect timeout is 5 s: a run where
+    # each check met it took 390 s before the preflight)
+    assert not run.slow_blocked(), run.slow_blocked()
+    assert run.seconds <= 150, run.seconds
 
 
 def _healthy_run(lab: Lab, tmp_path: Path, *args: str) -> Run:

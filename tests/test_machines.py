@@ -3,7 +3,7 @@ suite catches a fault injected the way an operator would break a machine (system
 
 The suites reach the lab only through its inventory (``existing`` path: systemctl, SSH);
 the atomic suite really reboots the machines (``--allow-reboot``). One lab with Kubernetes
-(kubelets on containerd) for the whole module. CI cost: 6.7 min with the machine tree and the
+(kubelets on containerd) for the whole module. CI cost: ~8 min with the machine tree and the
 Kubernetes build cached (measured 2026-12-03 at load 10 to 17; ~2.4 min before Kubernetes was
 on; first run: + ~70 s to build the tree with mmdebstrap, with network for Debian's packages).
 """
