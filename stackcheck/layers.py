@@ -6,8 +6,8 @@ own package (``stackcheck/<layer>/layer.py``), and registered in the entry-point
 inventory roles it brings and the services those imply, the lines it gives the preflight's
 verdict and how they are probed, what its checks need from the lab, and which client
 libraries' errors mean it cannot be reached. The preflight, the blocked-check logic, the
-Allure categories, the labels, the inventory's known roles and the lab picture read these
-descriptions; none of them names a layer.
+Allure categories, the labels, the inventory's known roles and the lab picture (each layer's
+part of it: ``picture``) read these descriptions; none of them names a layer.
 """
 
 from __future__ import annotations
@@ -69,16 +69,28 @@ class Layer:
     errors_from: tuple[str, ...] = ()
     #: whether a lab has the layer (its checks skip themselves otherwise); None: always
     present: Callable[[Lab], bool] | None = None
+    #: "module:object" of its part of the lab picture, a
+    #: :class:`stackcheck.picture.model.LayerPicture` (imported late)
+    picture: str = ""
 
     def in_lab(self, lab: Lab) -> bool:
         return self.present is None or bool(self.present(lab))
 
     def load_preflight(self) -> Any | None:
         """The layer's preflight object, or None when it gives no verdict line."""
-        if not self.preflight:
-            return None
-        module, _, name = self.preflight.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return _load(self.preflight)
+
+    def load_picture(self) -> Any | None:
+        """The layer's part of the lab picture, or None when it draws nothing of its own."""
+        return _load(self.picture)
+
+
+def _load(ref: str) -> Any | None:
+    """The object a ``"module:object"`` reference names (None for ``""``)."""
+    if not ref:
+        return None
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 #: the lab itself: its hosts and SSH to them (``suites/lab``), the core's own layer

@@ -289,7 +289,9 @@ def test_the_session_lab_names_no_layer() -> None:
 
 #: the modules that read the layer descriptions (stackcheck.layers) instead of naming layers
 LAYER_READERS = ("stackcheck/preflight.py", "stackcheck/hostlayers.py", "stackcheck/services.py",
-                 "fixtures/preflight.py", "fixtures/labels.py", "reports/categories.py")
+                 "fixtures/preflight.py", "fixtures/labels.py", "reports/categories.py",
+                 *(f"stackcheck/picture/{m}.py"
+                   for m in ("__init__", "model", "probe", "svg", "runfiles")))
 
 
 def _string_constants(path: Path) -> set[str]:
@@ -305,8 +307,9 @@ def _string_constants(path: Path) -> set[str]:
 
 
 def test_the_readers_of_layer_descriptions_name_no_layer() -> None:
-    """The preflight, the blocked-check logic, the categories and the labels read each
-    layer's description: adding a layer is a folder under suites/ and one description."""
+    """The preflight, the blocked-check logic, the categories, the labels and the lab
+    picture read each layer's description: adding a layer is a folder under suites/ and one
+    description."""
     from stackcheck import layers
 
     named = {*layers.names(), *layers.health_lines(), *layers.known_roles()} - {layers.SSH}

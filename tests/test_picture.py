@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from stackcheck.etcd.picture import PICTURE as ETCD
+from stackcheck.etcd.picture import Member
+from stackcheck.flannel.picture import PICTURE as FLANNEL
+from stackcheck.flannel.picture import Overlay
+from stackcheck.kubernetes.picture import PICTURE as KUBERNETES
+from stackcheck.kubernetes.picture import Node
 from stackcheck.lab import EtcdAccess, Lab
-from stackcheck.picture.model import (
-    EtcdMember,
-    HostView,
-    KubeNode,
-    Overlay,
-    PreflightLayer,
-    Snapshot,
-)
-from stackcheck.picture.probe import gather
+from stackcheck.picture.model import BAD, UNKNOWN, HostView, PreflightLayer, Probing, Snapshot
+from stackcheck.picture.probe import each_host, gather
 from stackcheck.picture.runfiles import latest_run_dir, read_pingmatrix, read_preflight
 from stackcheck.picture.svg import render
 from stackcheck_cli.main import main
@@ -61,20 +60,24 @@ def _lab(ssh_files: Path) -> Lab:
     })
 
 
-def _snapshot() -> Snapshot:
-    hosts = []
-    for i in (1, 2, 3):
-        view = HostView(f"h{i}", f"127.18.0.1{i}", ["etcd", "flannel", "node"],
-                        services={"etcd": "active", "sshd": "active"})
-        view.etcd = EtcdMember(f"https://127.18.0.1{i}:2379", view.name, healthy=i != 2,
-                               leader=i == 1, detail="refused" if i == 2 else "v3.4.23")
-        view.overlay = Overlay(f"10.244.{i}.0/24", "flannel.1", i != 3,
-                               "flannel.1 missing" if i == 3 else "flannel.1: vxlan id 1, up")
-        view.node = KubeNode(view.name, "True")
-        hosts.append(view)
+def _snapshot(layers: set[str] | None = None) -> Snapshot:
+    """Three hosts as etcd, flannel and Kubernetes would report them: h2's etcd member does
+    not answer, h3's flannel device is missing (each layer's part drawn from its own data)."""
+    hosts = [HostView(f"h{i}", f"127.18.0.1{i}", ["etcd", "flannel", "node"],
+                      services={"etcd": "active", "sshd": "active"}) for i in (1, 2, 3)]
     hosts[1].services = {"etcd": "inactive", "sshd": "active"}
-    return Snapshot("pic", "local", hosts, etcd_members=[h.etcd for h in hosts],
-                    nodes=[h.node for h in hosts])
+    members = [Member(f"https://127.18.0.1{i}:2379", f"h{i}", healthy=i != 2, leader=i == 1,
+                      detail="connection refused" if i == 2 else "v3.4.23")
+               for i in (1, 2, 3)]
+    overlays = {f"h{i}": Overlay(f"10.244.{i}.0/24", "flannel.1", i != 3,
+                                 "flannel.1 missing" if i == 3 else "flannel.1: vxlan id 1, up")
+                for i in (1, 2, 3)}
+    nodes = [Node(f"h{i}", "True") for i in (1, 2, 3)]
+    return Snapshot("pic", "local", hosts, layers=layers, parts={
+        "etcd": ETCD.view(hosts, members),
+        "kubernetes": KUBERNETES.view(hosts, nodes),
+        "flannel": FLANNEL.view(hosts, overlays),
+    })
 
 
 # --- the run's files ------------------------------------------------------------------
@@ -124,12 +127,20 @@ def test_the_picture_shows_failed_parts(tmp_path: Path) -> None:
     snap.ping = read_pingmatrix(_run_dir(tmp_path / "again"), [])
     problems = snap.problems()
     assert "h2: etcd inactive" in problems and "h3: overlay flannel.1 missing" in problems
+    assert "h2: etcd member does not answer (connection refused)" in problems
+    assert not [p for p in problems if p.startswith("h1")]  # the healthy host is not blamed
     assert any(p.startswith("preflight ssh: h3") for p in problems)
     assert any("h1->h3" in p and "h3->h1" in p for p in problems)
     root = ET.fromstring(render(snap))  # well-formed, self-contained SVG
     texts = [_shown(t) for t in root.iter(f"{SVG}text")]
     assert any(t == f"{len(problems)} problems" for t in texts)
-    assert "etcd: ★ leader, healthy" in texts and any(t.startswith("etcd: DOWN") for t in texts)
+    assert "etcd: ★ leader, healthy" in texts and "etcd: DOWN: connection refused" in texts
+    assert "etcd: 3 members, 2 healthy, leader h1" in texts
+    assert "kubernetes: 3 nodes, 3 Ready" in texts
+    lines = {_shown(t): t.get("class") for t in root.iter(f"{SVG}text") if t.get("class")}
+    assert lines["etcd: DOWN: connection refused"] == "line bad"  # drawn red, on h2's card
+    assert lines["flannel.1 missing"] == "line bad" and lines["flannel.1: vxlan id 1, up"] == \
+        "line ok"
     assert "flannel: 10.244.1.0/24" in texts and "DOWN (ssh)" in texts
     cells = [r.get("class") for r in root.iter(f"{SVG}rect")
              if r.get("class", "").startswith("pair")]
@@ -140,16 +151,67 @@ def test_the_picture_shows_failed_parts(tmp_path: Path) -> None:
 
 
 def test_a_healthy_lab_is_green_and_unknown_parts_are_grey(ssh_files: Path) -> None:
-    snap = _snapshot()
-    snap.hosts[1].etcd.healthy = True
-    snap.hosts[1].services = {"etcd": "active"}
-    snap.hosts[2].overlay.device_ok = True
+    hosts = [HostView("h1", "127.18.0.11", ["etcd", "flannel", "node"], {"etcd": "active"})]
+    snap = Snapshot("pic", "local", hosts, parts={
+        "etcd": ETCD.view(hosts, [Member("https://127.18.0.11:2379", "h1", True, True)]),
+        "flannel": FLANNEL.view(hosts, {"h1": Overlay("10.244.1.0/24", "flannel.1", True,
+                                                      "flannel.1: vxlan id 1, up")}),
+    })
     assert snap.problems() == []
     svg = render(snap)
     assert "every part drawn is healthy" in svg and "host failed" not in svg
-    bare = render(gather(_lab(ssh_files), probe=False))  # nothing probed: grey, no problems
+    snap = gather(_lab(ssh_files), probe=False)  # nothing probed: grey, no problems
+    assert snap.problems() == [] and list(snap.parts) == ["etcd", "kubernetes", "runtime",
+                                                          "flannel"]  # the layers' order
+    assert {line.state for part in snap.parts.values() for lines in part.hosts.values()
+            for line in lines} == {UNKNOWN}  # None is not known, never healthy
+    bare = render(snap)
     assert "services: not read" in bare and "ping matrix: not measured" in bare
-    assert "preflight: no verdict" in bare
+    assert "preflight: no verdict" in bare and "etcd: not read" in bare
+    assert "flannel: not read" in bare and "host failed" not in bare
+
+
+def test_a_partial_run_draws_only_its_layers() -> None:
+    snap = _snapshot(layers={"etcd"})
+    problems = snap.problems()
+    assert "h2: etcd member does not answer (connection refused)" in problems
+    assert not [p for p in problems if "flannel" in p or p.startswith("h3")]
+    root = ET.fromstring(render(snap))
+    texts = [_shown(t) for t in root.iter(f"{SVG}text")]
+    assert not [t for t in texts if t.startswith(("flannel", "kubernetes"))]
+    cards = [r.get("class") for r in root.iter(f"{SVG}rect") if "host" in r.get("class", "")]
+    assert cards == ["host healthy", "host failed", "host healthy"]  # h3: only flannel broke
+
+
+def test_a_layer_without_data_draws_its_hosts_as_not_read() -> None:
+    hosts = [HostView("h1", "127.18.0.11", ["etcd"]), HostView("h2", "127.18.0.12", [])]
+    part = ETCD.view(hosts, None)
+    assert [x.text for x in part.hosts["h1"]] == ["etcd: not read"]
+    assert [x.text for x in part.hosts["h2"]] == ["etcd: not a member"]
+    assert part.cluster == [] and part.problems == []
+    assert FLANNEL.view([HostView("h2", "127.18.0.12", [])], None).hosts == {}  # no such role
+    down = KUBERNETES.view([*hosts[:1], HostView("h2", "x", ["node"])],
+                           [Node("h2", "False", "KubeletNotReady")])
+    assert down.hosts["h2"][0].state == BAD and down.hosts["h1"][0].state == UNKNOWN
+    assert down.problems == ["h2: Kubernetes node Ready=False"]
+
+
+def test_each_host_is_read_at_once_and_bounded(ssh_files: Path) -> None:
+    import time
+
+    lab = _lab(ssh_files)
+    probing = Probing(frozenset({"h3"}), [], timeout=0.6)
+
+    def read(host):
+        if host.name == "h2":
+            time.sleep(5)
+        return host.address
+
+    started = time.monotonic()
+    found = each_host(lab.hosts, read, "thing", probing)
+    assert time.monotonic() - started < 1.5
+    assert found == {"h1": "127.18.0.11"}  # h3 not dialled: the preflight found it down
+    assert probing.notes == ["h2: thing not read: no answer within 0.3s"]
 
 
 # --- the Allure overview result ------------------------------------------------------
@@ -285,7 +347,10 @@ def test_gather_turns_what_does_not_answer_into_down_parts_and_notes(ssh_files: 
         raise RuntimeError("status is broken")
 
     snap = gather(lab, status=status)
-    [member] = snap.etcd_members
-    assert not member.healthy and member.host is None
+    [summary] = snap.parts["etcd"].cluster
+    assert summary.text == "etcd: 1 members, 0 healthy, leader NONE" and summary.state == BAD
     assert any(n.startswith("service states: RuntimeError: status is broken") for n in snap.notes)
-    assert "etcd: no member reports a leader" in snap.problems()
+    problems = snap.problems()
+    assert "etcd: no member reports a leader" in problems
+    assert any(p.startswith("etcd member at http://127.0.0.1:9 does not answer") for p in problems)
+    assert not [p for p in problems if p.startswith("h1")]  # no host is blamed for it

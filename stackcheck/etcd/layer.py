@@ -11,6 +11,7 @@ LAYER = Layer(
     units={"etcd": "etcd"},
     health=(Health("etcd"),),
     preflight="stackcheck.etcd.preflight:PREFLIGHT",
+    picture="stackcheck.etcd.picture:PICTURE",
     suite_needs=("etcd",),
     fixture_needs={"etcd_clients": ("etcd",), "etcd_client": ("etcd",)},
     every="every etcd member",

@@ -12,4 +12,5 @@ LAYER = Layer(
     units={"flannel": "flanneld"},
     health=(Health("flannel", pods_need=True),),
     preflight="stackcheck.flannel.preflight:PREFLIGHT",
+    picture="stackcheck.flannel.picture:PICTURE",
 )

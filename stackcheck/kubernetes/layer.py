@@ -19,6 +19,7 @@ LAYER = Layer(
         Health("kubelet", after=("kubernetes", "runtime"), pods_need=True),
     ),
     preflight="stackcheck.kubernetes.preflight:PREFLIGHT",
+    picture="stackcheck.kubernetes.picture:PICTURE",
     suite_needs=("kubernetes",),
     fixture_needs={
         "kube": ("kubernetes",),

@@ -2,19 +2,35 @@
 
 A snapshot is plain data, filled by :mod:`stackcheck.picture.probe` (a running lab) and
 :mod:`stackcheck.picture.runfiles` (a run's preflight verdict and ping matrix), drawn by
-:mod:`stackcheck.picture.svg`. ``None`` in a field means "not known", never "healthy".
+:mod:`stackcheck.picture.svg`. Each layer draws its own part (:class:`LayerPicture`, named
+by its description's ``picture``): lines on the hosts' cards, lines for the whole cluster
+and the problems it found, as plain :class:`Line` records; the core names no layer.
+``None`` means "not known", never "healthy": a part not read is drawn grey.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from stackcheck import layers
+
+if TYPE_CHECKING:
+    from stackcheck.lab import Lab
 
 PING_STATUSES = ("ok", "recovered", "failed")
 #: service states that are a problem; others (active, absent: the host has no such unit,
 #: unknown: not read) are not
 BAD_STATES = frozenset({"inactive", "failed", "masked", "activating", "deactivating"})
+
+#: how a line is drawn: ok green, bad red, unknown grey (not known, never healthy), info a
+#: plain fact in ink (a lease's subnet)
+State = Literal["ok", "bad", "unknown", "info"]
+OK: State = "ok"
+BAD: State = "bad"
+UNKNOWN: State = "unknown"
+INFO: State = "info"
 
 
 def layer_services() -> dict[str, tuple[str, ...]]:
@@ -22,33 +38,49 @@ def layer_services() -> dict[str, tuple[str, ...]]:
     return {x.name: x.services for x in layers.layers()}
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line of a layer's part: on a host's card, or under the cards for the cluster."""
 
-@dataclass
-class EtcdMember:
-    """One etcd endpoint as seen by a status call."""
-
-    endpoint: str
-    host: str | None  # inventory host name of the endpoint, if any
-    healthy: bool
-    leader: bool = False
-    detail: str = ""  # version/db size when healthy, the error otherwise
-
-
-@dataclass
-class Overlay:
-    """A host's flannel lease and overlay device."""
-
-    subnet: str | None = None  # from the host's lease in etcd
-    device: str | None = None  # e.g. flannel.1
-    device_ok: bool | None = None  # None: not looked at
-    detail: str = ""  # "vxlan id 1, mtu 1450, up" or why it is wrong
+    text: str
+    state: State = UNKNOWN
+    strong: bool = False  # drawn bold (a leader, a failure)
+    tip: str = ""  # the tooltip: the word behind the line (an endpoint and its answer)
+    detail: bool = False  # a smaller line that details the one before it
 
 
 @dataclass
-class KubeNode:
-    name: str
-    ready: str  # "True", "False", "Unknown"
-    detail: str = ""
+class LayerView:
+    """One layer's part of the picture, as plain lines."""
+
+    hosts: dict[str, list[Line]] = field(default_factory=dict)  # host name -> its lines
+    cluster: list[Line] = field(default_factory=list)  # the layer as a whole
+    #: one line per failed part ("h2: etcd member does not answer (...)"), for problems()
+    problems: list[str] = field(default_factory=list)
+
+    def bad(self, host: str) -> bool:
+        return any(line.state == BAD for line in self.hosts.get(host, ()))
+
+
+@dataclass
+class Probing:
+    """What a layer's probe is given besides the lab."""
+
+    unreachable: frozenset[str]  # hosts the run's preflight found without SSH: not dialled
+    notes: list[str]  # where a part that cannot be read says why
+    timeout: float  # seconds the whole probe may take (it is given up after that)
+
+
+class LayerPicture(Protocol):
+    """A layer's part of the lab picture (its description's ``picture``)."""
+
+    def probe(self, lab: Lab, probing: Probing) -> Any:
+        """What the layer's part of ``lab`` looks like now, as the layer's own data; None
+        when the lab gives nothing to read. Runs beside the other layers' probes, bounded;
+        may raise (the picture notes it and draws the part as not read)."""
+
+    def view(self, hosts: Sequence[HostView], found: Any | None) -> LayerView:
+        """The lines and problems of ``found`` (None: not read, or not probed)."""
 
 
 @dataclass
@@ -80,9 +112,10 @@ class HostView:
     address: str
     roles: list[str]
     services: dict[str, str] | None = None  # service -> state word; None: not read
-    etcd: EtcdMember | None = None
-    overlay: Overlay | None = None
-    node: KubeNode | None = None
+
+    def bad_services(self) -> list[str]:
+        return [f"{s} {state}" for s, state in (self.services or {}).items()
+                if state in BAD_STATES]
 
 
 @dataclass
@@ -94,8 +127,8 @@ class Snapshot:
     hosts: list[HostView]
     run_id: str | None = None
     taken: str = ""  # when, for the title
-    etcd_members: list[EtcdMember] | None = None  # None: the lab has no etcd / not probed
-    nodes: list[KubeNode] | None = None  # None: the lab has no Kubernetes / not probed
+    #: layer name -> its part, in the layers' order (a layer that draws nothing is absent)
+    parts: dict[str, LayerView] = field(default_factory=dict)
     ping: PingMatrix | None = None
     preflight: dict[str, PreflightLayer] | None = None
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
@@ -112,25 +145,25 @@ class Snapshot:
         """The layers whose preflight found ``host`` down."""
         return [layer for layer, found in (self.preflight or {}).items() if host in found.down]
 
+    def shown(self) -> list[LayerView]:
+        """The parts drawn: those of the layers the run checked."""
+        return [part for name, part in self.parts.items() if self.shows(name)]
+
+    def host_failed(self, name: str) -> bool:
+        """Whether a part of host ``name`` failed (the preflight found it down, a service of
+        it is off, a layer drew one of its lines red)."""
+        host = self.host(name)
+        return bool(self.down_by_preflight(name)) or (
+            host is not None and bool(host.bad_services())) or any(
+            part.bad(name) for part in self.shown())
+
     def problems(self) -> list[str]:
         """One line per failed part: what a person should look at first."""
         out = [f"preflight {layer}: {found.summary}"
                for layer, found in (self.preflight or {}).items() if not found.ok]
-        for host in self.hosts:
-            off = [f"{s} {state}" for s, state in (host.services or {}).items()
-                   if state in BAD_STATES]
-            if off:
-                out.append(f"{host.name}: {', '.join(off)}")
-            if host.etcd is not None and not host.etcd.healthy and self.shows("etcd"):
-                out.append(f"{host.name}: etcd member does not answer ({host.etcd.detail})")
-            if (host.overlay is not None and host.overlay.device_ok is False
-                    and self.shows("flannel")):
-                out.append(f"{host.name}: overlay {host.overlay.detail}")
-            if host.node is not None and host.node.ready != "True" and self.shows("kubernetes"):
-                out.append(f"{host.name}: Kubernetes node Ready={host.node.ready}")
-        leaders = [m for m in self.etcd_members or [] if m.leader]
-        if self.etcd_members and not leaders and self.shows("etcd"):
-            out.append("etcd: no member reports a leader")
+        out += [f"{host.name}: {', '.join(host.bad_services())}" for host in self.hosts
+                if host.bad_services()]
+        out += [line for part in self.shown() for line in part.problems]
         failed = self.ping.failed() if self.ping is not None else []
         if failed:
             more = f" and {len(failed) - 8} more" if len(failed) > 8 else ""

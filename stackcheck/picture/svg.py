@@ -1,22 +1,36 @@
 """Draw a :class:`Snapshot` as one self-contained SVG (no scripts, no external fonts).
 
-Top to bottom: a title with the verdict; one card per host (roles, address, services,
-etcd member, flannel lease and device, Kubernetes node), crossed out when the preflight
-found the host down; the preflight per layer; the ping matrix as a heat map; the problems
-in words. Red is a failed part, green a healthy one, grey a part not known.
+Top to bottom: a title with the verdict; one card per host (roles, address, services, then
+each layer's lines, in the layers' order: its etcd member, Kubernetes node, flannel lease and
+device, ...), crossed out when the preflight found the host down; each layer's lines for the
+whole cluster; the preflight per layer; the ping matrix as a heat map; the problems in words.
+Red is a failed part, green a healthy one, grey a part not known, ink a plain fact.
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from stackcheck.picture.model import BAD_STATES, HostView, PingMatrix, PreflightLayer, Snapshot
+from stackcheck.picture.model import (
+    BAD,
+    BAD_STATES,
+    OK,
+    UNKNOWN,
+    HostView,
+    Line,
+    PingMatrix,
+    PreflightLayer,
+    Snapshot,
+)
 
 RED, GREEN, AMBER, GREY, INK = "#d32f2f", "#2e7d32", "#ef8f00", "#9e9e9e", "#212121"
+#: a line's colour by its state (info: a plain fact, in ink)
+COLOR = {OK: GREEN, BAD: RED, UNKNOWN: GREY}
 FILL = {"ok": "#66bb6a", "recovered": "#ffb74d", "failed": "#e53935", None: "#eeeeee"}
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-MARGIN, CARD_W, CARD_BASE, GAP, LINE = 20, 280, 146, 16, 18
+MARGIN, CARD_W, CARD_BASE, GAP, LINE = 20, 280, 74, 16, 18
 PER_ROW, CELL = 4, 30
+BANNER = 30  # the height of a down host's banner at the foot of its card
 MATRIX_X = 480  # the ping matrix sits right of the preflight, this far from the margin
 
 
@@ -76,19 +90,24 @@ def _service_rows(host: HostView) -> list[list[tuple[str, str, float]]]:
     return rows
 
 
-def _card_height(hosts: list[HostView]) -> float:
-    return CARD_BASE + max((len(_service_rows(h)) for h in hosts), default=1) * LINE
+def _host_lines(snap: Snapshot, host: HostView) -> list[Line]:
+    """The lines the layers drew on ``host``'s card, in the layers' order."""
+    return [line for part in snap.shown() for line in part.hosts.get(host.name, ())]
 
 
-def _host_problem(snap: Snapshot, host: HostView) -> bool:
-    return bool(snap.down_by_preflight(host.name)) or any(
-        line.startswith(f"{host.name}: ") for line in snap.problems())
+def _card_height(snap: Snapshot) -> float:
+    """Every card is as tall as the fullest: its service rows and its layers' lines, and the
+    banner of a host the preflight found down (below its lines, hiding none of them)."""
+    down = any(snap.down_by_preflight(h.name) for h in snap.hosts)
+    return CARD_BASE + (BANNER if down else 0) + max(
+        (len(_service_rows(h)) + len(_host_lines(snap, h)) for h in snap.hosts),
+        default=1) * LINE
 
 
 def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float,
           height: float) -> None:
     down = snap.down_by_preflight(host.name)
-    bad = _host_problem(snap, host)
+    bad = snap.host_failed(host.name)
     c.rect(x, y, CARD_W, height, fill="#fff5f5" if bad else "#ffffff",
            stroke=RED if bad else "#bdbdbd", width=3 if bad else 1, radius=8,
            css=f"host {'failed' if bad else 'healthy'}")
@@ -103,104 +122,43 @@ def _card(c: _Canvas, snap: Snapshot, host: HostView, x: float, y: float,
     if host.services is None:
         c.text(x + 12, row, "services: not read", size=11, color=GREY)
     else:
-        for index, line in enumerate(_service_rows(host)):
+        for index, services in enumerate(_service_rows(host)):
             if index:
                 row += LINE
             cx = x + 17
-            for service, state, width in line:
-                bad = state in BAD_STATES
-                c.dot(cx, row - 4, RED if bad else GREEN if state == "active" else GREY)
+            for service, state, width in services:
+                off = state in BAD_STATES
+                c.dot(cx, row - 4, RED if off else GREEN if state == "active" else GREY)
                 c.text(cx + 8, row, service, size=11,
-                       color=RED if bad else INK if state == "active" else GREY,
+                       color=RED if off else INK if state == "active" else GREY,
                        tip=f"{host.name}: {service} {state}")
                 cx += width
-    row += LINE + 2
-    if snap.shows("etcd"):
-        _member_line(c, host, x + 12, row, inner)
-    row += LINE
-    if snap.shows("flannel"):
-        _overlay_lines(c, host, x + 12, row, inner)
-    row += 2 * LINE
-    if snap.shows("kubernetes"):
-        _node_line(c, host, x + 12, row, inner)
+    row += 2
+    for line in _host_lines(snap, host):
+        row += LINE
+        size = 11 if line.detail else 12
+        c.text(x + 12, row, _fit(line.text, inner, size, bold=line.strong), size=size,
+               color=COLOR.get(line.state, INK), bold=line.strong, tip=line.tip or None,
+               css=f"line {line.state}")
     if down:
         c.line(x + 6, y + 6, x + CARD_W - 6, y + height - 6, RED, 4)
         c.line(x + CARD_W - 6, y + 6, x + 6, y + height - 6, RED, 4)
-        c.rect(x + 20, y + height / 2 - 14, CARD_W - 40, 24, fill=RED, radius=4)
+        c.rect(x + 20, y + height - BANNER - 8, CARD_W - 40, 24, fill=RED, radius=4)
         banner = _fit(f"DOWN ({', '.join(down)})", inner - 30, 13, bold=True)
-        c.text(x + CARD_W / 2, y + height / 2 + 3, banner, size=13, color="#ffffff", bold=True,
-               anchor="middle", css="down")
-
-
-def _member_line(c: _Canvas, host: HostView, x: float, y: float, width: float) -> None:
-    member = host.etcd
-    if member is None:
-        text = "etcd: not a member" if "etcd" not in host.roles else "etcd: not read"
-        c.text(x, y, text, size=12, color=GREY)
-    elif not member.healthy:
-        c.text(x, y, _fit(f"etcd: DOWN: {member.detail}", width, bold=True), size=12, color=RED,
-               bold=True, tip=f"{member.endpoint}: {member.detail}")
-    else:
-        role = "★ leader" if member.leader else "follower"
-        c.text(x, y, f"etcd: {role}, healthy", size=12, color=GREEN, bold=member.leader,
-               tip=f"{member.endpoint}: {member.detail}")
-
-
-def _overlay_lines(c: _Canvas, host: HostView, x: float, y: float, width: float) -> None:
-    overlay = host.overlay
-    if overlay is None:
-        text = "flannel: no flannel role" if "flannel" not in host.roles else "flannel: not read"
-        c.text(x, y, text, size=12, color=GREY)
-        return
-    subnet_color = INK if overlay.subnet else RED
-    c.text(x, y, f"flannel: {overlay.subnet or 'NO LEASE'}", size=12, color=subnet_color,
-           bold=not overlay.subnet)
-    if overlay.device_ok is None:
-        c.text(x, y + LINE, _fit(f"{overlay.device or 'device'}: not read", width), size=11,
-               color=GREY)
-    else:
-        c.text(x, y + LINE, _fit(overlay.detail, width), size=11,
-               color=GREEN if overlay.device_ok else RED, bold=not overlay.device_ok)
-
-
-def _node_line(c: _Canvas, host: HostView, x: float, y: float, width: float) -> None:
-    node = host.node
-    if node is None:
-        is_node = {"node", "master"} & set(host.roles)
-        c.text(x, y, "kubernetes: not read" if is_node else "kubernetes: not a node",
-               size=12, color=GREY)
-    elif node.ready == "True":
-        c.text(x, y, "kubernetes: node Ready", size=12, color=GREEN)
-    else:
-        c.text(x, y, _fit(f"kubernetes: NotReady {node.detail}".strip(), width, bold=True),
-               size=12, color=RED, bold=True)
-
-
-def _summary(snap: Snapshot) -> list[tuple[str, str]]:
-    """One line per cluster-wide part: (text, color)."""
-    lines = []
-    if snap.etcd_members is not None and snap.shows("etcd"):
-        healthy = [m for m in snap.etcd_members if m.healthy]
-        leaders = sorted({m.host or m.endpoint for m in snap.etcd_members if m.leader})
-        ok = len(healthy) == len(snap.etcd_members) and len(leaders) == 1
-        lines.append((f"etcd: {len(snap.etcd_members)} members, {len(healthy)} healthy, "
-                      f"leader {', '.join(leaders) or 'NONE'}", GREEN if ok else RED))
-    if snap.nodes is not None and snap.shows("kubernetes"):
-        ready = [n for n in snap.nodes if n.ready == "True"]
-        lines.append((f"kubernetes: {len(snap.nodes)} nodes, {len(ready)} Ready",
-                       GREEN if len(ready) == len(snap.nodes) else RED))
-    return lines
+        c.text(x + CARD_W / 2, y + height - BANNER + 9, banner, size=13, color="#ffffff",
+               bold=True, anchor="middle", css="down")
 
 
 def _preflight(c: _Canvas, layers: dict[str, PreflightLayer], x: float, y: float,
                width: float) -> float:
     c.text(x, y, "preflight", size=14, bold=True)
     y += LINE + 2
+    column = max(110, 24 + 7.2 * max((len(name) for name in layers), default=0))
     for name, layer in layers.items():
         c.dot(x + 5, y - 4, GREEN if layer.ok else RED)
         c.text(x + 16, y, name, size=12, bold=True, color=INK if layer.ok else RED,
                strike=not layer.ok, css="layer-down" if not layer.ok else "")
-        c.text(x + 110, y, _fit(layer.summary, width - 110), size=12,
+        c.text(x + column, y, _fit(layer.summary, width - column), size=12,
                color=INK if layer.ok else RED, tip=layer.summary)
         y += LINE
     return y
@@ -275,15 +233,18 @@ def render(snap: Snapshot) -> str:
     c.text(width - MARGIN - 120, 34, verdict, size=14, bold=True, color="#ffffff",
            anchor="middle", css="verdict")
     y = 70
-    card_h = _card_height(snap.hosts)
+    card_h = _card_height(snap)
     for index, host in enumerate(snap.hosts):
         col, row = index % per_row, index // per_row
         _card(c, snap, host, MARGIN + col * (CARD_W + GAP), y + row * (card_h + GAP), card_h)
     rows = (len(snap.hosts) + per_row - 1) // per_row
     y += rows * (card_h + GAP) + 10
-    for text, color in _summary(snap):
+    for line in (line for part in snap.shown() for line in part.cluster):
+        color = COLOR.get(line.state, INK)
         c.dot(MARGIN + 5, y - 4, color)
-        c.text(MARGIN + 16, y, text, size=13, color=color, bold=color == RED)
+        c.text(MARGIN + 16, y, _fit(line.text, width - 2 * MARGIN - 16, 13, bold=line.strong),
+               size=13, color=color, bold=line.strong, tip=line.tip or None,
+               css=f"cluster {line.state}")
         y += LINE + 2
     y += 10
     left_end = y

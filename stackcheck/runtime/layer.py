@@ -11,4 +11,5 @@ LAYER = Layer(
     services=("docker", "containerd", "crio"),
     health=(Health("runtime", pods_need=True),),
     preflight="stackcheck.runtime.preflight:PREFLIGHT",
+    picture="stackcheck.runtime.picture:PICTURE",
 )
