@@ -1,10 +1,12 @@
 """One description per layer: a layer registered from another package (a dist-info on the
 path, as ``pip install`` would put it) is read by the inventory's roles, the preflight, the
-blocked-check logic and the Allure categories, without any of them naming it."""
+blocked-check logic, the Allure categories and the lab picture, without any of them naming
+it."""
 
 from __future__ import annotations
 
 import types
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,14 +14,18 @@ import pytest
 
 from stackcheck import layers, preflight
 from stackcheck.lab import Lab
+from stackcheck.picture import gather, render
 from stackcheck_fixtures.preflight import blocking_cause
 from stackcheck_reports.categories import categories_json, classify
 
 REPO = Path(__file__).resolve().parent.parent
+SVG = "{http://www.w3.org/2000/svg}"
 
 OUTSIDE = '''
-"""CoreDNS as a layer shipped outside stackcheck: one description, one preflight."""
+"""CoreDNS as a layer shipped outside stackcheck: one description, one preflight, one part
+of the lab picture."""
 from stackcheck.layers import Health, Layer
+from stackcheck.picture.model import BAD, OK, UNKNOWN, LayerView, Line
 from stackcheck.preflight import DOWN, LayerHealth, LayerPreflight
 
 
@@ -32,11 +38,35 @@ class DnsPreflight(LayerPreflight):
         return {"dns": LayerHealth(DOWN, why, ["h1"])} if why else {}
 
 
+class DnsPicture:
+    """Each resolver's answer for kubernetes.default (recorded: no lab here)."""
+
+    def probe(self, lab, probing):
+        return {"h1": "SERVFAIL"}
+
+    def view(self, hosts, found):
+        part = LayerView()
+        for host in hosts:
+            if "dns" not in host.roles:
+                continue
+            said = (found or {}).get(host.name)
+            if said is None:
+                part.hosts[host.name] = [Line("coredns: not read", UNKNOWN)]
+            elif said == "NOERROR":
+                part.hosts[host.name] = [Line("coredns: resolves", OK)]
+            else:
+                part.hosts[host.name] = [Line(f"coredns: {said}", BAD, strong=True)]
+                part.problems.append(f"{host.name}: kubernetes.default does not resolve ({said})")
+        return part
+
+
 PREFLIGHT = DnsPreflight()
+PICTURE = DnsPicture()
 LAYER = Layer(name="dns", title="cluster DNS", order=25, roles={"dns": ("coredns",)},
               services=("coredns",), units={"coredns": "coredns"},
               health=(Health("dns", after=("kubernetes",)),),
-              preflight="outside_dns:PREFLIGHT", fixture_needs={"resolver": ("dns",)})
+              preflight="outside_dns:PREFLIGHT", fixture_needs={"resolver": ("dns",)},
+              picture="outside_dns:PICTURE")
 '''
 
 
@@ -96,7 +126,25 @@ def test_an_outside_layer_is_read_everywhere(outside_layer: None, ssh_files: Pat
         "dns", "needs dns: kubernetes.default does not resolve (SERVFAIL)")
 
 
+def test_an_outside_layer_draws_its_part_of_the_picture(outside_layer: None,
+                                                       ssh_files: Path) -> None:
+    lab = _lab(ssh_files, ["dns"])
+    snap = gather(lab)  # only the outside layer has something to read in this lab
+    assert list(snap.parts) == ["dns"]
+    assert "h1: kubernetes.default does not resolve (SERVFAIL)" in snap.problems()
+    root = ET.fromstring(render(snap))
+    [line] = [t for t in root.iter(f"{SVG}text") if t.text == "coredns: SERVFAIL"]
+    assert line.get("class") == "line bad" and line.get("font-weight") == "bold"
+    assert [r.get("class") for r in root.iter(f"{SVG}rect")
+            if "host" in r.get("class", "")] == ["host failed"]
+    bare = gather(lab, probe=False)  # not probed: grey, no problem
+    assert [x.text for x in bare.parts["dns"].hosts["h1"]] == ["coredns: not read"]
+    assert bare.problems() == []
+    assert "dns" not in gather(lab, layers={"etcd"}, probe=False).parts  # a partial run
+
+
 def test_without_it_nothing_knows_the_layer(ssh_files: Path) -> None:
     assert "dns" not in layers.known_roles()
     with pytest.raises(ValueError, match="unknown role"):
         _lab(ssh_files, ["dns"])
+    assert "dns" not in gather(_lab(ssh_files, []), probe=False).parts

@@ -6,4 +6,5 @@
 - :mod:`stackcheck.flannel.kube`: Kubernetes mode (Node annotations, podCIDR, ConfigMap).
 - :mod:`stackcheck.flannel.source`: which mode a lab runs, and its data.
 - :mod:`stackcheck.flannel.plumbing`: what each backend programs on a host for a peer.
+- :mod:`stackcheck.flannel.picture`: its part of the lab picture (leases, overlay devices).
 """

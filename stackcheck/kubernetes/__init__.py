@@ -2,6 +2,7 @@
 
 - :mod:`stackcheck.kubernetes.api`: ``Kube`` (typed API groups), ``pod_exec``,
   ``run_namespace`` (a namespace labelled with the run id), ``NodeChanges`` (revertible).
+- :mod:`stackcheck.kubernetes.picture`: its part of the lab picture (nodes Ready).
 """
 
 from stackcheck.kubernetes.api import (
