@@ -135,8 +135,9 @@ def lab_up(name: str, hosts: int, lab_dir: Path, inventory: Path | None,
 @click.option("--lab-dir", type=Path, default=DEFAULT_LAB_DIR, show_default=True)
 @click.option("--inventory", type=Path, help="inventory of the lab (default: the local lab's)")
 @click.option("--svg", "svg", type=Path, metavar="FILE",
-              help="also draw the lab (hosts, etcd, flannel, nodes, the last run's ping matrix "
-                   "and preflight) as an SVG picture into FILE")
+              help="also draw the lab (its hosts and each layer's part: etcd members, nodes, "
+                   "runtimes, flannel leases...; the last run's ping matrix and preflight) as "
+                   "an SVG picture into FILE")
 @click.option("--run-dir", type=Path, metavar="DIR",
               help="the run whose ping matrix and preflight --svg draws (default: the newest "
                    "run of this lab under ./.stackcheck/runs)")
