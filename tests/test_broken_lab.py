@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labs import inventory, local_lab
 
 from stackcheck.lab import Lab
-from stackcheck.ssh import close_all
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners import get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.213.8.0/24"
@@ -40,16 +40,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="broken", state_dir=tmp_path_factory.mktemp("brokenlab") / "lab", hosts=3,
-        options={"subnet": SUBNET, "name": "brk", "kubernetes": "false"},
-    )
-    try:
-        yield provisioner.create(config)
-    finally:
-        close_all()
-        provisioner.abort(config)
+    with local_lab(tmp_path_factory.mktemp("brokenlab") / "lab", "broken",
+                   subnet=SUBNET, name="brk", kubernetes="false") as built:
+        yield built
 
 
 KUBE_SUBNET = "10.221.3.0/24"
@@ -66,22 +59,15 @@ KUBE_FAULTS = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def kube_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="broken-k8s", state_dir=tmp_path_factory.mktemp("brokenk8s") / "lab", hosts=3,
-        options={"subnet": KUBE_SUBNET, "name": "pa3"},
-    )
-    try:
-        yield provisioner.create(config)
-    finally:
-        close_all()
-        provisioner.abort(config)
+    with local_lab(tmp_path_factory.mktemp("brokenk8s") / "lab", "broken-k8s",
+                   subnet=KUBE_SUBNET, name="pa3") as built:
+        yield built
 
 
 @pytest.fixture(scope="module")
 def kube_healthy(kube_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Run:
     """One healthy run of the Kubernetes suite and the data path, the faults' yardstick."""
-    run = run_suites(_inventory(kube_lab), tmp_path_factory.mktemp("k8s-healthy"), "-n", "2",
+    run = run_suites(inventory(kube_lab), tmp_path_factory.mktemp("k8s-healthy"), "-n", "2",
                      *KUBE_SUITES)
     assert not run.with_outcome("failed") and not run.with_outcome("error"), run.stdout[-3000:]
     return run
@@ -148,24 +134,19 @@ def _service(lab: Lab, hosts: list[str], action: str, service: str = "etcd") -> 
         assert result.ok, f"{name}: {service} {action}: {result.stderr}"
 
 
-def _inventory(lab: Lab) -> Path:
-    assert lab.state_dir is not None
-    return Path(lab.state_dir) / "inventory.yaml"
-
-
 def _assert_no_library_traceback(run: Run) -> None:
     for needle in ("Traceback", "site-packages", "urllib3", "etcd3gw.exceptions"):
         assert needle not in run.stdout, f"{needle!r} in the output:\n{run.stdout[-3000:]}"
 
 
 def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path) -> None:
-    healthy = run_suites(_inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
+    healthy = run_suites(inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
     assert not healthy.with_outcome("failed") and not healthy.with_outcome("error"), (
         healthy.stdout[-3000:])
     _service(lab, ["h2", "h3"], "stop")
     try:
-        broken = run_suites(_inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
-        quorum = run_suites(_inventory(lab), tmp_path, "suites/etcd/test_quorum.py")
+        broken = run_suites(inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
+        quorum = run_suites(inventory(lab), tmp_path, "suites/etcd/test_quorum.py")
     finally:
         _service(lab, ["h2", "h3"], "start")
     # pinned: a new check changes these on purpose (3 hosts, no Kubernetes: 13 skipped)
@@ -211,16 +192,16 @@ def test_etcd_majority_down_blocks_what_needs_etcd_fast(lab: Lab, tmp_path: Path
 
 def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
         lab: Lab, tmp_path: Path) -> None:
-    data = yaml.safe_load(_inventory(lab).read_text())
+    data = yaml.safe_load(inventory(lab).read_text())
     old = lab.host("h3").address
     for host in data["hosts"]:
         if host["name"] == "h3":
             host["address"] = DEAD_ADDRESS
     data["etcd"]["endpoints"] = [e.replace(old, DEAD_ADDRESS) for e in data["etcd"]["endpoints"]]
     data["ssh"]["connect_timeout"] = 5
-    inventory = _inventory(lab).parent / "inventory-dead-h3.yaml"
-    inventory.write_text(yaml.safe_dump(data))
-    run = run_suites(inventory, tmp_path, "-n", "2", "-m", "not disruptive")
+    dead_h3 = inventory(lab).parent / "inventory-dead-h3.yaml"
+    dead_h3.write_text(yaml.safe_dump(data))
+    run = run_suites(dead_h3, tmp_path, "-n", "2", "-m", "not disruptive")
     assert f"ssh: degraded — h3 does not answer (h3: no SSH on {DEAD_ADDRESS}:22" in run.stdout
     assert "etcd: degraded — quorum kept (2/3); h3: does not answer" in run.stdout
     # the data path runs between h1 and h2 and reports h3 blocked (2 failed, not 2 errors)
@@ -254,7 +235,7 @@ def test_a_host_where_nothing_answers_is_named_once_and_only_its_checks_blocked(
 
 
 def _healthy_run(lab: Lab, tmp_path: Path, *args: str) -> Run:
-    run = run_suites(_inventory(lab), tmp_path, *args)
+    run = run_suites(inventory(lab), tmp_path, *args)
     assert not run.with_outcome("failed") and not run.with_outcome("error"), run.stdout[-3000:]
     return run
 
@@ -265,7 +246,7 @@ def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Pa
     healthy = _healthy_run(lab, tmp_path, "-n", "2", "-m", "not disruptive")
     _service(lab, ["h3"], "stop", "docker")
     try:
-        broken = run_suites(_inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
+        broken = run_suites(inventory(lab), tmp_path, "-n", "2", "-m", "not disruptive")
     finally:
         _service(lab, ["h3"], "start", "docker")
     line = re.search(r"runtime: degraded — (h3: docker inactive since [0-9-]+ [0-9:]+ \S+ — "
@@ -301,7 +282,7 @@ def test_kubelet_stopped_blocks_its_node_at_once(kube_lab: Lab, kube_healthy: Ru
     asks the kubelet itself; h3's pods are left out, the others' checks run."""
     _service(kube_lab, ["h3"], "stop", "kubelet")
     try:
-        broken = run_suites(_inventory(kube_lab), tmp_path, "-n", "2", *KUBE_SUITES)
+        broken = run_suites(inventory(kube_lab), tmp_path, "-n", "2", *KUBE_SUITES)
     finally:
         _service(kube_lab, ["h3"], "start", "kubelet")
     line = re.search(r"kubelet: degraded — (h3: kubelet inactive since [0-9-]+ [0-9:]+ \S+ — "
@@ -327,7 +308,7 @@ def test_scheduler_stopped_is_named_once_and_blocks_what_schedules(
     master = kube_lab.hosts_with("master")[0].name
     _service(kube_lab, [master], "stop", "kube-scheduler")
     try:
-        broken = run_suites(_inventory(kube_lab), tmp_path, "-n", "2", *KUBE_SUITES)
+        broken = run_suites(inventory(kube_lab), tmp_path, "-n", "2", *KUBE_SUITES)
     finally:
         _service(kube_lab, [master], "start", "kube-scheduler")
     verdict = ("scheduler: down — no pod gets a node: the scheduler is not running (a probe "

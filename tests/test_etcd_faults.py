@@ -21,6 +21,7 @@ from typing import ClassVar
 from xml.etree import ElementTree as ET
 
 import pytest
+from labs import inventory, local_lab, run_pytest
 
 from stackcheck.etcd import timeline, trim
 from stackcheck.etcd.cluster import Member, health, healthy, leader, members, wait_healthy
@@ -29,8 +30,7 @@ from stackcheck.etcd.traffic_checks import member_of, unavailability, validate
 from stackcheck.etcd.workload import Record, Window
 from stackcheck.faults import FaultJournal, Faults, journal_path
 from stackcheck.lab import Host, Lab
-from stackcheck.ssh import close_all
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners import get_provisioner
 from stackcheck_provisioners.hostlab import etcd as local_etcd
 from stackcheck_provisioners.hostlab.layout import HostPlan
 from stackcheck_provisioners.local import control
@@ -52,31 +52,14 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a local lab needs roo
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """A fresh 3-host local lab for one test (faults here are not worth repairing)."""
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="etcdfaults", state_dir=tmp_path / "lab", hosts=3,
-        options={"name": "etf", "subnet": "10.213.40.0/24", "docker": "false",
-                 "kubernetes": "false"},
-    )
-    try:
-        yield provisioner.create(config)
-    finally:
-        close_all()
-        provisioner.abort(config)
+    with local_lab(tmp_path / "lab", "etcdfaults", name="etf", subnet="10.213.40.0/24",
+                   docker="false", kubernetes="false") as built:
+        yield built
 
 
-def run_pytest(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+def run_suites(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     """Run suites against the lab's inventory in a fresh pytest process."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", f"--inventory={inventory(lab)}",
-         "-p", "no:cacheprovider", "--no-must-gather", "-q", "-rfE", "--tb=line", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )
-
-
-def inventory(lab: Lab) -> Path:
-    assert lab.state_dir is not None
-    return Path(lab.state_dir) / "inventory.yaml"
+    return run_pytest(lab, "--no-must-gather", "-rfE", "--tb=line", *args)
 
 
 def plan(lab: Lab, host: str) -> HostPlan:
@@ -154,7 +137,7 @@ def test_run_killed_mid_fault_is_reported_and_healed_by_the_next_run(lab: Lab) -
     assert f"{host}/etcd" in status.stdout.splitlines()[-1]
 
     # the next run's preflight restores it, and its checks pass
-    result = run_pytest(lab, "suites/etcd/test_health.py")
+    result = run_suites(lab, "suites/etcd/test_health.py")
     assert result.returncode == 0, failures(result)
     assert f"stackcheck preflight: restarted what an earlier run left stopped: {host}/etcd" in (
         result.stdout)
@@ -171,7 +154,7 @@ def test_member_with_wiped_data_is_caught(lab: Lab) -> None:
     # etcd 3.4 asks its peers first and refuses to bootstrap a member they already know
     assert not restarted.ok, "expected etcd to refuse to start on an empty data dir"
     assert "has already been bootstrapped" in restarted.stderr
-    result = run_pytest(lab, f"{HEALTH}::test_every_endpoint_is_healthy", READ_BACK)
+    result = run_suites(lab, f"{HEALTH}::test_every_endpoint_is_healthy", READ_BACK)
     assert result.returncode == 1, failures(result)
     assert "1 failed, 1 error" in result.stdout, failures(result)
     assert (f"expected every endpoint healthy with a leader (waited 10s); saw "
@@ -195,7 +178,7 @@ def test_member_bootstrapped_with_wrong_initial_cluster_is_caught(lab: Lab) -> N
     wrong = f"h2=https://{h2.host.address}:2380"
     restarted = restart_etcd(lab, "h2", wipe=True, overrides={"--initial-cluster": wrong})
     assert restarted.ok, f"h2 did not come up on its own: {restarted.stderr}"
-    result = run_pytest(lab, HEALTH, READ_BACK)
+    result = run_suites(lab, HEALTH, READ_BACK)
     assert result.returncode == 1, failures(result)
     out = result.stdout
     # h2 answers and has a leader (itself): only the checks across members see the split
@@ -287,7 +270,7 @@ def test_disruptive_check_on_an_unhealthy_cluster_fails_fast_with_health(lab: La
     must not start on a cluster that is already missing a member."""
     assert get_provisioner("local").service(lab, lab.host("h1"), "etcd", "stop").ok
     started = time.monotonic()
-    result = run_pytest(lab, "suites/etcd/test_quorum.py::test_leader_loss_elects_new_leader",
+    result = run_suites(lab, "suites/etcd/test_quorum.py::test_leader_loss_elects_new_leader",
                         "suites/etcd/test_quorum.py::test_minority_loss_keeps_writes_and_reads")
     took = time.monotonic() - started
     assert result.returncode == 1, failures(result)

@@ -11,18 +11,16 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labs import local_lab, run_pytest
 
 from stackcheck.flannel import kube as km
 from stackcheck.kubernetes import Kube, connect
 from stackcheck.lab import Lab
-from stackcheck.ssh import close_all
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_NAME = "fkl"
@@ -38,16 +36,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="fkl", state_dir=tmp_path_factory.mktemp("fkl") / "lab", hosts=2,
-        options={"name": LAB_NAME, "subnet": SUBNET, "flannel": "kube"},
-    )
-    try:
-        yield provisioner.create(config)
-    finally:
-        close_all()
-        provisioner.abort(config)
+    with local_lab(tmp_path_factory.mktemp("fkl") / "lab", "fkl", hosts=2,
+                   name=LAB_NAME, subnet=SUBNET, flannel="kube") as built:
+        yield built
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +48,7 @@ def kube(lab: Lab) -> Kube:
 
 
 def run_suite(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    assert lab.state_dir is not None
-    inventory = Path(lab.state_dir) / "inventory.yaml"
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", f"--inventory={inventory}", "-p", "no:cacheprovider",
-         "-q", "-rfEs", "--tb=line", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )
+    return run_pytest(lab, "-rfEs", "--tb=line", *args)
 
 
 def failed_checks(result: subprocess.CompletedProcess[str]) -> set[str]:

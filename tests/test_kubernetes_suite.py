@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+from labs import local_lab, run_pytest
 
 from stackcheck.lab import Lab
-from stackcheck.ssh import close_all
 from stackcheck.waits import wait_for
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners import get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,19 +25,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config_ = ProvisionConfig(
-        run_id="k8sfaults", state_dir=tmp_path_factory.mktemp("k8slab") / "lab", hosts=3,
-        options={"subnet": "10.213.11.0/24", "name": "k8h", "kubernetes": "true"},
-    )
-    try:
-        built = provisioner.create(config_)
+    with local_lab(tmp_path_factory.mktemp("k8slab") / "lab", "k8sfaults",
+                   subnet="10.213.11.0/24", name="k8h", kubernetes="true") as built:
         if built.kubernetes is None:
             pytest.skip(f"the local lab has no Kubernetes here: {built.environment}")
         yield built
-    finally:
-        close_all()
-        provisioner.abort(config_)
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +39,8 @@ def core(lab: Lab) -> client.CoreV1Api:
 
 
 def run_suite(lab: Lab, *args: str, pod_timeout: int = 90) -> subprocess.CompletedProcess[str]:
-    assert lab.state_dir is not None
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", f"--inventory={Path(lab.state_dir) / 'inventory.yaml'}",
-         "-p", "no:cacheprovider", "-q", "-rfE", "--tb=line", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
-        env={**os.environ, "STACKCHECK_POD_TIMEOUT": str(pod_timeout)},
-    )
+    return run_pytest(lab, "-rfE", "--tb=line", *args, timeout=900,
+                      env={"STACKCHECK_POD_TIMEOUT": str(pod_timeout)})
 
 
 def ready(core: client.CoreV1Api, node: str) -> bool:

@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labs import local_lab, run_pytest
 
 from stackcheck.lab import Lab
-from stackcheck.ssh import close_all, host_connection
+from stackcheck.ssh import host_connection
 from stackcheck.waits import wait_for
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners import get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_NAME = "rtl"
@@ -40,29 +40,15 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="runtime-lab", state_dir=tmp_path_factory.mktemp("rtl") / "lab", hosts=3,
-        options={"name": LAB_NAME, "subnet": SUBNET, "runtime": "containerd"},
-    )
     started = time.monotonic()
-    try:
-        built = provisioner.create(config)
+    with local_lab(tmp_path_factory.mktemp("rtl") / "lab", "runtime-lab",
+                   name=LAB_NAME, subnet=SUBNET, runtime="containerd") as built:
         print(f"runtime=containerd lab bring-up: {time.monotonic() - started:.1f}s")
         yield built
-    finally:
-        close_all()
-        provisioner.abort(config)
 
 
 def run_suite(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    assert lab.state_dir is not None
-    inventory = Path(lab.state_dir) / "inventory.yaml"
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", f"--inventory={inventory}", "-p", "no:cacheprovider",
-         "-q", "-rfEs", "--tb=line", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
-    )
+    return run_pytest(lab, "-rfEs", "--tb=line", *args, timeout=900)
 
 
 def failed_checks(result: subprocess.CompletedProcess[str]) -> set[str]:

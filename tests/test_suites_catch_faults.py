@@ -13,16 +13,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labs import local_lab, run_pytest
 
 from stackcheck.etcd import client_for
 from stackcheck.lab import Lab
-from stackcheck.ssh import close_all, host_connection
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck.ssh import host_connection
+from stackcheck_provisioners import get_provisioner
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "/coreos.com/network"
@@ -35,29 +35,15 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="faults", state_dir=tmp_path_factory.mktemp("faultlab") / "lab", hosts=3,
-        # Kubernetes faults have their own module (test_kubernetes_suite.py)
-        options={"subnet": "10.213.7.0/24", "name": "flt", "kubernetes": "false"},
-    )
-    try:
-        built = provisioner.create(config)
+    # Kubernetes faults have their own module (test_kubernetes_suite.py)
+    with local_lab(tmp_path_factory.mktemp("faultlab") / "lab", "faults",
+                   subnet="10.213.7.0/24", name="flt", kubernetes="false") as built:
         yield built
-    finally:
-        close_all()
-        provisioner.abort(config)
 
 
 def run_suite(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     """Run suites against the lab's inventory in a fresh pytest process."""
-    assert lab.state_dir is not None
-    inventory = Path(lab.state_dir) / "inventory.yaml"
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", f"--inventory={inventory}", "-p", "no:cacheprovider",
-         "-q", "-rfE", "--tb=line", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )
+    return run_pytest(lab, "-rfE", "--tb=line", *args)
 
 
 def sh(lab: Lab, host: str, command: str) -> str:

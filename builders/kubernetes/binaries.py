@@ -32,10 +32,7 @@ def ensure_binaries(
     built from Debian's source package on first use (10-15 minutes on 2 cores).
     """
     progress = progress or Progress()
-    try:
-        version = normalize(version)
-    except ValueError as exc:
-        raise K8sBuildError(str(exc)) from None
+    version = build_version(version)
     if bin_dir is not None:
         found = external.check_folder(Path(bin_dir))
         progress.note(f"Kubernetes binaries from {bin_dir}")
@@ -110,3 +107,11 @@ def _locked(layout: Layout, progress: Progress) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def build_version(version: str) -> str:
+    """``version`` as the builds name it (``v1.20.2``), or a build error saying why not."""
+    try:
+        return normalize(version)
+    except ValueError as exc:
+        raise K8sBuildError(str(exc)) from None

@@ -18,7 +18,12 @@ from pathlib import Path
 
 from stackcheck_builders.kubernetes import compile as kc
 from stackcheck_builders.kubernetes import hostpkgs
-from stackcheck_builders.kubernetes.binaries import DEFAULT_VERSION, _locked, _recipe
+from stackcheck_builders.kubernetes.binaries import (
+    DEFAULT_VERSION,
+    _locked,
+    _recipe,
+    build_version,
+)
 from stackcheck_builders.kubernetes.cache import (
     Layout,
     read_manifest,
@@ -73,10 +78,7 @@ def ensure_e2e(
 ) -> E2EBinaries:
     """``e2e_bin`` if given (it must answer ``--version``), else the cached build of ``version``."""
     progress = progress or Progress()
-    try:
-        version = normalize(version)
-    except ValueError as exc:
-        raise K8sBuildError(str(exc)) from None
+    version = build_version(version)
     if e2e_bin is not None:
         return _given(Path(e2e_bin), version, progress)
     layout = Layout.for_version(version)
