@@ -14,13 +14,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
+from labs import local_lab
 
 from stackcheck.lab import Lab
 from stackcheck.picture import Snapshot, gather, render
 from stackcheck.picture.model import BAD, INFO, OK
-from stackcheck.ssh import close_all, host_connection
+from stackcheck.ssh import host_connection
 from stackcheck.waits import wait_for
-from stackcheck_provisioners import ProvisionConfig, get_provisioner
+from stackcheck_provisioners import get_provisioner
 
 LAB_NAME = "hw2pic"
 SUBNET = "10.242.9.0/24"
@@ -35,16 +36,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    provisioner = get_provisioner("local")
-    config = ProvisionConfig(
-        run_id="picture-lab", state_dir=tmp_path_factory.mktemp("hw2pic") / "lab", hosts=3,
-        options={"name": LAB_NAME, "subnet": SUBNET, "kubernetes": "false"},
-    )
-    try:
-        yield provisioner.create(config)
-    finally:
-        close_all()
-        provisioner.abort(config)
+    with local_lab(tmp_path_factory.mktemp("hw2pic") / "lab", "picture-lab", name=LAB_NAME,
+                   subnet=SUBNET, kubernetes="false") as built:
+        yield built
 
 
 def sh(lab: Lab, host: str, command: str) -> str:
