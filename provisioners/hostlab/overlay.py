@@ -13,7 +13,11 @@ import ipaddress
 import json
 import shutil
 import time
+from collections.abc import Callable
 
+from etcd3gw.client import Etcd3Client
+
+from stackcheck.errors import etcd_error
 from stackcheck.flannel import etcd_store
 from stackcheck.flannel import model as flannel
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
@@ -85,21 +89,45 @@ def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]],
         run(["bridge", "-n", host.netns, "-batch", "-"], input="\n".join(fdb_lines) + "\n")
 
 
+#: etcd writes of the bring-up: each call's bound, and the tries (a loaded machine's etcd
+#: can miss one deadline; the writes are idempotent)
+WRITE_TIMEOUT = 10
+WRITE_TRIES = 2
+
+
 def write_model(layout: Layout, macs: dict[str, str]) -> None:
     """Write flannel's network config and one lease per host into etcd (flannel's format)."""
-    cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
-    etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG)
-    lease = cli.lease(ttl=LEASE_TTL)
-    for host in layout.hosts:
-        attrs = flannel.lease_attrs(host.address, "vxlan",
-                                    flannel.vxlan_backend_data(macs[host.name], VNI))
-        etcd_store.write_lease(cli, PREFIX, host.flannel_subnet, attrs, lease=lease)
+
+    def write(cli: Etcd3Client) -> None:
+        etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG)
+        lease = cli.lease(ttl=LEASE_TTL)
+        for host in layout.hosts:
+            attrs = flannel.lease_attrs(host.address, "vxlan",
+                                        flannel.vxlan_backend_data(macs[host.name], VNI))
+            etcd_store.write_lease(cli, PREFIX, host.flannel_subnet, attrs, lease=lease)
+
+    _write_etcd(layout, "flannel's network config and leases", write)
 
 
 def write_config(layout: Layout) -> None:
     """Only the network config (what an operator writes before starting flanneld)."""
-    etcd_store.write_config(etcd.client(layout, layout.etcd_hosts[0], timeout=5), PREFIX,
-                            NETWORK_CONFIG)
+    _write_etcd(layout, "flannel's network config",
+                lambda cli: etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG))
+
+
+def _write_etcd(layout: Layout, what: str, write: Callable[[Etcd3Client], None]) -> None:
+    """Run ``write`` against the first etcd member, retried once; a failure names what was
+    written, where, and etcd's own reason."""
+    member = layout.etcd_hosts[0]
+    for attempt in range(1, WRITE_TRIES + 1):
+        try:
+            write(etcd.client(layout, member, timeout=WRITE_TIMEOUT))
+            return
+        except Exception as exc:  # noqa: BLE001 - etcd3gw raises many types; all say why
+            if attempt == WRITE_TRIES:
+                raise ProvisionerError(
+                    f"writing {what} into etcd on {member.name} failed after {WRITE_TRIES} "
+                    f"tries of {WRITE_TIMEOUT} s: {etcd_error(exc)}") from None
 
 
 def argv(layout: Layout, host: HostPlan) -> list[str]:
