@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from stackcheck.lab import Host, Lab
 from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError, ServiceResult
@@ -30,7 +31,7 @@ destroy_state_dir = KIND.destroy
 def layout_for(config: ProvisionConfig, options: LocalOptions | None = None) -> Layout:
     """The plan of the local lab ``config`` asks for (``options``: its options, validated)."""
     if options is None:
-        options = LocalProvisioner.parse_options(config.options)
+        options = cast(LocalOptions, LocalProvisioner.parse_options(config.options))
     return Layout.from_options(Path(config.state_dir), config.run_id, config.hosts, options,
                                flannel=options.flannel, runtime=options.runtime)
 
@@ -47,16 +48,10 @@ class LocalProvisioner(HostLabProvisioner):
         "no kernel restarts"
     )
 
-    @classmethod
-    def parse_options(cls, raw: dict[str, str]) -> LocalOptions:
-        options = super().parse_options(raw)
-        assert isinstance(options, LocalOptions)
-        return options
-
     def create(self, config: ProvisionConfig) -> Lab:
         if os.geteuid() != 0:
             raise ProvisionerError("the local provisioner needs root (namespaces, mounts)")
-        options = self.parse_options(config.options)
+        options = cast(LocalOptions, self.parse_options(config.options))
         layout = layout_for(config, options)
         packages.ensure()
         progress = Progress(f"local lab {layout.name}")

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from typing import cast
 
 from pydantic import Field, field_validator
 
@@ -57,7 +58,7 @@ class MachinesOptions(HostLabOptions):
 def layout_for(config: ProvisionConfig, options: MachinesOptions | None = None) -> Layout:
     """The plan of the machines lab ``config`` asks for (``options``: its options, validated)."""
     if options is None:
-        options = MachinesProvisioner.parse_options(config.options)
+        options = cast(MachinesOptions, MachinesProvisioner.parse_options(config.options))
     return Layout.from_options(Path(config.state_dir), config.run_id, config.hosts, options)
 
 
@@ -86,12 +87,6 @@ class MachinesProvisioner(HostLabProvisioner):
     kind = KIND
     options_model = MachinesOptions
 
-    @classmethod
-    def parse_options(cls, raw: dict[str, str]) -> MachinesOptions:
-        options = super().parse_options(raw)
-        assert isinstance(options, MachinesOptions)
-        return options
-
     def create(self, config: ProvisionConfig) -> Lab:
         if os.geteuid() != 0:
             raise ProvisionerError("the machines provisioner needs root (namespaces, nspawn)")
@@ -99,7 +94,7 @@ class MachinesProvisioner(HostLabProvisioner):
                          ("mmdebstrap", "mmdebstrap")):
             if shutil.which(exe) is None:
                 raise ProvisionerError(f"{exe} is not installed (Debian package {pkg})")
-        options = self.parse_options(config.options)
+        options = cast(MachinesOptions, self.parse_options(config.options))
         layout = layout_for(config, options)
         binary = Path(options.flanneld) if options.flanneld else None
         progress = Progress(f"machines lab {layout.name}")
