@@ -10,7 +10,7 @@ from stackcheck.lab import Host, Lab, SSHAccess, write_inventory
 from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
 from stackcheck_provisioners.hostlab import state
 from stackcheck_provisioners.hostlab.layout import Layout
-from stackcheck_provisioners.hostlab.lifecycle import LabKind, create_lab
+from stackcheck_provisioners.hostlab.lifecycle import HostLabProvisioner, LabKind, create_lab
 from stackcheck_provisioners.hostlab.options import HostLabOptions
 from stackcheck_provisioners.hostlab.progress import Progress
 
@@ -87,3 +87,23 @@ def test_a_lab_with_other_options_is_torn_down_first(tmp_path: Path) -> None:
                Progress("t"), lambda: _lab(layout))
     assert seen == ["before_teardown"]
     assert state.read(layout.state_dir)["config"]["docker"] is False
+
+
+def test_abort_and_down_remove_the_recorded_lab_and_the_folder_it_made(tmp_path: Path) -> None:
+    options, layout, seen = _setup(tmp_path)
+    create_lab(_kind(seen), options, layout, layout.options(), Progress("t"),
+               lambda: _lab(layout))
+
+    class Kit(HostLabProvisioner):
+        name = "kit"
+        kind = _kind(seen)
+
+        def create(self, config: ProvisionConfig) -> Lab:
+            raise AssertionError("not built here")
+
+    (layout.state_dir / "known_hosts").unlink()  # _lab's, not recorded: it would stay
+    Kit().down(layout.state_dir, None)
+    assert seen == ["before_teardown"]
+    assert not layout.state_dir.exists(), "the folder create_lab made is removed"
+    Kit().abort(ProvisionConfig(run_id="again", state_dir=layout.state_dir))  # nothing left
+    assert seen == ["before_teardown"]

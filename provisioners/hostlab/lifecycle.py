@@ -80,7 +80,7 @@ class LabKind:
         if self.before_teardown is not None:
             with step(self.before_teardown_step):
                 self.before_teardown(state_dir)
-        with step(f"remove processes, namespaces, cgroups and folders of the {self.noun}"):
+        with step("remove processes, namespaces, cgroups, folders"):
             return destroy_locked(state_dir, keep=(CREATE_LOCK,))
 
     def destroy(self, state_dir: Path | str, progress: Progress | None = None) -> list[str]:
