@@ -44,7 +44,10 @@ def running(state_dir: Path) -> bool:
         return False
     if not {r["name"] for r in state.resources(data, "netns")} <= network.netns_list():
         return False
-    layout = Layout.recorded(state_dir, data.get("run_id", ""), data.get("config") or {})
+    try:
+        layout = Layout.recorded(state_dir, data.get("run_id", ""), data.get("config") or {})
+    except (KeyError, ValueError):  # recorded by another version: not ours to reuse
+        return False
     return etcd.healthy(layout)
 
 
@@ -191,9 +194,7 @@ class HostLabProvisioner(Provisioner):
 
         for host in lab.hosts:
             ssh.close(lab, host)
-        progress = Progress(f"{self.kind.title} {lab.name}")
-        _teardown_left(self.kind.destroy(lab.state_dir, progress))
-        progress.summary("destroyed")
+        self._remove(Path(lab.state_dir), lab.name)
 
     def abort(self, config: ProvisionConfig) -> None:
         """Remove whatever the state folder records (an interrupted create, or ``lab down``)."""
@@ -202,12 +203,12 @@ class HostLabProvisioner(Provisioner):
         close_all()  # no lab model here: a connection to a host of the old lab must not stay
         state_dir = Path(config.state_dir)
         data = state.read(state_dir)
-        if data is None:
-            return
-        progress = Progress(f"{self.kind.title} {data.get('lab') or state_dir.name}")
-        _teardown_left(self.kind.destroy(state_dir, progress))
+        if data is not None:
+            self._remove(state_dir, data.get("lab") or state_dir.name)
 
-
-def _teardown_left(problems: list[str]) -> None:
-    if problems:
-        raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
+    def _remove(self, state_dir: Path, name: str) -> None:
+        progress = Progress(f"{self.kind.title} {name}")
+        problems = self.kind.destroy(state_dir, progress)
+        if problems:
+            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
+        progress.summary("destroyed")
