@@ -340,21 +340,23 @@ def test_what_the_lab_writes_the_checks_read(tmp_path: Path) -> None:
 
 
 def test_the_local_labs_flannel_option(tmp_path: Path) -> None:
-    from stackcheck_provisioners.base import ProvisionerError
+    from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
     from stackcheck_provisioners.hostlab import k8s_services
     from stackcheck_provisioners.hostlab.layout import Layout
+    from stackcheck_provisioners.local.provisioner import LocalProvisioner, layout_for
 
-    default = Layout.from_options(tmp_path, "r", 2, {})
+    default = layout_for(ProvisionConfig("r", tmp_path, hosts=2))
     assert default.flannel == "etcd"
-    kube = Layout.from_options(tmp_path, "r", 2, {"flannel": "kube"})
-    assert Layout.from_options(tmp_path, "r", 2, kube.options()) == kube
+    kube = layout_for(ProvisionConfig("r", tmp_path, hosts=2, options={"flannel": "kube"}))
+    assert Layout.recorded(tmp_path, "r", kube.options()) == kube
     data = {"kubernetes": {"bin_dir": "/bins", "control_plane": "h1", "kubelets": True}}
     argv = k8s_services.argv(kube, data, kube.hosts[0], "kube-controller-manager")
     assert {"--allocate-node-cidrs=true", "--cluster-cidr=10.244.0.0/16",
             "--node-cidr-mask-size=24"} <= set(argv)
     plain = k8s_services.argv(default, data, default.hosts[0], "kube-controller-manager")
     assert not any(a.startswith("--allocate-node-cidrs") for a in plain)
-    with pytest.raises(ProvisionerError, match="option flannel=udp: use one of etcd, kube"):
-        Layout.from_options(tmp_path, "r", 2, {"flannel": "udp"})
-    with pytest.raises(ProvisionerError, match="flannel=kube needs Kubernetes"):
-        Layout.from_options(tmp_path, "r", 2, {"flannel": "kube", "kubernetes": "false"})
+    with pytest.raises(ProvisionerError, match="option flannel='udp': Input should be 'etcd' "
+                       "or 'kube'"):
+        LocalProvisioner.parse_options({"flannel": "udp"})
+    with pytest.raises(ProvisionerError, match="option flannel='kube': needs Kubernetes"):
+        LocalProvisioner.parse_options({"flannel": "kube", "kubernetes": "false"})

@@ -26,6 +26,7 @@ from stackcheck_provisioners.base import ProvisionConfig
 from stackcheck_provisioners.hostlab import k8s_pki, kubelet, pki
 from stackcheck_provisioners.hostlab.layout import Layout
 from stackcheck_provisioners.local import LocalProvisioner, destroy_state_dir
+from stackcheck_provisioners.local.provisioner import layout_for
 
 LAB_NAME = "k8st"
 SUBNET = "10.213.21.0/24"
@@ -47,12 +48,13 @@ def machine_sysctls() -> dict[str, str]:
 
 
 def test_options_kubernetes_and_bin_dir(tmp_path: Path) -> None:
-    default = Layout.from_options(tmp_path, "r", 3, {})
+    default = layout_for(ProvisionConfig("r", tmp_path))
     assert default.kubernetes and default.k8s_bin_dir is None
-    off = Layout.from_options(tmp_path, "r", 3, {"kubernetes": "false", "k8s_bin_dir": "bins"})
+    off = layout_for(ProvisionConfig("r", tmp_path, options={"kubernetes": "false",
+                                                             "k8s_bin_dir": "bins"}))
     assert not off.kubernetes
     assert off.k8s_bin_dir == str((Path.cwd() / "bins").resolve())
-    again = Layout.from_options(tmp_path, "r", 3, off.options())
+    again = Layout.recorded(tmp_path, "r", off.options())
     assert again == off, "options() must round-trip through the state file"
 
 
@@ -65,7 +67,8 @@ def _subject(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> list[str]:
 
 
 def test_certificates_names_and_groups(tmp_path: Path) -> None:
-    layout = Layout.from_options(tmp_path / "lab", "r", 2, {"subnet": SUBNET})
+    layout = layout_for(ProvisionConfig("r", tmp_path / "lab", hosts=2,
+                                        options={"subnet": SUBNET}))
     pki.make_tls(layout)
     h1, h2 = layout.hosts
     k8s_pki.make_control_plane(layout, h1)
@@ -99,7 +102,7 @@ def load_kubeconfig_cert(path: Path) -> x509.Certificate:
 
 
 def test_runc_wrapper_zeroes_negative_oom_score_adj(tmp_path: Path) -> None:
-    layout = Layout.from_options(tmp_path / "lab", "r", 1, {})
+    layout = layout_for(ProvisionConfig("r", tmp_path / "lab", hosts=1))
     host = layout.hosts[0]
     host.dir.mkdir(parents=True)
     kubelet.prepare(layout, host)
@@ -157,7 +160,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     lab = prov.create(config)
     ctx = {"prov": prov, "lab": lab, "state_dir": state_dir, "sysctls": sysctls,
            "create_seconds": time.monotonic() - t0,
-           "layout": Layout.from_options(state_dir, "x", 3, config.options)}
+           "layout": layout_for(ProvisionConfig("x", state_dir, options=config.options))}
     try:
         yield ctx
     finally:

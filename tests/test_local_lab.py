@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from stackcheck.lab import Lab, load_inventory
-from stackcheck_provisioners.base import ProvisionConfig
-from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
 from stackcheck_provisioners.local import LocalProvisioner, destroy_state_dir
+from stackcheck_provisioners.local.provisioner import layout_for
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_NAME = "sctest"
@@ -100,15 +100,18 @@ def assert_nothing_left(before: dict[str, object], name: str, state_dir: Path) -
 
 
 def test_interface_names_fit_and_subnet_checked(tmp_path: Path) -> None:
-    layout = Layout.from_options(tmp_path, "r1", 9, {"name": "a-rather-long-name"})
+    layout = layout_for(ProvisionConfig("r1", tmp_path, hosts=9,
+                                        options={"name": "a-rather-long-name"}))
     assert len(layout.root_link) <= 15
     assert [h.address for h in layout.hosts][:2] == ["10.213.0.11", "10.213.0.12"]
     assert [h.name for h in layout.etcd_hosts] == ["h1", "h2", "h3"]
-    assert len(Layout.from_options(tmp_path, "r1", 2, {}).etcd_hosts) == 1
-    with pytest.raises(Exception, match="private"):
-        Layout.from_options(tmp_path, "r1", 3, {"subnet": "8.8.8.0/24"})
-    with pytest.raises(Exception, match="lab name"):
-        Layout.from_options(tmp_path, "r1", 3, {"name": "Bad Name"})
+    assert len(layout_for(ProvisionConfig("r1", tmp_path, hosts=2)).etcd_hosts) == 1
+    with pytest.raises(ProvisionerError, match=r"option subnet='8\.8\.8\.0/24': must be a private"):
+        layout_for(ProvisionConfig("r1", tmp_path, options={"subnet": "8.8.8.0/24"}))
+    with pytest.raises(ProvisionerError, match="option name='Bad Name': use 1-20 of a-z"):
+        layout_for(ProvisionConfig("r1", tmp_path, options={"name": "Bad Name"}))
+    with pytest.raises(ProvisionerError, match="201 hosts do not fit the lab"):
+        layout_for(ProvisionConfig("r1", tmp_path, hosts=201))
 
 
 # --- a real lab ------------------------------------------------------------------------

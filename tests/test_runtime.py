@@ -308,19 +308,22 @@ def test_report_environment_lists_each_hosts_runtime(tmp_path: Path) -> None:
 
 
 def test_local_lab_runtime_option(tmp_path: Path) -> None:
-    from stackcheck_provisioners.base import ProvisionerError
+    from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError
     from stackcheck_provisioners.hostlab import kubelet
     from stackcheck_provisioners.hostlab.layout import Layout
+    from stackcheck_provisioners.local.provisioner import LocalProvisioner, layout_for
 
-    default = Layout.from_options(tmp_path, "r", 2, {})
+    default = layout_for(ProvisionConfig("r", tmp_path, hosts=2))
     assert (default.runtime, default.docker) == ("docker", True)
-    lab = Layout.from_options(tmp_path, "r", 2, {"runtime": "containerd"})
+    lab = layout_for(ProvisionConfig("r", tmp_path, hosts=2, options={"runtime": "containerd"}))
     assert (lab.runtime, lab.docker) == ("containerd", False)
-    assert Layout.from_options(tmp_path, "r", 2, lab.options()) == lab
-    with pytest.raises(ProvisionerError, match="option runtime='cri-o': expected one of"):
-        Layout.from_options(tmp_path, "r", 2, {"runtime": "cri-o"})
-    with pytest.raises(ProvisionerError, match="needs kubernetes=true"):
-        Layout.from_options(tmp_path, "r", 2, {"runtime": "containerd", "kubernetes": "no"})
+    assert Layout.recorded(tmp_path, "r", lab.options()) == lab
+    with pytest.raises(ProvisionerError, match="option runtime='cri-o': Input should be "
+                       "'docker' or 'containerd'"):
+        LocalProvisioner.parse_options({"runtime": "cri-o"})
+    with pytest.raises(ProvisionerError, match="option runtime='containerd': needs "
+                       "kubernetes=true"):
+        LocalProvisioner.parse_options({"runtime": "containerd", "kubernetes": "no"})
     flags = kubelet.runtime_flags(lab, lab.hosts[0])
     assert "--container-runtime=remote" in flags
     assert "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" in flags
@@ -330,10 +333,12 @@ def test_local_lab_runtime_option(tmp_path: Path) -> None:
 
 def test_local_lab_containerd_config_and_cni_parse_as_the_checks_read_them(
         tmp_path: Path) -> None:
+    from stackcheck_provisioners.base import ProvisionConfig
     from stackcheck_provisioners.hostlab import containerd, kubelet
-    from stackcheck_provisioners.hostlab.layout import Layout
+    from stackcheck_provisioners.local.provisioner import layout_for
 
-    lab = Layout.from_options(tmp_path / "lab", "r", 2, {"runtime": "containerd"})
+    lab = layout_for(ProvisionConfig("r", tmp_path / "lab", hosts=2,
+                                     options={"runtime": "containerd"}))
     host = lab.hosts[1]
     host.dir.mkdir(parents=True)
     kubelet.prepare(lab, host)

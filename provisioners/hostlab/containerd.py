@@ -46,11 +46,17 @@ def cni_conf_dir(host: HostPlan) -> Path:
     return base_dir(host) / "cni" / "net.d"
 
 
-def config_toml(host: HostPlan, runc_binary: Path) -> str:
-    """containerd's config (version 2): own root, CRI with the wrapper, cgroupfs, CNI dirs."""
-    d = base_dir(host)
-    return f'''version = 2
-root = "{d / 'root'}"
+def cri_config(root: str | Path, opt: str | Path, runc_binary: str | Path,
+               cni_conf_dir: str | Path, restrict_oom_score_adj: bool = False) -> str:
+    """containerd's config (version 2) for a kubelet's CRI: state and socket under ``/run``,
+    cgroupfs, runc through ``runc_binary`` (the lab's oom_score_adj wrapper), Debian's CNI
+    plugins. ``restrict_oom_score_adj``: never ask for less than containerd's own (where
+    containerd runs without CAP_SYS_RESOURCE, as in a machine)."""
+    restrict = ("\n  # no CAP_SYS_RESOURCE here: never ask for a lower oom_score_adj than "
+                "containerd's\n  restrict_oom_score_adj = true" if restrict_oom_score_adj else "")
+    return f'''# stackcheck: containerd's CRI plugin for the kubelet
+version = 2
+root = "{root}"
 state = "/run/containerd"
 oom_score = 0
 
@@ -58,7 +64,7 @@ oom_score = 0
   address = "{SOCKET}"
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{d / 'opt'}"
+  path = "{opt}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{SANDBOX_IMAGE}"
@@ -66,7 +72,7 @@ oom_score = 0
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  systemd_cgroup = false
+  systemd_cgroup = false{restrict}
 
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -81,9 +87,15 @@ oom_score = 0
 
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
-    conf_dir = "{cni_conf_dir(host)}"
+    conf_dir = "{cni_conf_dir}"
     max_conf_num = 1
 '''
+
+
+def config_toml(host: HostPlan, runc_binary: Path) -> str:
+    """The host's containerd config: its own root and CNI folder under the host's dir."""
+    d = base_dir(host)
+    return cri_config(d / "root", d / "opt", runc_binary, cni_conf_dir(host))
 
 
 def cni_conflist(host: HostPlan, subnet: str | None = None) -> dict:

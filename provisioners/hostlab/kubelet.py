@@ -25,6 +25,8 @@ import http.client
 import json
 import shutil
 import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from stackcheck_provisioners.hostlab import cgroups, containerd, state
@@ -117,13 +119,35 @@ def _node(layout: Layout, host: HostPlan, argv: list[str]) -> list[str]:
             cgroup_root(layout, host), *argv]
 
 
+@dataclass(frozen=True)
+class NodeFiles:
+    """Where a node's kubelet and kube-proxy find their binaries, credentials and state."""
+
+    bin_dir: str
+    kubelet_kubeconfig: str
+    proxy_kubeconfig: str
+    tls_cert: str
+    tls_key: str
+    client_ca: str
+    volume_plugin_dir: str
+    #: kubelet's state and certificate folders, and its pods' cgroup parent (None: kubelet's
+    #: defaults, as on a machine of its own)
+    root_dir: str | None = None
+    cert_dir: str | None = None
+    cgroup_root: str | None = None
+
+
+#: the kubelet on containerd's CRI plugin (the socket inside the host or machine)
+CRI_FLAGS = ("--container-runtime=remote",
+             f"--container-runtime-endpoint=unix://{containerd.SOCKET}",
+             "--runtime-request-timeout=2m")
+
+
 def runtime_flags(layout: Layout, host: HostPlan) -> list[str]:
     """dockershim (no network plugin: docker0 is the pods' bridge), or containerd over CRI."""
     d = node_dir(host)
     if layout.runtime == "containerd":
-        return ["--container-runtime=remote",
-                f"--container-runtime-endpoint=unix://{containerd.SOCKET}",
-                "--runtime-request-timeout=2m"]
+        return list(CRI_FLAGS)
     return ["--container-runtime=docker",
             "--docker-endpoint=unix:///run/docker.sock",
             f"--experimental-dockershim-root-directory={d / 'dockershim'}",
@@ -132,11 +156,13 @@ def runtime_flags(layout: Layout, host: HostPlan) -> list[str]:
             f"--cni-bin-dir={d / 'cni'}"]
 
 
-def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
-    d = node_dir(host)
-    return _node(layout, host, [
-        str(bin_dir / "kubelet"),
-        f"--kubeconfig={d / 'kubelet.kubeconfig'}",
+def kubelet_flags(host: HostPlan, files: NodeFiles, runtime: Sequence[str]) -> list[str]:
+    """kubelet v1.20 of ``host`` (its command line), on ``runtime`` (:func:`runtime_flags`)."""
+    optional = (("--root-dir", files.root_dir), ("--cert-dir", files.cert_dir),
+                ("--cgroup-root", files.cgroup_root))
+    return [
+        f"{files.bin_dir}/kubelet",
+        f"--kubeconfig={files.kubelet_kubeconfig}",
         f"--hostname-override={host.name}",
         f"--node-ip={host.address}",
         f"--address={host.address}",
@@ -144,21 +170,19 @@ def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
         "--read-only-port=0",
         f"--healthz-bind-address={host.address}",
         f"--healthz-port={KUBELET_HEALTHZ_PORT}",
-        f"--tls-cert-file={d / 'kubelet.crt'}",
-        f"--tls-private-key-file={d / 'kubelet.key'}",
-        f"--client-ca-file={layout.pki_dir / 'ca.crt'}",
+        f"--tls-cert-file={files.tls_cert}",
+        f"--tls-private-key-file={files.tls_key}",
+        f"--client-ca-file={files.client_ca}",
         "--anonymous-auth=false",
         "--authentication-token-webhook",
         "--authorization-mode=Webhook",
-        *runtime_flags(layout, host),
-        f"--root-dir={d / 'kubelet'}",
-        f"--cert-dir={d / 'kubelet' / 'pki'}",
-        f"--cgroup-root={cgroup_root(layout, host)}",
+        *runtime,
+        *(f"{flag}={value}" for flag, value in optional if value is not None),
         "--cgroup-driver=cgroupfs",
         "--fail-swap-on=false",
         f"--pod-infra-container-image={PAUSE_IMAGE}",
         "--resolv-conf=",
-        f"--volume-plugin-dir={d / 'volume-plugins'}",
+        f"--volume-plugin-dir={files.volume_plugin_dir}",
         "--oom-score-adj=0",
         # offline images must never be garbage-collected; the machine's disk is shared
         "--image-gc-high-threshold=100",
@@ -167,14 +191,14 @@ def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
         # Ready shows at the first status sync after registration (default every 10s); the
         # status is still only posted when it changes
         "--node-status-update-frequency=4s",
-    ])
+    ]
 
 
-def proxy_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
-    """kube-proxy in iptables mode, writing no machine-wide conntrack settings."""
-    return _node(layout, host, [
-        str(bin_dir / "kube-proxy"),
-        f"--kubeconfig={k8s_dir(layout) / 'kube-proxy.kubeconfig'}",
+def proxy_flags(host: HostPlan, files: NodeFiles) -> list[str]:
+    """kube-proxy of ``host`` in iptables mode, writing no machine-wide conntrack settings."""
+    return [
+        f"{files.bin_dir}/kube-proxy",
+        f"--kubeconfig={files.proxy_kubeconfig}",
         f"--hostname-override={host.name}",
         f"--bind-address={host.address}",
         f"--healthz-bind-address={host.address}:{PROXY_HEALTHZ_PORT}",
@@ -185,7 +209,28 @@ def proxy_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
         "--conntrack-tcp-timeout-established=0",
         "--conntrack-tcp-timeout-close-wait=0",
         "--oom-score-adj=0",
-    ])
+    ]
+
+
+def node_files(layout: Layout, host: HostPlan, bin_dir: Path) -> NodeFiles:
+    """A host's files in the lab's state folder (its own kubelet dirs and cgroup root)."""
+    d = node_dir(host)
+    return NodeFiles(
+        bin_dir=str(bin_dir), kubelet_kubeconfig=str(d / "kubelet.kubeconfig"),
+        proxy_kubeconfig=str(k8s_dir(layout) / "kube-proxy.kubeconfig"),
+        tls_cert=str(d / "kubelet.crt"), tls_key=str(d / "kubelet.key"),
+        client_ca=str(layout.pki_dir / "ca.crt"),
+        volume_plugin_dir=str(d / "volume-plugins"), root_dir=str(d / "kubelet"),
+        cert_dir=str(d / "kubelet" / "pki"), cgroup_root=cgroup_root(layout, host))
+
+
+def kubelet_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
+    return _node(layout, host, kubelet_flags(host, node_files(layout, host, bin_dir),
+                                             runtime_flags(layout, host)))
+
+
+def proxy_argv(layout: Layout, host: HostPlan, bin_dir: Path) -> list[str]:
+    return _node(layout, host, proxy_flags(host, node_files(layout, host, bin_dir)))
 
 
 def http_ok(address: str, port: int, path: str = "/healthz", timeout: float = 1) -> bool:

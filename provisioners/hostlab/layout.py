@@ -11,10 +11,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackcheck.flannel import model as flannel
 from stackcheck_provisioners.base import ProvisionerError
+
+if TYPE_CHECKING:
+    from stackcheck_provisioners.hostlab.options import HostLabOptions
 
 DEFAULT_SUBNET = "10.213.0.0/24"
 DEFAULT_NAME = "lab"
@@ -22,11 +25,11 @@ FLANNEL_NETWORK = flannel.DEFAULT_NETWORK
 #: the veths' 1500 less vxlan's headers
 FLANNEL_MTU = 1500 - flannel.VXLAN_OVERHEAD
 VXLAN_PORT = flannel.DEFAULT_PORT
-FLANNEL_MODES = ("etcd", "kube")
 OS_NAME = "stackcheck"
 #: container runtimes the local lab can build (option ``runtime``); the first is the default
 RUNTIMES = ("docker", "containerd")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+#: a lab name: it prefixes namespaces and links (<= 15 characters)
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
 @dataclass(frozen=True)
@@ -76,42 +79,27 @@ class Layout:
     runtime: str = "docker"
 
     @classmethod
-    def from_options(
-        cls, state_dir: Path, run_id: str, hosts: int, options: dict[str, Any]
-    ) -> Layout:
-        name = str(options.get("name", DEFAULT_NAME))
-        if not _NAME_RE.match(name):
-            raise ProvisionerError(f"lab name {name!r}: use 1-20 of a-z, 0-9 and '-'")
-        try:
-            subnet = ipaddress.IPv4Network(str(options.get("subnet", DEFAULT_SUBNET)))
-        except ValueError as exc:
-            raise ProvisionerError(f"option subnet: {exc}") from None
-        if not subnet.is_private:
-            raise ProvisionerError(f"option subnet {subnet}: must be a private range")
+    def from_options(cls, state_dir: Path, run_id: str, hosts: int, options: HostLabOptions,
+                     *, flannel: str = "etcd", runtime: str = RUNTIMES[0]) -> Layout:
+        """The plan of a lab of ``hosts`` hosts from its validated options (``flannel`` and
+        ``runtime``: the local lab's own keys, validated with them)."""
+        subnet = ipaddress.IPv4Network(options.subnet)
         if not 1 <= hosts <= min(200, subnet.num_addresses - 12):
             raise ProvisionerError(f"{hosts} hosts do not fit the lab (1..200, subnet {subnet})")
-        docker = str(options.get("docker", "true")).lower() not in ("0", "false", "no", "off")
-        k8s = str(options.get("kubernetes", "true")).lower() not in ("0", "false", "no", "off")
-        bin_dir = options.get("k8s_bin_dir")
-        flannel = str(options.get("flannel", "etcd")).lower()
-        if flannel not in FLANNEL_MODES:
-            raise ProvisionerError(f"option flannel={flannel}: use one of "
-                                   f"{', '.join(FLANNEL_MODES)}")
-        if flannel == "kube" and not k8s:
-            raise ProvisionerError("option flannel=kube needs Kubernetes (kubernetes=true): "
-                                   "the Nodes hold flannel's subnets and lease data")
-        runtime = str(options.get("runtime", RUNTIMES[0])).lower()
-        if runtime not in RUNTIMES:
-            raise ProvisionerError(f"option runtime={runtime!r}: expected one of "
-                                   f"{', '.join(RUNTIMES)}")
-        if runtime != "docker":
-            docker = False  # dockerd runs only as the docker runtime
-            if not k8s:
-                raise ProvisionerError(f"option runtime={runtime} needs kubernetes=true (its "
-                                       "containers are the kubelets' pods)")
-        return cls(name, run_id, Path(state_dir).resolve(), subnet, hosts, docker, k8s,
+        bin_dir = options.k8s_bin_dir
+        return cls(options.name, run_id, Path(state_dir).resolve(), subnet, hosts,
+                   # dockerd runs only as the docker runtime
+                   options.docker and runtime == "docker", options.kubernetes,
                    str(Path(bin_dir).expanduser().resolve()) if bin_dir else None, flannel,
                    runtime)
+
+    @classmethod
+    def recorded(cls, state_dir: Path, run_id: str, config: dict[str, Any]) -> Layout:
+        """The layout whose :meth:`options` a state file recorded (validated when made)."""
+        return cls(config["name"], run_id, Path(state_dir).resolve(),
+                   ipaddress.IPv4Network(config["subnet"]), config["hosts"], config["docker"],
+                   config["kubernetes"], config["k8s_bin_dir"], config["flannel"],
+                   config["runtime"])
 
     def options(self) -> dict[str, Any]:
         return {"name": self.name, "subnet": str(self.subnet), "hosts": self.host_count,

@@ -16,8 +16,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from filelock import FileLock
-
 from stackcheck_provisioners.hostlab import cgroups, kubelet, network, ostree, state
 from stackcheck_provisioners.hostlab.proc import alive, reap, signal_pids, start_time
 
@@ -148,23 +146,3 @@ def destroy_locked(state_dir: Path | str, keep: tuple[str, ...] = ()) -> list[st
                 state_dir.rmdir()
     return problems
 
-
-def destroy_state_dir(state_dir: Path | str) -> list[str]:
-    """Tear down the lab recorded in ``state_dir``; return problems left (empty = clean).
-
-    Works from the state file alone (after a crash or kill -9 of the harness). Waits for a
-    bring-up running in another live process to finish first (``create.lock``).
-    """
-    state_dir = Path(state_dir)
-    if state.read(state_dir) is None:
-        return []
-    created = bool((state.read(state_dir) or {}).get("created_state_dir"))
-    with FileLock(str(state_dir / CREATE_LOCK), timeout=600):
-        problems = destroy_locked(state_dir, keep=(CREATE_LOCK,))
-    if not problems:
-        # a create() waiting on this lock sees no lab and builds a new one: fine
-        (state_dir / CREATE_LOCK).unlink(missing_ok=True)
-        if created:
-            with contextlib.suppress(OSError):
-                state_dir.rmdir()
-    return problems

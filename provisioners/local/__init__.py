@@ -40,7 +40,10 @@ sysctl files, runc wrapper).
 from __future__ import annotations
 
 from stackcheck_provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
-from stackcheck_provisioners.hostlab.teardown import destroy_state_dir
-from stackcheck_provisioners.local.provisioner import LocalProvisioner, healthy
+from stackcheck_provisioners.local.provisioner import (
+    LocalProvisioner,
+    destroy_state_dir,
+    healthy,
+)
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_SUBNET", "LocalProvisioner", "destroy_state_dir", "healthy"]

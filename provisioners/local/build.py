@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import time
@@ -22,6 +21,7 @@ from stackcheck_provisioners.hostlab import (
     pki,
     state,
 )
+from stackcheck_provisioners.hostlab.bringup import PhasedBringUp
 from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, OS_NAME, Layout
 from stackcheck_provisioners.hostlab.progress import Progress
 from stackcheck_provisioners.local import control, holder, kubernetes, overlay_kube, sshd
@@ -49,26 +49,17 @@ def _sshd_version() -> str:
 
 def build(layout: Layout, progress: Progress) -> Lab:
     """Build the whole lab, phase by phase; the caller tears it down if this raises."""
-    bring_up = BringUp(layout, progress)
-    bring_up.record_plan()
-    with ThreadPoolExecutor(max_workers=max(4, 2 * len(layout.hosts))) as pool:
-        bring_up.pool = pool
-        for phase in bring_up.phases():
-            phase()
-    return bring_up.publish()
+    return BringUp(layout, progress).run(workers=max(4, 2 * len(layout.hosts)))
 
 
-class BringUp:
+class BringUp(PhasedBringUp):
     """One local lab's bring-up: each phase is a method, shown as one progress step."""
 
     def __init__(self, layout: Layout, progress: Progress) -> None:
-        self.layout = layout
-        self.progress = progress
-        self.sd = layout.state_dir
-        self.hosts = layout.hosts
+        super().__init__(layout, progress)
         self.kube_flannel = layout.flannel == "kube"  # plumbing only: flanneld runs in etcd mode
         self.real_flannel = overlay.flanneld() is not None and not self.kube_flannel
-        self.env: dict[str, str] = {
+        self.env = {
             "hosts": str(len(self.hosts)),
             "subnet": str(layout.subnet),
             "gateway": layout.gateway,
@@ -79,7 +70,6 @@ class BringUp:
             "local_state_dir": str(self.sd),
             "container_runtime": layout.runtime,
         }
-        self.pool: ThreadPoolExecutor | None = None
         self.data: state.State = {}  # the state file as the services were started
         self.k8s: kubernetes.BringUp | None = None
         self.versions: dict[str, Future[str]] = {}
@@ -277,22 +267,8 @@ class BringUp:
         for key, fut in self.versions.items():
             self.env[key] = fut.result()
 
-    def publish(self) -> Lab:
-        """The Lab model, written as the inventory; the state file says the lab is ready."""
-        from stackcheck.lab import write_inventory
-
-        lab = make_lab(self.layout, state.read(self.sd) or {}, self.env)
-        write_inventory(lab, self.layout.inventory)
-        with state.edit(self.sd) as st:
-            st["status"] = "ready"
-            st["environment"] = self.env
-            st["ready_at"] = time.time()
-            st["pid"] = os.getpid()
-        return lab
-
-    def _pool(self) -> ThreadPoolExecutor:
-        assert self.pool is not None, "phases run inside build()'s thread pool"
-        return self.pool
+    def lab_model(self) -> Lab:
+        return make_lab(self.layout, state.read(self.sd) or {}, self.env)
 
 
 def _docker_up(layout: Layout, pool: ThreadPoolExecutor, busybox_tar: Future[Path],

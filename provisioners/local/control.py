@@ -66,8 +66,7 @@ def layout_of(state_dir: Path, data: state.State | None = None) -> tuple[Layout,
     data = data if data is not None else state.read(state_dir)
     if not data:
         raise ProvisionerError(f"no local lab recorded in {state_dir}")
-    cfg = data["config"]
-    layout = Layout.from_options(Path(data["state_dir"]), data["run_id"], cfg["hosts"], cfg)
+    layout = Layout.recorded(Path(data["state_dir"]), data["run_id"], data["config"])
     return layout, data
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from stackcheck.lab import Host, Lab
-from stackcheck_provisioners.base import (
-    ProvisionConfig,
-    Provisioner,
-    ProvisionerError,
-    ServiceResult,
-)
+from stackcheck_provisioners.base import ProvisionConfig, ProvisionerError, ServiceResult
 from stackcheck_provisioners.hostlab.layout import Layout
-from stackcheck_provisioners.hostlab.lifecycle import LabKind, create_lab, running
+from stackcheck_provisioners.hostlab.lifecycle import (
+    HostLabProvisioner,
+    LabKind,
+    create_lab,
+    running,
+)
 from stackcheck_provisioners.hostlab.progress import Progress
-from stackcheck_provisioners.hostlab.teardown import destroy_state_dir
 from stackcheck_provisioners.local import control, packages
 from stackcheck_provisioners.local.build import build
 from stackcheck_provisioners.local.options import LocalOptions
@@ -23,14 +23,24 @@ from stackcheck_provisioners.local.options import LocalOptions
 #: the lab recorded in a state folder is ready and running
 healthy = running
 
-
 KIND = LabKind(name="local", noun="hosts")
+#: tear down the lab recorded in a state folder (also after a crash); the problems left
+destroy_state_dir = KIND.destroy
 
 
-class LocalProvisioner(Provisioner):
+def layout_for(config: ProvisionConfig, options: LocalOptions | None = None) -> Layout:
+    """The plan of the local lab ``config`` asks for (``options``: its options, validated)."""
+    if options is None:
+        options = cast(LocalOptions, LocalProvisioner.parse_options(config.options))
+    return Layout.from_options(Path(config.state_dir), config.run_id, config.hosts, options,
+                               flannel=options.flannel, runtime=options.runtime)
+
+
+class LocalProvisioner(HostLabProvisioner):
     """Hosts are network namespaces on one machine running real sshd, etcd, dockerd, ostree."""
 
     name = "local"
+    kind = KIND
     options_model = LocalOptions
     simulated_reboot = (
         "local lab: the provisioner simulates the reboot (stops the host's services, records the "
@@ -38,37 +48,15 @@ class LocalProvisioner(Provisioner):
         "no kernel restarts"
     )
 
-    def down(self, state_dir: Path, recorded: Lab | None) -> None:
-        """Tear down from ``state.json`` alone, inventory or not (crash-safe)."""
-        self.abort(ProvisionConfig(run_id="down", state_dir=Path(state_dir)))
-
     def create(self, config: ProvisionConfig) -> Lab:
         if os.geteuid() != 0:
             raise ProvisionerError("the local provisioner needs root (namespaces, mounts)")
-        sd = Path(config.state_dir).resolve()
-        layout = Layout.from_options(sd, config.run_id, config.hosts, dict(config.options))
+        options = cast(LocalOptions, self.parse_options(config.options))
+        layout = layout_for(config, options)
         packages.ensure()
         progress = Progress(f"local lab {layout.name}")
-        return create_lab(KIND, config, layout, layout.options(), progress,
+        return create_lab(KIND, options, layout, layout.options(), progress,
                           lambda: build(layout, progress))
-
-    def destroy(self, lab: Lab) -> None:
-        if lab.state_dir is None:
-            raise ProvisionerError("this lab has no state_dir: nothing to destroy")
-        _close_ssh(lab)
-        progress = Progress(f"local lab {lab.name}")
-        problems = destroy_state_dir(lab.state_dir)
-        if problems:
-            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
-        progress.summary("destroyed")
-
-    def abort(self, config: ProvisionConfig) -> None:
-        """Remove whatever the state folder records (an interrupted create, or ``lab down``)."""
-        if not (Path(config.state_dir) / "state.json").exists():
-            return
-        problems = destroy_state_dir(Path(config.state_dir))
-        if problems:
-            raise ProvisionerError(f"teardown left: {'; '.join(problems)}")
 
     def status(self, lab: Lab) -> dict[str, dict[str, str]]:
         layout, data = control.layout_of(self._sd(lab))
@@ -100,8 +88,7 @@ class LocalProvisioner(Provisioner):
         return Path(lab.state_dir)
 
 
-def _close_ssh(lab: Lab, host: Host | None = None) -> None:
+def _close_ssh(lab: Lab, host: Host) -> None:
     from stackcheck import ssh
 
-    for h in [host] if host else lab.hosts:
-        ssh.close(lab, h)
+    ssh.close(lab, host)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-
-import requests
 
 from stackcheck.lab import (
     FlannelConfig,
@@ -17,16 +15,14 @@ from stackcheck.lab import (
     KubernetesAccess,
     Lab,
     ServiceControl,
-    write_inventory,
 )
-from stackcheck.ssh import close_all, host_connection
+from stackcheck.ssh import host_connection
 from stackcheck.waits import wait_for
 from stackcheck_provisioners.base import ProvisionerError
 from stackcheck_provisioners.hostlab import (
     access,
     etcd,
     k8s_images,
-    k8s_nodes,
     k8s_pki,
     k8s_services,
     network,
@@ -35,20 +31,18 @@ from stackcheck_provisioners.hostlab import (
     state,
 )
 from stackcheck_provisioners.hostlab import docker as local_docker
+from stackcheck_provisioners.hostlab.bringup import PhasedBringUp
 from stackcheck_provisioners.hostlab.cgroups import CGROUP_ROOT, lab_group
 from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
 from stackcheck_provisioners.hostlab.proc import REPO_ROOT, run, spawn
 from stackcheck_provisioners.hostlab.progress import Progress
-from stackcheck_provisioners.machines import config, sysroot
+from stackcheck_provisioners.machines import config, k8s_up, probe, sysroot
 from stackcheck_provisioners.machines import kubernetes as kube
-from stackcheck_provisioners.machines.kubernetes import CONTROL_PLANE
 from stackcheck_provisioners.machines.tree import OS_NAME, Tree
 
 BOOT_TIMEOUT = 120.0
 ETCD_TIMEOUT = 90.0
 DOCKER_TIMEOUT = 90.0
-K8S_TIMEOUT = 180.0
-PAUSE_TAR = "pause-rootfs.tar"
 PLUMBING = "flanneld.service: static vxlan plumbing unit (no flanneld binary given)"
 
 
@@ -121,247 +115,200 @@ def start_machine(layout: Layout, host: HostPlan, tree: Tree, kubelet: bool = Fa
                                                       "host": host.name})
 
 
-def _ssh_ok(lab: Lab, host: Host) -> bool:
-    try:
-        return host_connection(lab, host).run("true").rc == 0
-    except Exception:  # noqa: BLE001 - not up yet
-        close_all()
-        return False
-
-
-def _active(lab: Lab, host: Host, unit: str) -> str:
-    """``systemctl is-active`` of ``unit`` on ``host`` (or why it could not be asked)."""
-    try:
-        return host_connection(lab, host).run(f"systemctl is-active {unit}").stdout.strip()
-    except Exception as exc:  # noqa: BLE001 - for a wait's description only
-        close_all()
-        return f"unknown (ssh: {type(exc).__name__})"
-
-
-def _binaries(layout: Layout, progress: Progress) -> Path:
-    from stackcheck_builders.kubernetes import Progress as BuildProgress
-    from stackcheck_builders.kubernetes import ensure_binaries
-
-    given = layout.k8s_bin_dir
-    return ensure_binaries(bin_dir=Path(given) if given else None,
-                           progress=BuildProgress(progress.console))
-
-
-def _k8s_binaries(layout: Layout, future: Future[Path] | None, progress: Progress
-                  ) -> tuple[Path | None, str]:
-    """The binaries, or None and why Kubernetes is not run."""
-    from stackcheck_builders.kubernetes import K8sBuildError
-
-    if future is None:
-        return None, "disabled (option kubernetes=false)"
-    try:
-        return future.result(), ""
-    except (K8sBuildError, ProvisionerError, OSError) as exc:
-        progress.note(f"Kubernetes unavailable: {exc}")
-        return None, f"unavailable: no Kubernetes binaries: {exc}"
-
-
-def _journal(lab: Lab, host: Host, unit: str, lines: int = 3) -> str:
-    """The unit's state and last journal lines on ``host`` (for a wait's description)."""
-    try:
-        out = host_connection(lab, host).run(
-            f"systemctl is-active {unit}; journalctl -u {unit} -n {lines} --no-pager -q "
-            "-o cat 2>&1 | cut -c1-240")
-    except Exception as exc:  # noqa: BLE001 - for a wait's description only
-        close_all()
-        return f"{unit}: unknown (ssh: {type(exc).__name__})"
-    state_, _, log = out.stdout.strip().partition("\n")
-    return f"{unit} {state_}" + (f" ({' | '.join(log.splitlines())})" if log else "")
-
-
-def _nodes(layout: Layout) -> dict[str, str] | str:
-    """Node name -> ``Ready`` or why not (as the API says), or why the API cannot tell."""
-    control = layout.hosts[0]
-    try:
-        with k8s_services.session(layout) as s:
-            reply = s.get(k8s_services.api_url(control, "/api/v1/nodes"), timeout=5)
-        reply.raise_for_status()
-        items = reply.json()["items"]
-    except (requests.RequestException, ValueError, KeyError) as exc:
-        return f"cannot list nodes: {type(exc).__name__}"
-    return {n["metadata"]["name"]: k8s_nodes.node_state(n) for n in items}
-
-
-def _default_token(layout: Layout) -> bool:
-    try:
-        with k8s_services.session(layout) as s:
-            reply = s.get(k8s_services.api_url(
-                layout.hosts[0], "/api/v1/namespaces/default/serviceaccounts/default"), timeout=5)
-        return reply.status_code == 200 and bool(reply.json().get("secrets"))
-    except (requests.RequestException, ValueError):
-        return False
-
-
-def start_kubernetes(layout: Layout, lab: Lab, progress: Progress) -> None:
-    """Images into each containerd; wait (bounded) for the control plane and Ready nodes."""
-    control = lab.hosts[0]
-    with progress.step("Kubernetes images (pause, busybox) into each containerd (k8s.io)"):
-        for h in lab.hosts:
-            out = host_connection(lab, h).run(kube.images_command(
-                f"/var/tmp/{PAUSE_TAR}", local_docker.IMAGE))
-            if out.rc != 0:
-                raise ProvisionerError(f"{h.name}: importing the Kubernetes images into "
-                                       f"containerd failed: {(out.stderr or out.stdout)[-300:]}")
-    with progress.step(f"kube-apiserver.service ready on {control.name} (TLS, RBAC, etcd "
-                       f"{k8s_services.etcd_prefix(layout)})"):
-        wait_for(lambda: k8s_services.ready(layout, layout.hosts[0], "kube-apiserver"),
-                 timeout=K8S_TIMEOUT, interval=1,
-                 what=f"{control.name}: kube-apiserver to answer /readyz",
-                 describe=lambda: _journal(lab, control, "kube-apiserver"))
-    with progress.step("controller-manager, scheduler, default service account"):
-        for service in CONTROL_PLANE[1:]:
-            wait_for(lambda s=service: k8s_services.ready(layout, layout.hosts[0], s),
-                     timeout=K8S_TIMEOUT, interval=1,
-                     what=f"{control.name}: {service} to answer /healthz",
-                     describe=lambda s=service: _journal(lab, control, s))
-        wait_for(lambda: _default_token(layout), timeout=K8S_TIMEOUT, interval=1,
-                 what="the default service account's token")
-    want = {h.name for h in lab.hosts}
-
-    def ready() -> bool:
-        nodes = _nodes(layout)
-        return isinstance(nodes, dict) and all(nodes.get(n) == "Ready" for n in want)
-
-    def seen() -> str:
-        nodes = _nodes(layout)
-        if isinstance(nodes, str):
-            return nodes
-        return "; ".join(
-            f"{h.name}: {nodes.get(h.name, 'no Node')}"
-            + ("" if nodes.get(h.name) == "Ready" else f", {_journal(lab, h, 'kubelet')}")
-            for h in lab.hosts)
-
-    with progress.step(f"{len(want)} nodes Ready (kubelet.service on containerd)"):
-        wait_for(ready, timeout=K8S_TIMEOUT, interval=1,
-                 what=f"{len(want)} Ready nodes", describe=seen)
-
-
 def build(layout: Layout, tree: Tree, progress: Progress, flanneld: Path | None = None) -> Lab:
-    """Build the whole lab; the caller tears it down if this raises.
+    """Build the whole lab, phase by phase; the caller tears it down if this raises.
 
     ``flanneld``: the user's flanneld binary for ``flanneld.service`` (else the static unit).
     """
-    sd = layout.state_dir
-    hosts = layout.hosts
-    env: dict[str, str] = {
-        "hosts": str(len(hosts)), "subnet": str(layout.subnet), "gateway": layout.gateway,
-        "kernel": platform.release(),
-        "machines": "systemd-nspawn --boot (systemd as PID 1), one ostree sysroot each",
-        "machine_tree": f"{tree.repo.parent.name} ({', '.join(c[:10] for c in tree.commits)})",
-        "flannel": (f"flanneld.service: the user's flanneld ({flanneld})" if flanneld
-                    else PLUMBING),
-        "flannel_network": FLANNEL_NETWORK,
-        "ostree": "available", "ostree_os": OS_NAME, "ostree_branch": tree.branch,
-        "ostree_refspec": sysroot.refspec(tree),
-        "docker_image": local_docker.IMAGE,
-        "machines_state_dir": str(sd),
-    }
-    with state.edit(sd) as st:
-        st["hosts"] = {h.name: {"dir": str(h.dir), "netns": h.netns, "address": h.address,
-                                "etcd": h.etcd} for h in hosts}
-        st["tree"] = {"repo": str(tree.repo), "commits": tree.commits}
-    for d in (sd / "hosts", layout.pki_dir, layout.ssh_dir, layout.images_dir):
-        state.add_resource(sd, "dir", str(d))
-    with ThreadPoolExecutor(max_workers=max(4, len(hosts))) as pool:
-        bins_future = pool.submit(_binaries, layout, progress) if layout.kubernetes else None
-        with progress.step("preflight, keys and certificates"):
+    return BringUp(layout, tree, progress, flanneld).run(workers=max(4, len(layout.hosts)))
+
+
+class BringUp(PhasedBringUp):
+    """One machines lab's bring-up: each phase is a method, shown as progress steps."""
+
+    def __init__(self, layout: Layout, tree: Tree, progress: Progress,
+                 flanneld: Path | None) -> None:
+        super().__init__(layout, progress)
+        self.tree = tree
+        self.flanneld = flanneld
+        self.env = {
+            "hosts": str(len(self.hosts)), "subnet": str(layout.subnet),
+            "gateway": layout.gateway, "kernel": platform.release(),
+            "machines": "systemd-nspawn --boot (systemd as PID 1), one ostree sysroot each",
+            "machine_tree": f"{tree.repo.parent.name} "
+                            f"({', '.join(c[:10] for c in tree.commits)})",
+            "flannel": (f"flanneld.service: the user's flanneld ({flanneld})" if flanneld
+                        else PLUMBING),
+            "flannel_network": FLANNEL_NETWORK,
+            "ostree": "available", "ostree_os": OS_NAME, "ostree_branch": tree.branch,
+            "ostree_refspec": sysroot.refspec(tree),
+            "docker_image": local_docker.IMAGE,
+            "machines_state_dir": str(self.sd),
+        }
+        self.bins_future: Future[Path] | None = None
+        self.busybox_tar: Future[Path] | None = None
+        self.deployments: dict[str, list[Path]] = {}
+        self.bins: Path | None = None
+        self.k8s_off = ""  # why Kubernetes does not run (bins is None)
+        self.lab: Lab | None = None
+
+    def phases(self) -> list[Callable[[], None]]:
+        """The phases in order (each one short; its progress line says what it did)."""
+        return [self.background_work, self.keys_and_certificates, self.host_network,
+                self.ostree_sysroots, self.kubernetes_binaries, self.configuration_files,
+                self.boot_machines, self.sshd_answering, self.etcd_cluster, self.pod_overlay,
+                self.docker_and_image, self.kubernetes]
+
+    def record_plan(self) -> None:
+        """The machines, the tree and the lab's folders, before anything runs."""
+        with state.edit(self.sd) as st:
+            st["hosts"] = {h.name: {"dir": str(h.dir), "netns": h.netns, "address": h.address,
+                                    "etcd": h.etcd} for h in self.hosts}
+            st["tree"] = {"repo": str(self.tree.repo), "commits": self.tree.commits}
+        layout = self.layout
+        for d in (self.sd / "hosts", layout.pki_dir, layout.ssh_dir, layout.images_dir):
+            state.add_resource(self.sd, "dir", str(d))
+
+    def background_work(self) -> None:
+        """Kubernetes binaries and the busybox image, while the lab comes up."""
+        pool = self._pool()
+        if self.layout.kubernetes:
+            self.bins_future = pool.submit(k8s_up.binaries, self.layout, self.progress)
+        self.busybox_tar = pool.submit(local_docker.build_busybox_tar, self.layout)
+
+    def keys_and_certificates(self) -> None:
+        layout = self.layout
+        with self.progress.step("preflight, keys and certificates"):
             network.preflight(layout)
             pki.make_tls(layout)
             pki.make_ssh(layout)
             if layout.kubernetes:
-                state.add_resource(sd, "dir", str(k8s_pki.k8s_dir(layout)))
+                state.add_resource(self.sd, "dir", str(k8s_pki.k8s_dir(layout)))
                 kube.make_certificates(layout)
-        image = pool.submit(local_docker.build_busybox_tar, layout)
-        with progress.step(f"network ({len(hosts)} host namespaces on {layout.subnet})"):
+
+    def host_network(self) -> None:
+        layout = self.layout
+        with self.progress.step(f"network ({len(self.hosts)} host namespaces on "
+                                f"{layout.subnet})"):
             network.create(layout)
             if layout.kubernetes:
-                for h in hosts:  # kube-proxy's: the machine's /proc/sys/net is read-only
+                for h in self.hosts:  # kube-proxy's: the machine's /proc/sys/net is read-only
                     run(["ip", "netns", "exec", h.netns, "sysctl", "-q", "-w",
                          "net.ipv4.conf.all.route_localnet=1"])
-        with progress.step(f"ostree sysroots: deploy versions 1 and 2 ({len(hosts)} hosts)"):
-            deps = dict(zip([h.name for h in hosts],
-                            pool.map(lambda h: sysroot.deploy(h, tree), hosts), strict=True))
-        if bins_future is not None:
-            with progress.step("Kubernetes binaries (the cached offline build)"):
-                bins, why = _k8s_binaries(layout, bins_future, progress)
+
+    def ostree_sysroots(self) -> None:
+        with self.progress.step(f"ostree sysroots: deploy versions 1 and 2 "
+                                f"({len(self.hosts)} hosts)"):
+            found = self._pool().map(lambda h: sysroot.deploy(h, self.tree), self.hosts)
+            self.deployments = dict(zip([h.name for h in self.hosts], found, strict=True))
+
+    def kubernetes_binaries(self) -> None:
+        """The binaries, or why Kubernetes is off; then the lab's model (its units need them)."""
+        if self.bins_future is not None:
+            with self.progress.step("Kubernetes binaries (the cached offline build)"):
+                self.bins, self.k8s_off = k8s_up.binaries_or_why(self.bins_future,
+                                                                 self.progress)
         else:
-            bins, why = None, "disabled (option kubernetes=false)"
-        lab = make_lab(layout, env, k8s=bins is not None)
-        with progress.step("configuration files (/etc of each deployment, /var)"):
-            tar = image.result()
+            self.k8s_off = "disabled (option kubernetes=false)"
+        self.lab = make_lab(self.layout, self.env, k8s=self.bins is not None)
+
+    def configuration_files(self) -> None:
+        layout, bins = self.layout, self.bins
+        with self.progress.step("configuration files (/etc of each deployment, /var)"):
+            assert self.busybox_tar is not None
+            tar = self.busybox_tar.result()
             pause = k8s_images.build_pause_tar(layout, bins / "pause") if bins else None
-            for h in hosts:
-                for dep in deps[h.name]:
-                    config.write_etc(layout, h, dep, flanneld=flanneld is not None,
+            for h in self.hosts:
+                for dep in self.deployments[h.name]:
+                    config.write_etc(layout, h, dep, flanneld=self.flanneld is not None,
                                      pods=bins is not None)
                     if bins is not None:
                         kube.write_etc(layout, h, dep)
                 config.write_var(layout, h)
-                if flanneld is not None:
-                    config.install_flanneld(flanneld, h)
+                if self.flanneld is not None:
+                    config.install_flanneld(self.flanneld, h)
                 config.copy_image(tar, h)
                 if bins is not None and pause is not None:
                     kube.install(bins, layout, h)
                     config.copy_image(pause, h)
-        with progress.step(f"boot {len(hosts)} machines (systemd-nspawn, supervised)"):
-            for h in hosts:
-                start_machine(layout, h, tree, kubelet=bins is not None)
-        with progress.step("sshd answering on every machine"):
+
+    def boot_machines(self) -> None:
+        with self.progress.step(f"boot {len(self.hosts)} machines (systemd-nspawn, supervised)"):
+            for h in self.hosts:
+                start_machine(self.layout, h, self.tree, kubelet=self.bins is not None)
+
+    def sshd_answering(self) -> None:
+        lab = self._lab()
+        with self.progress.step("sshd answering on every machine"):
             for h in lab.hosts:
-                wait_for(lambda h=h: _ssh_ok(lab, h), timeout=BOOT_TIMEOUT, interval=0.5,
+                log = self.layout.host(h.name).dir / "console.log"
+                wait_for(lambda h=h: probe.ssh_ok(lab, h), timeout=BOOT_TIMEOUT, interval=0.5,
                          what=f"{h.name}: ssh.service to accept the lab's key",
-                         describe=lambda h=h: f"see {layout.host(h.name).dir / 'console.log'}")
-        with progress.step(f"etcd.service healthy ({len(layout.etcd_hosts)} members, TLS)"):
+                         describe=lambda log=log: f"see {log}")
+
+    def etcd_cluster(self) -> None:
+        layout, lab = self.layout, self._lab()
+        with self.progress.step(f"etcd.service healthy ({len(layout.etcd_hosts)} members, "
+                                "TLS)"):
             wait_for(lambda: etcd.healthy(layout), timeout=ETCD_TIMEOUT, interval=0.5,
                      what="the etcd cluster to be healthy",
                      describe=lambda: "; ".join(
-                         f"{h.name}: etcd {_active(lab, h, 'etcd')}" for h in lab.hosts
-                         if h.has_role("etcd")))
-        if flanneld is not None:
-            with progress.step("flannel network config in etcd (flanneld takes the leases)"):
-                overlay.write_config(layout)
+                         f"{h.name}: etcd {probe.unit_active(lab, h, 'etcd')}"
+                         for h in lab.hosts if h.has_role("etcd")))
+        self.env["etcd_version"] = etcd.version()
+
+    def pod_overlay(self) -> None:
+        if self.flanneld is not None:
+            with self.progress.step("flannel network config in etcd (flanneld takes the "
+                                    "leases)"):
+                overlay.write_config(self.layout)
         else:
-            with progress.step("flannel data model in etcd (config, one lease per host)"):
-                overlay.write_model(layout, {h.name: config.vtep_mac(h) for h in hosts})
-        with progress.step("docker.service active; busybox image imported"):
+            with self.progress.step("flannel data model in etcd (config, one lease per host)"):
+                overlay.write_model(self.layout,
+                                    {h.name: config.vtep_mac(h) for h in self.hosts})
+
+    def docker_and_image(self) -> None:
+        lab = self._lab()
+        assert self.busybox_tar is not None
+        path = f"/var/tmp/{self.busybox_tar.result().name}"
+        with self.progress.step("docker.service active; busybox image imported"):
             for h in lab.hosts:
-                wait_for(lambda h=h: _active(lab, h, "docker") == "active",
+                wait_for(lambda h=h: probe.unit_active(lab, h, "docker") == "active",
                          timeout=DOCKER_TIMEOUT, interval=1,
                          what=f"{h.name}: docker.service to be active",
-                         describe=lambda h=h: f"docker.service {_active(lab, h, 'docker')}")
-            path = f"/var/tmp/{tar.name}"
+                         describe=lambda h=h: "docker.service "
+                                              f"{probe.unit_active(lab, h, 'docker')}")
             for h in lab.hosts:
-                conn = host_connection(lab, h)
-                out = conn.run(f"docker import --change 'CMD [\"sh\"]' {path} "
-                               f"{local_docker.IMAGE} && docker tag {local_docker.IMAGE} "
-                               f"{local_docker.ALIASES[0]} && rm -f {path}")
+                out = host_connection(lab, h).run(
+                    f"docker import --change 'CMD [\"sh\"]' {path} {local_docker.IMAGE} && "
+                    f"docker tag {local_docker.IMAGE} {local_docker.ALIASES[0]} && rm -f {path}")
                 if out.rc != 0:
                     raise ProvisionerError(f"{h.name}: docker import failed: {out.stderr[-300:]}")
-        env["docker"] = "available"
-        env["etcd_version"] = etcd.version()
-        if bins is not None:
-            with state.edit(sd) as st:
-                st["kubernetes"] = {"bin_dir": str(bins), "control_plane": hosts[0].name,
-                                    "kubelets": True, "runtime": "containerd"}
-            start_kubernetes(layout, lab, progress)
-            env.update({
-                "kubernetes": (f"control plane on {hosts[0].name} + {len(hosts)} kubelets: "
-                               "systemd units in the machines, containerd (CRI)"),
-                "kubernetes_version": k8s_services.version(bins),
-                "kubernetes_api": k8s_services.api_url(hosts[0], ""),
-                "kubernetes_etcd_prefix": k8s_services.etcd_prefix(layout),
-                "container_runtime": "containerd (Debian's, CRI plugin) for the kubelets",
-            })
-        else:
-            env["kubernetes"] = why
-    write_inventory(lab, layout.inventory)
-    with state.edit(sd) as st:
-        st["status"] = "ready"
-        st["environment"] = env
-        st["ready_at"] = time.time()
-    return lab
+        self.env["docker"] = "available"
+
+    def kubernetes(self) -> None:
+        """The control plane and Ready nodes (their own progress steps), or why not."""
+        layout, bins = self.layout, self.bins
+        if bins is None:
+            self.env["kubernetes"] = self.k8s_off
+            return
+        control = self.hosts[0]
+        with state.edit(self.sd) as st:
+            st["kubernetes"] = {"bin_dir": str(bins), "control_plane": control.name,
+                                "kubelets": True, "runtime": "containerd"}
+        k8s_up.start_kubernetes(layout, self._lab(), self.progress)
+        self.env.update({
+            "kubernetes": (f"control plane on {control.name} + {len(self.hosts)} kubelets: "
+                           "systemd units in the machines, containerd (CRI)"),
+            "kubernetes_version": k8s_services.version(bins),
+            "kubernetes_api": k8s_services.api_url(control, ""),
+            "kubernetes_etcd_prefix": k8s_services.etcd_prefix(layout),
+            "container_runtime": "containerd (Debian's, CRI plugin) for the kubelets",
+        })
+
+    def lab_model(self) -> Lab:
+        return self._lab()
+
+    def _lab(self) -> Lab:
+        assert self.lab is not None, "the lab's model is made with the Kubernetes binaries"
+        return self.lab

@@ -35,16 +35,15 @@ import os
 import shutil
 from pathlib import Path
 
-from stackcheck_provisioners.hostlab import k8s_pki, k8s_services
+from stackcheck_provisioners.hostlab import containerd, k8s_pki, k8s_services
 from stackcheck_provisioners.hostlab import kubelet as local_kubelet
-from stackcheck_provisioners.hostlab.layout import FLANNEL_MTU, FLANNEL_NETWORK, HostPlan, Layout
+from stackcheck_provisioners.hostlab.layout import FLANNEL_MTU, HostPlan, Layout
 from stackcheck_provisioners.machines.sysroot import stateroot_var
 
 ETC = "/etc/kubernetes"
 PKI = f"{ETC}/pki"
 BIN = "/usr/local/bin"
 UNIT_DIR = "/usr/local/lib/systemd/system"
-CONTAINERD_SOCK = "/run/containerd/containerd.sock"
 CONTROL_PLANE = k8s_services.CONTROL_PLANE
 NODE = ("kubelet", "kube-proxy")
 PAUSE_IMAGE = local_kubelet.PAUSE_IMAGE
@@ -67,33 +66,16 @@ RestartSec=2
 WantedBy=multi-user.target
 """
 
-CONTAINERD_CONFIG = f"""\
-# stackcheck: containerd's CRI plugin for the kubelet (Debian's containerd.service reads this)
-version = 2
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
-  # no CAP_SYS_RESOURCE in the machine: never ask for a lower oom_score_adj than containerd's
-  restrict_oom_score_adj = true
-
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  BinaryName = "{ETC}/runc-wrapper"
-  SystemdCgroup = false
-
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/usr/lib/cni"
-  conf_dir = "/etc/cni/net.d"
-
-# as in Debian's own config.toml
-[plugins."io.containerd.internal.v1.opt"]
-  path = "/var/lib/containerd/opt"
-"""
+#: Debian's containerd.service reads it: Debian's paths, runc through the lab's wrapper
+CONTAINERD_CONFIG = containerd.cri_config(
+    "/var/lib/containerd", "/var/lib/containerd/opt", f"{ETC}/runc-wrapper", "/etc/cni/net.d",
+    restrict_oom_score_adj=True)
+#: where kubelet and kube-proxy find their binaries and credentials in a machine
+NODE_FILES = local_kubelet.NodeFiles(
+    bin_dir=BIN, kubelet_kubeconfig=f"{ETC}/kubelet.kubeconfig",
+    proxy_kubeconfig=f"{ETC}/kube-proxy.kubeconfig", tls_cert=f"{PKI}/kubelet.crt",
+    tls_key=f"{PKI}/kubelet.key", client_ca=f"{PKI}/ca.crt",
+    volume_plugin_dir="/var/lib/kubelet/volume-plugins")
 
 NODE_SETUP = f"""\
 #!/bin/sh
@@ -163,53 +145,12 @@ def control_plane_argv(layout: Layout, control: HostPlan, bins: Path, service: s
 
 
 def kubelet_argv(host: HostPlan) -> list[str]:
-    """kubelet v1.20 on containerd's CRI (the local lab's flags otherwise)."""
-    return [
-        f"{BIN}/kubelet",
-        f"--kubeconfig={ETC}/kubelet.kubeconfig",
-        f"--hostname-override={host.name}",
-        f"--node-ip={host.address}",
-        f"--address={host.address}",
-        "--port=10250",
-        "--read-only-port=0",
-        f"--healthz-bind-address={host.address}",
-        f"--healthz-port={local_kubelet.KUBELET_HEALTHZ_PORT}",
-        f"--tls-cert-file={PKI}/kubelet.crt",
-        f"--tls-private-key-file={PKI}/kubelet.key",
-        f"--client-ca-file={PKI}/ca.crt",
-        "--anonymous-auth=false",
-        "--authentication-token-webhook",
-        "--authorization-mode=Webhook",
-        "--container-runtime=remote",
-        f"--container-runtime-endpoint=unix://{CONTAINERD_SOCK}",
-        "--cgroup-driver=cgroupfs",
-        "--fail-swap-on=false",
-        f"--pod-infra-container-image={PAUSE_IMAGE}",
-        "--resolv-conf=",
-        "--volume-plugin-dir=/var/lib/kubelet/volume-plugins",
-        "--oom-score-adj=0",
-        "--image-gc-high-threshold=100",
-        "--image-gc-low-threshold=99",
-        "--eviction-hard=memory.available<100Mi,nodefs.available<2%,imagefs.available<2%",
-        "--node-status-update-frequency=4s",
-    ]
+    """kubelet v1.20 on containerd's CRI (the local lab's flags, the machine's paths)."""
+    return local_kubelet.kubelet_flags(host, NODE_FILES, local_kubelet.CRI_FLAGS)
 
 
 def proxy_argv(host: HostPlan) -> list[str]:
-    return [
-        f"{BIN}/kube-proxy",
-        f"--kubeconfig={ETC}/kube-proxy.kubeconfig",
-        f"--hostname-override={host.name}",
-        f"--bind-address={host.address}",
-        f"--healthz-bind-address={host.address}:{local_kubelet.PROXY_HEALTHZ_PORT}",
-        "--metrics-bind-address=127.0.0.1:10249",
-        "--proxy-mode=iptables",
-        f"--cluster-cidr={FLANNEL_NETWORK}",
-        "--conntrack-max-per-core=0",
-        "--conntrack-tcp-timeout-established=0",
-        "--conntrack-tcp-timeout-close-wait=0",
-        "--oom-score-adj=0",
-    ]
+    return local_kubelet.proxy_flags(host, NODE_FILES)
 
 
 def services(layout: Layout, host: HostPlan) -> tuple[str, ...]:
