@@ -23,19 +23,20 @@ from stackcheck.lab import Lab
 from stackcheck.services import parse_show
 
 #: the local lab's `status kube-scheduler` (provisioners/local/unitstate.py) on h1 of lab
-#: hw4a (v1.20.2), after `stackcheck lab service kube-scheduler stop`, 2026-12-03
+#: hw4a (Kubernetes v1.20.2), after `python -m stackcheck_provisioners.local ... stop
+#: kube-scheduler`, 2026-12-03
 INACTIVE_SHOW = """Id=kube-scheduler
 LoadState=loaded
 ActiveState=inactive
 SubState=dead
-StateChangeTimestamp=Thu 2026-12-03 16:41:07 UTC
+StateChangeTimestamp=Thu 2026-12-03 16:03:38 UTC
 """
 #: the same while it runs
 ACTIVE_SHOW = """Id=kube-scheduler
 LoadState=loaded
 ActiveState=active
 SubState=running
-StateChangeTimestamp=Thu 2026-12-03 16:31:55 UTC
+StateChangeTimestamp=Thu 2026-12-03 16:02:43 UTC
 """
 NOW = dt.datetime(2026, 12, 3, 16, 45, 0, tzinfo=dt.UTC)
 
@@ -65,7 +66,7 @@ def test_a_late_decision_from_a_live_scheduler_is_slow_and_blocks_nothing() -> N
     assert health.summary.startswith(
         "slow: a probe pod got a scheduling decision in 9.4 s (expected within 6 s); its "
         "leader lease kube-system/kube-scheduler was renewed 2 s ago by h1_5d1c"), health
-    assert "kube-scheduler active since 2026-12-03 16:31:55 UTC" in health.summary
+    assert "kube-scheduler active since 2026-12-03 16:02:43 UTC" in health.summary
 
 
 def test_no_decision_yet_from_a_scheduler_whose_unit_runs_is_not_down() -> None:
@@ -75,7 +76,7 @@ def test_no_decision_yet_from_a_scheduler_whose_unit_runs_is_not_down() -> None:
     assert health.ok and not health.down, health
     assert health.summary == (
         "slow: no scheduling decision on a probe pod in 10 s, but it runs (h1: kube-scheduler "
-        "active since 2026-12-03 16:31:55 UTC); checks that schedule pods may wait")
+        "active since 2026-12-03 16:02:43 UTC); checks that schedule pods may wait")
 
 
 def test_no_decision_and_a_renewed_lease_is_not_down() -> None:
@@ -92,7 +93,7 @@ def test_a_stopped_unit_is_down_naming_the_master_s_word() -> None:
     assert health.status == preflight.DOWN and health.down == ["h1"], health
     assert health.summary == (
         "no pod gets a node: the scheduler is not running (h1: kube-scheduler inactive since "
-        "2026-12-03 16:41:07 UTC; no scheduling decision on a probe pod in 2 s)")
+        "2026-12-03 16:03:38 UTC; no scheduling decision on a probe pod in 2 s)")
 
 
 def test_a_stale_lease_is_down_even_while_its_unit_runs() -> None:

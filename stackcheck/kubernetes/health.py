@@ -123,8 +123,8 @@ def probe_decision(api: RawApi, run_id: str, wait: float = SCHEDULER_WAIT,
                                  "imagePullPolicy": "Never"}]},
     }
     path = f"/api/v1/namespaces/{namespace}/pods"
+    started = time.monotonic()  # from the request: the pod exists once it is answered
     api.call("POST", path, manifest)
-    started = time.monotonic()
     try:
         while (elapsed := time.monotonic() - started) < wait and not give_up(elapsed):
             pod = api.call("GET", f"{path}/{name}")
