@@ -124,30 +124,39 @@ def _status(state: client.V1ContainerState, phase: str = "Running",
             restart_count=restarts, state=state)]))
 
 
-def _event(reason: str, message: str, count: int) -> client.CoreV1Event:
+def _event(reason: str, message: str, count: int, pod: str = "pod-h2") -> client.CoreV1Event:
     return client.CoreV1Event(metadata=client.V1ObjectMeta(name="e"), type="Warning",
                               reason=reason, message=message, count=count,
-                              involved_object=client.V1ObjectReference(name="pod-h2"))
+                              involved_object=client.V1ObjectReference(name=pod))
+
+
+#: the kubelet's warning on every pod of lab hw4a (no cluster DNS), recorded 2026-12-03
+NO_DNS = _event("MissingClusterDNS", 'pod: "pod-h2_hw4rec(6b436553-d168-4c75-a009-613a5833'
+                '3b59)". kubelet does not have ClusterDNS IP configured and cannot create Pod '
+                'using "ClusterFirst" policy. Falling back to "Default" policy.', 4)
 
 
 def test_the_cluster_s_word_on_a_running_pod() -> None:
+    """As recorded on lab hw4a (v1.20.2): a busybox pod bound to h2, running."""
     running = _status(client.V1ContainerState(running=client.V1ContainerStateRunning(
-        started_at=dt.datetime(2026, 12, 3, 16, 9, 2, tzinfo=dt.UTC))))
-    word = pod_word(running, [])
+        started_at=dt.datetime(2026, 12, 3, 16, 9, 3, tzinfo=dt.UTC))))
+    word = pod_word(running, [NO_DNS])
     assert word.alive and not word.final
-    assert word.text == "phase Running; container c running since 2026-12-03T16:09:02+00:00"
+    assert word.text == "phase Running; container c running since 2026-12-03T16:09:03+00:00"
 
 
 def test_crash_loop_back_off_is_final() -> None:
+    """As recorded on lab hw4a (v1.20.2): `sh -c 'exit 1'` bound to h2, 45 s on."""
     crashing = _status(client.V1ContainerState(waiting=client.V1ContainerStateWaiting(
-        reason="CrashLoopBackOff",
-        message="back-off 20s restarting failed container=c pod=pod-h2_ns(uid)")), restarts=2)
-    word = pod_word(crashing, [_event("BackOff", "Back-off restarting failed container", 3)])
+        reason="CrashLoopBackOff", message="back-off 20s restarting failed container=c "
+        "pod=crash_hw4rec(e29a3547-d6ad-487b-b4dc-aa89816dbbd2)")), restarts=2)
+    word = pod_word(crashing, [
+        NO_DNS, _event("BackOff", "Back-off restarting failed container", 4), NO_DNS])
     assert word.final and not word.alive
     assert word.text == (
         "phase Running; container c waiting: CrashLoopBackOff: back-off 20s restarting failed "
-        "container=c pod=pod-h2_ns(uid); 2 restart(s); last warning: BackOff: Back-off "
-        "restarting failed container (x3)")
+        "container=c pod=crash_hw4rec(e29a3547-d6ad-487b-b4dc-aa89816dbbd2); 2 restart(s); "
+        "last warning: BackOff: Back-off restarting failed container (x4)")
 
 
 def test_a_sandbox_that_keeps_failing_is_final_once_retried() -> None:

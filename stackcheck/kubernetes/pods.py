@@ -13,19 +13,22 @@ from dataclasses import dataclass
 
 from stackcheck.errors import short
 from stackcheck.kubernetes.api import Kube
-from stackcheck.kubernetes.health import NO_SCHEDULER
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 
-#: s a pod may go without any scheduling decision before "no scheduler" is final
-NO_DECISION_AFTER = 10.0
-#: container waiting reasons that will not change on their own
-FINAL_WAITING = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"})
+#: s a pod may go without any scheduling decision before that is final (a loaded machine's
+#: scheduler may take 10 s and more; a stopped one the preflight names and blocks at once)
+NO_DECISION_AFTER = 30.0
+#: container waiting reasons that will not change on their own (the kubelet only backs off)
+FINAL_WAITING = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError",
+                           "CrashLoopBackOff", "ImagePullBackOff"})
 #: waiting reasons that end a wait on a pod that already ran (its container died since, or
 #: its image is gone): the kubelet only backs off from here
-FINAL_AFTER_START = FINAL_WAITING | {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull",
-                                     "RunContainerError", "CreateContainerError"}
+FINAL_AFTER_START = FINAL_WAITING | {"ErrImagePull", "RunContainerError", "CreateContainerError"}
 #: warning events that are final once the kubelet has retried this often
 FINAL_EVENTS = {"FailedCreatePodSandBox": 3, "FailedKillPod": 3}
+#: warnings that say nothing of whether the pod runs (a kubelet without cluster DNS says
+#: this of every pod)
+QUIET_WARNINGS = frozenset({"MissingClusterDNS"})
 
 
 class PodsStuck(WaitTimeout):
@@ -70,7 +73,7 @@ def pod_word(pod, events: list) -> Why:
         if status.restart_count:
             parts.append(f"{status.restart_count} restart(s)")
     mine = [e for e in events if e.involved_object and e.involved_object.name
-            == pod.metadata.name and e.type == "Warning"]
+            == pod.metadata.name and e.type == "Warning" and e.reason not in QUIET_WARNINGS]
     if mine:
         last = mine[-1]
         count = last.count or 1
@@ -117,13 +120,17 @@ def why_pending(pod, events: list, nodes: dict[str, str], age: float) -> Why:
         if state:
             return Why(f"its node {node} is {state}", final=True)
     mine = [e for e in events if e.involved_object.name == pod.metadata.name]
-    warnings = [e for e in mine if e.type == "Warning"]
+    warnings = [e for e in mine if e.type == "Warning" and e.reason not in QUIET_WARNINGS]
     if warnings:
         last = warnings[-1]
-        return Why(f"{last.reason}: {(last.message or '').strip()}")
+        count = last.count or 1
+        return Why(f"{last.reason}: {(last.message or '').strip()}"
+                   + (f" (x{count})" if count > 1 else ""),
+                   count >= FINAL_EVENTS.get(last.reason or "", 10**9))
     scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
     if not node and scheduled is None and age > NO_DECISION_AFTER:
-        return Why(f"{NO_SCHEDULER} (no scheduling decision in {age:.0f} s)", final=True)
+        return Why(f"no scheduling decision in {age:.0f} s: no scheduler decides on it",
+                   final=True)
     if not node:
         return Why("not yet scheduled")
     if mine:
