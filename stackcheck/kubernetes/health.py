@@ -126,14 +126,16 @@ def probe_decision(api: RawApi, run_id: str, wait: float = SCHEDULER_WAIT,
     started = time.monotonic()  # from the request: the pod exists once it is answered
     api.call("POST", path, manifest)
     try:
-        while (elapsed := time.monotonic() - started) < wait and not give_up(elapsed):
+        while True:  # one look at the pod at least
             pod = api.call("GET", f"{path}/{name}")
             conditions = (pod.get("status") or {}).get("conditions") or []
+            elapsed = time.monotonic() - started
             if (pod.get("spec") or {}).get("nodeName") or any(
                     c.get("type") == "PodScheduled" for c in conditions):
-                return Decision(time.monotonic() - started, time.monotonic() - started)
+                return Decision(elapsed, elapsed)
+            if elapsed >= wait or give_up(elapsed):
+                return Decision(None, elapsed)
             time.sleep(0.25)
-        return Decision(None, time.monotonic() - started)
     finally:
         # a probe pod left behind (API gone) carries the run's label
         with contextlib.suppress(Exception):
