@@ -208,7 +208,8 @@ def probe_scheduler(lab: Lab, kube: Any, run_id: str, until: float) -> Scheduler
         with contextlib.suppress(Exception):  # not answered in time: "not read"
             future.result(timeout=with_time)
     gather()
-    if seen.decided_after is None and lease.done() and not lease.exception():
+    if (seen.decided_after is None and lease.done() and not lease.exception()
+            and until - time.monotonic() > 1.0):
         # read again: the lease may have gone stale while the probe pod waited
         with contextlib.suppress(Exception):  # the first reading stands
             seen.lease = read_lease(kube, "kube-scheduler")
