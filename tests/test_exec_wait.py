@@ -130,8 +130,9 @@ def _event(reason: str, message: str, count: int, pod: str = "pod-h2") -> client
                               involved_object=client.V1ObjectReference(name=pod))
 
 
-#: the kubelet's warning on every pod of lab hw4a (no cluster DNS), recorded 2026-12-03
-NO_DNS = _event("MissingClusterDNS", 'pod: "pod-h2_hw4rec(6b436553-d168-4c75-a009-613a5833'
+#: the kubelet's warning on every pod of lab hw4a (no cluster DNS), recorded 2026-12-03 on
+#: its pod "ok" (here involving pod-h2)
+NO_DNS = _event("MissingClusterDNS", 'pod: "ok_hw4rec(6b436553-d168-4c75-a009-613a5833'
                 '3b59)". kubelet does not have ClusterDNS IP configured and cannot create Pod '
                 'using "ClusterFirst" policy. Falling back to "Default" policy.', 4)
 
