@@ -294,12 +294,17 @@ class _Bounded:
             return default(f"preflight error: {short(exc)}")
 
 
+def probe_budget(lab: Lab) -> float:
+    """s every probe has to answer: the largest SSH connect timeout plus :data:`SLACK`."""
+    return max(lab.ssh_for(h).connect_timeout for h in lab.hosts) + SLACK
+
+
 def run(lab: Lab, run_id: str | None = None) -> Verdict:
     """Probe every host and every layer's lab-wide probes at once; then let each layer judge
     what was seen, asking the hosts about what did not answer. Bounded in time."""
     started = time.monotonic()
     run_id = run_id or lab.run_id or "preflight"
-    timeout = max(lab.ssh_for(h).connect_timeout for h in lab.hosts) + SLACK
+    timeout = probe_budget(lab)
     parts = preflights(lab)
     jobs = {(layer.name, key): job for layer, part in parts
             for key, job in part.probes(lab, run_id).items()}

@@ -71,7 +71,8 @@ class WaitRecord:
 RECORDS: list[WaitRecord] = []
 
 
-def _current_test() -> str:
+def current_test() -> str:
+    """The pytest node id of the running check ("" outside pytest)."""
     current = os.environ.get("PYTEST_CURRENT_TEST", "")
     return current.rsplit(" (", 1)[0]  # "<nodeid> (call)" -> "<nodeid>"
 
@@ -102,7 +103,7 @@ def wait_for(
 
     def record(ok: bool, last_poll: float) -> None:
         RECORDS.append(WaitRecord(what, time.monotonic() - start, ok, polls, interval, timeout,
-                                  started, last_poll, _current_test()))
+                                  started, last_poll, current_test()))
 
     while True:
         last_poll = time.time()

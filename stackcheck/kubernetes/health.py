@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,9 +95,20 @@ def nodes_ready(api: RawApi) -> list[NodeReady]:
     return out
 
 
-def scheduler_decides(api: RawApi, run_id: str, wait: float = SCHEDULER_WAIT,
-                      namespace: str = "default") -> str | None:
-    """None if the scheduler decides on a probe pod within ``wait`` s; else why not.
+@dataclass
+class Decision:
+    """What became of a probe pod: seconds until the scheduler decided on it (None: no
+    decision seen), and how long it was watched."""
+
+    after: float | None
+    waited: float
+
+
+def probe_decision(api: RawApi, run_id: str, wait: float = SCHEDULER_WAIT,
+                   namespace: str = "default",
+                   give_up: Callable[[float], bool] = lambda _elapsed: False) -> Decision:
+    """Watch a probe pod for up to ``wait`` s (less if ``give_up(elapsed)`` says so) until
+    the scheduler decides on it.
 
     The probe pod selects a node label no node has, so the scheduler's decision is
     "Unschedulable": it proves the scheduler works without starting anything on a node.
@@ -111,43 +123,79 @@ def scheduler_decides(api: RawApi, run_id: str, wait: float = SCHEDULER_WAIT,
                                  "imagePullPolicy": "Never"}]},
     }
     path = f"/api/v1/namespaces/{namespace}/pods"
+    started = time.monotonic()  # from the request: the pod exists once it is answered
     api.call("POST", path, manifest)
     try:
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        while True:  # one look at the pod at least
             pod = api.call("GET", f"{path}/{name}")
             conditions = (pod.get("status") or {}).get("conditions") or []
+            elapsed = time.monotonic() - started
             if (pod.get("spec") or {}).get("nodeName") or any(
                     c.get("type") == "PodScheduled" for c in conditions):
-                return None
+                return Decision(elapsed, elapsed)
+            if elapsed >= wait or give_up(elapsed):
+                return Decision(None, elapsed)
             time.sleep(0.25)
-        return f"{NO_SCHEDULER} (a probe pod got no scheduling decision within {wait:g} s)"
     finally:
         # a probe pod left behind (API gone) carries the run's label
         with contextlib.suppress(Exception):
             api.call("DELETE", f"{path}/{name}", query=[("gracePeriodSeconds", "0")])
 
 
-def lease_renewed(api: RawApi, name: str, now: dt.datetime | None = None) -> str | None:
-    """None if ``kube-system/<name>``'s leader lease was renewed within its duration (+
-    slack); why not otherwise. Raises LookupError when there is no such lease (leader
-    election off: the caller asks the host instead)."""
+@dataclass
+class Lease:
+    """A leader-election lease as the API holds it."""
+
+    name: str
+    holder: str
+    age: float | None  # s since its last renewal; None: never renewed
+    duration: float  # its leaseDurationSeconds
+
+    @property
+    def stale(self) -> bool:
+        """Not renewed within its duration (plus slack): its holder stopped working."""
+        return self.age is None or self.age > self.duration + LEASE_SLACK
+
+    def describe(self) -> str:
+        """``its leader lease kube-system/kube-scheduler was renewed 2 s ago by h1_3f2a``."""
+        where = f"its leader lease kube-system/{self.name}"
+        if self.age is None:
+            return f"{where} was never renewed"
+        holder = f" by {self.holder}" if self.holder else ""
+        text = f"{where} was renewed {self.age:.0f} s ago{holder}"
+        return text + (f" (expected within {self.duration + LEASE_SLACK:g} s)"
+                       if self.stale else "")
+
+
+def read_lease(api: RawApi, name: str, now: dt.datetime | None = None) -> Lease | None:
+    """``kube-system/<name>``'s leader lease; None when there is none (leader election off)."""
     try:
         lease = api.call("GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-system/"
                                 f"leases/{name}")
     except ApiError as exc:
         if exc.status == 404:
-            raise LookupError(f"no leader lease kube-system/{name}") from None
+            return None
         raise
+    return lease_of(lease, now)
+
+
+def lease_of(lease: dict[str, Any], now: dt.datetime | None = None) -> Lease:
+    """A Lease object (as the API answers it) seen at ``now``."""
     spec = lease.get("spec") or {}
     renewed = spec.get("renewTime")
-    if not renewed:
-        return f"its leader lease kube-system/{name} was never renewed"
-    when = dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
-    age = ((now or dt.datetime.now(dt.UTC)) - when).total_seconds()
-    limit = (spec.get("leaseDurationSeconds") or 15) + LEASE_SLACK
-    if age > limit:
-        holder = spec.get("holderIdentity") or "nobody"
-        return (f"its leader lease kube-system/{name} was last renewed {age:.0f} s ago "
-                f"by {holder} (expected within {limit:g} s)")
-    return None
+    age = None
+    if renewed:
+        when = dt.datetime.fromisoformat(renewed.replace("Z", "+00:00"))
+        age = ((now or dt.datetime.now(dt.UTC)) - when).total_seconds()
+    return Lease((lease.get("metadata") or {}).get("name", ""), spec.get("holderIdentity") or "",
+                 age, float(spec.get("leaseDurationSeconds") or 15))
+
+
+def lease_renewed(api: RawApi, name: str, now: dt.datetime | None = None) -> str | None:
+    """None if ``kube-system/<name>``'s leader lease was renewed within its duration (+
+    slack); why not otherwise. Raises LookupError when there is no such lease (leader
+    election off: the caller asks the host instead)."""
+    lease = read_lease(api, name, now)
+    if lease is None:
+        raise LookupError(f"no leader lease kube-system/{name}")
+    return lease.describe() if lease.stale else None

@@ -13,13 +13,22 @@ from dataclasses import dataclass
 
 from stackcheck.errors import short
 from stackcheck.kubernetes.api import Kube
-from stackcheck.kubernetes.health import NO_SCHEDULER
 from stackcheck.waits import NotYet, WaitTimeout, wait_for
 
-#: s a pod may go without any scheduling decision before "no scheduler" is final
-NO_DECISION_AFTER = 10.0
-#: container waiting reasons that will not change on their own
-FINAL_WAITING = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"})
+#: s a pod may go without any scheduling decision before that is final (a loaded machine's
+#: scheduler may take 10 s and more; a stopped one the preflight names and blocks at once)
+NO_DECISION_AFTER = 30.0
+#: container waiting reasons that will not change on their own (the kubelet only backs off)
+FINAL_WAITING = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError",
+                           "CrashLoopBackOff", "ImagePullBackOff"})
+#: waiting reasons that end a wait on a pod that already ran (its container died since, or
+#: its image is gone): the kubelet only backs off from here
+FINAL_AFTER_START = FINAL_WAITING | {"ErrImagePull", "RunContainerError", "CreateContainerError"}
+#: warning events that are final once the kubelet has retried this often
+FINAL_EVENTS = {"FailedCreatePodSandBox": 3, "FailedKillPod": 3}
+#: warnings that say nothing of whether the pod runs (a kubelet without cluster DNS says
+#: this of every pod)
+QUIET_WARNINGS = frozenset({"MissingClusterDNS"})
 
 
 class PodsStuck(WaitTimeout):
@@ -31,6 +40,56 @@ class PodsStuck(WaitTimeout):
 class Why:
     text: str
     final: bool = False
+    #: the pod's container runs (a slow answer from it is slowness, not a fault)
+    alive: bool = False
+
+
+def pod_word(pod, events: list) -> Why:
+    """What a pod that should run is doing, in the cluster's own words: its phase, its
+    container's state (running since, waiting reason, terminated with exit code), restarts
+    and its last warning event; final when it will not run again by itself."""
+    phase = (pod.status.phase if pod.status else None) or "Unknown"
+    parts, final = [f"phase {phase}"], phase in ("Failed", "Succeeded")
+    alive = phase == "Running"
+    for status in (pod.status.container_statuses or []) if pod.status else []:
+        state = status.state
+        if state and state.running:
+            started = state.running.started_at
+            parts.append(f"container {status.name} running" + (
+                f" since {started.isoformat() if hasattr(started, 'isoformat') else started}"
+                if started else ""))
+        elif state and state.waiting:
+            alive = False
+            message = (state.waiting.message or "").strip()
+            parts.append(f"container {status.name} waiting: {state.waiting.reason}"
+                         + (f": {message}" if message else ""))
+            final = final or state.waiting.reason in FINAL_AFTER_START
+        elif state and state.terminated:
+            alive = False
+            done = state.terminated
+            parts.append(f"container {status.name} terminated: {done.reason or 'exited'} "
+                         f"(exit code {done.exit_code})")
+            final = final or phase != "Running"
+        if status.restart_count:
+            parts.append(f"{status.restart_count} restart(s)")
+    mine = [e for e in events if e.involved_object and e.involved_object.name
+            == pod.metadata.name and e.type == "Warning" and e.reason not in QUIET_WARNINGS]
+    if mine:
+        last = mine[-1]
+        count = last.count or 1
+        parts.append(f"last warning: {last.reason}: {(last.message or '').strip()}"
+                     + (f" (x{count})" if count > 1 else ""))
+        final = final or count >= FINAL_EVENTS.get(last.reason or "", 10**9)
+    return Why("; ".join(parts), final, alive and not final)
+
+
+def read_pod_word(kube: Kube, namespace: str, name: str) -> Why:
+    """:func:`pod_word` of a pod read now (with its events), bounded per call."""
+    pod = kube.core.read_namespaced_pod(name, namespace, _request_timeout=10)
+    events = sorted(kube.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}", _request_timeout=10).items,
+        key=lambda e: str(e.last_timestamp or e.event_time or ""))
+    return pod_word(pod, events)
 
 
 def _node_states(kube: Kube) -> dict[str, str]:
@@ -61,13 +120,17 @@ def why_pending(pod, events: list, nodes: dict[str, str], age: float) -> Why:
         if state:
             return Why(f"its node {node} is {state}", final=True)
     mine = [e for e in events if e.involved_object.name == pod.metadata.name]
-    warnings = [e for e in mine if e.type == "Warning"]
+    warnings = [e for e in mine if e.type == "Warning" and e.reason not in QUIET_WARNINGS]
     if warnings:
         last = warnings[-1]
-        return Why(f"{last.reason}: {(last.message or '').strip()}")
+        count = last.count or 1
+        return Why(f"{last.reason}: {(last.message or '').strip()}"
+                   + (f" (x{count})" if count > 1 else ""),
+                   count >= FINAL_EVENTS.get(last.reason or "", 10**9))
     scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
     if not node and scheduled is None and age > NO_DECISION_AFTER:
-        return Why(f"{NO_SCHEDULER} (no scheduling decision in {age:.0f} s)", final=True)
+        return Why(f"no scheduling decision in {age:.0f} s: no scheduler decides on it",
+                   final=True)
     if not node:
         return Why("not yet scheduled")
     if mine:

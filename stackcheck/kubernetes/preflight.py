@@ -1,13 +1,22 @@
-"""Kubernetes' part of the preflight: the API's readiness, its nodes, the scheduler (a probe
-pod gets a decision), the controller manager (its leader lease, else its unit) and each
-node's kubelet (its health endpoint and its Node's readiness), with the masters' and the
-nodes' own word where something fails."""
+"""Kubernetes' part of the preflight: the API's readiness, its nodes, the scheduler, the
+controller manager (its leader lease, else its unit) and each node's kubelet (its health
+endpoint and its Node's readiness), with the masters' and the nodes' own word where
+something fails.
+
+The scheduler is judged on its own word, not on a stopwatch: its unit on the masters, its
+leader lease (when it elects a leader), then a probe pod's scheduling decision. It is down
+only when it says so (its unit inactive or failed on every master that answers, or its lease
+not renewed within the lease's duration); a decision that comes late from a scheduler that is
+alive is "degraded (slow)" and blocks nothing (:func:`judge_scheduler`)."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -23,12 +32,23 @@ from stackcheck.preflight import (
     LayerHealth,
     LayerPreflight,
     Seen,
+    probe_budget,
 )
+from stackcheck.services import UnitState
 
 API, SCHEDULER, CONTROLLER_MANAGER, KUBELET = (
     "kubernetes", "scheduler", "controller-manager", "kubelet")
 #: the kubelet's health endpoint (its default --healthz-bind-address and --healthz-port)
 KUBELET_HEALTHZ = ("127.0.0.1", 10248)
+#: s a working scheduler decides on the probe pod in; a later decision is "slow"
+SCHEDULER_PROMPT = 6.0
+#: s the probe pod is watched at most (within the preflight's probe budget)
+SCHEDULER_PATIENCE = 30.0
+#: s of the probe budget kept for removing the probe pod and reading the lease again
+SCHEDULER_MARGIN = 2.5
+#: a unit's words for "not running" (absent or masked is no word on it: a scheduler may run
+#: as a static pod, outside the service manager)
+UNIT_STOPPED = frozenset({"inactive", "failed"})
 
 
 def probe_kubernetes(lab: Lab) -> str | None:
@@ -55,40 +75,170 @@ class KubeSeen:
     api: str | None = None  # why the API is not ready
     nodes: list[Any] | None = None  # NodeReady per node; None: not read
     nodes_error: str | None = None
-    scheduler: str | None = None  # why no pod gets a node
+    scheduler: SchedulerSeen | None = None  # None: not probed
     #: why the controller manager is not working; "" when it has no leader lease to read
     controller_manager: str | None = None
     #: why the scheduler and controller manager were not probed (too slow an API)
     unprobed: str | None = None
 
 
+@dataclass
+class SchedulerSeen:
+    """The scheduler's own word: its unit per master, its leader lease, a probe pod's fate."""
+
+    #: s until a probe pod got a scheduling decision; None: none while it was watched
+    decided_after: float | None = None
+    waited: float = 0.0  # s the probe pod was watched
+    lease: Any = None  # stackcheck.kubernetes.health.Lease; None: no lease (or not read)
+    lease_error: str = ""  # why the lease was not read
+    #: master -> its service manager's word on kube-scheduler (None: it could not say)
+    units: dict[str, UnitState | None] = field(default_factory=dict)
+    error: str = ""  # why the probe itself failed (no probe pod made)
+
+    def stopped_on(self) -> list[str]:
+        """Masters whose unit says kube-scheduler is not running."""
+        return [h for h, u in self.units.items() if u is not None and u.word in UNIT_STOPPED]
+
+    def running_on(self) -> list[str]:
+        """Masters whose unit says kube-scheduler runs (active, activating, reloading)."""
+        return [h for h, u in self.units.items() if u is not None
+                and u.word not in UNIT_STOPPED | {"absent", "masked", "unknown"}]
+
+    def unit_says_down(self) -> bool:
+        """Every master that answered says its unit is not running (and one answered)."""
+        said = [u for u in self.units.values() if u is not None and u.word != "absent"]
+        return bool(said) and len(self.stopped_on()) == len(said)
+
+    def lease_says_down(self) -> bool:
+        return self.lease is not None and self.lease.stale
+
+    def alive(self) -> str:
+        """The evidence that it runs, for a person ('' if none)."""
+        out = []
+        if self.lease is not None and not self.lease.stale:
+            out.append(self.lease.describe())
+        out += [f"{h}: {self.units[h].describe()}" for h in self.running_on()]  # type: ignore[union-attr]
+        return "; ".join(out)
+
+    def words(self) -> str:
+        """The masters' word on the unit (with its last log line where it is not running)."""
+        out = []
+        for host, unit in self.units.items():
+            if unit is None:
+                out.append(f"{host}: kube-scheduler state not read")
+                continue
+            log = unit.last_log() if unit.word != "active" else ""
+            out.append(f"{host}: {unit.describe()}" + (f"; {log}" if log else ""))
+        return "; ".join(out)
+
+
+def judge_scheduler(seen: SchedulerSeen, masters: list[str]) -> LayerHealth:
+    """The scheduler's verdict from its own word. Down only when it says so: its unit not
+    running on any master that answers, or its leader lease not renewed in time, and no
+    decision on the probe pod. A late decision, or none yet from a scheduler whose unit
+    runs or whose lease is renewed, is degraded (slow) and blocks nothing."""
+    from stackcheck.kubernetes.health import NO_SCHEDULER
+
+    if seen.decided_after is not None:
+        took = f"a probe pod got a scheduling decision in {seen.decided_after:.1f} s"
+        if seen.decided_after <= SCHEDULER_PROMPT:
+            return LayerHealth(OK, took)
+        alive = seen.alive()
+        return LayerHealth(DEGRADED, f"slow: {took} (expected within {SCHEDULER_PROMPT:g} s)"
+                           + (f"; {alive}" if alive else ""))
+    if seen.error and not seen.units and seen.lease is None:
+        return LayerHealth(DEGRADED, f"not judged: {seen.error}")
+    none = (f"no scheduling decision on a probe pod in {seen.waited:.0f} s" if not seen.error
+            else seen.error)
+    if seen.unit_says_down():
+        return LayerHealth(DOWN, f"{NO_SCHEDULER} ({seen.words()}; {none})", masters)
+    if seen.lease_says_down():
+        word = seen.words()
+        return LayerHealth(DOWN, f"{NO_SCHEDULER} ({seen.lease.describe()}; {none}"
+                           + (f"; {word})" if word else ")"), masters)
+    alive = seen.alive()
+    if alive:
+        return LayerHealth(DEGRADED, f"slow: {none}, but it runs ({alive}); checks that "
+                           "schedule pods may wait")
+    unknown = [x for x in (seen.lease_error, seen.words()) if x]
+    return LayerHealth(DEGRADED, f"not judged: {none}, and nothing else says whether it runs ("
+                       + ("; ".join(unknown) if unknown else "no leader lease, no master "
+                          "to ask") + ")")
+
+
+def probe_scheduler(lab: Lab, kube: Any, run_id: str, until: float) -> SchedulerSeen:
+    """The scheduler's unit on every master and its lease, read while a probe pod waits for
+    its decision; the wait ends early once the unit (or a stale lease) says it is down, and
+    at ``until`` (monotonic) at the latest."""
+    from stackcheck.kubernetes.health import probe_decision, read_lease
+
+    seen = SchedulerSeen()
+    masters = lab.hosts_with("master")
+    pool = ThreadPoolExecutor(max_workers=len(masters) + 1, thread_name_prefix="scheduler")
+    units: dict[str, Future] = {m.name: pool.submit(services.unit_state, lab, m,
+                                                    "kube-scheduler") for m in masters}
+    lease = pool.submit(read_lease, kube, "kube-scheduler")
+    pool.shutdown(wait=False)
+
+    def gather() -> None:
+        seen.units = {h: f.result() if f.done() and not f.exception() else None
+                      for h, f in units.items()}
+        if lease.done():
+            if lease.exception():
+                exc = lease.exception()
+                seen.lease_error = f"its lease not read ({network_reason(exc) or short(exc)})"
+            else:
+                seen.lease = lease.result()
+
+    def says_down(elapsed: float) -> bool:
+        gather()
+        if all(f.done() for f in units.values()) and seen.unit_says_down():
+            return True
+        # a stale lease: a working scheduler still gets its prompt chance
+        return elapsed >= SCHEDULER_PROMPT and seen.lease_says_down()
+
+    wait = max(SCHEDULER_PROMPT, min(SCHEDULER_PATIENCE, until - time.monotonic()))
+    try:
+        decision = probe_decision(kube, run_id, wait=wait, give_up=says_down)
+        seen.decided_after, seen.waited = decision.after, decision.waited
+    except Exception as exc:  # noqa: BLE001
+        seen.error = f"the scheduler probe failed ({network_reason(exc) or short(exc)})"
+    for future in [*units.values(), lease]:  # the masters' word, within the budget
+        with_time = max(0.0, until - time.monotonic())
+        with contextlib.suppress(Exception):  # not answered in time: "not read"
+            future.result(timeout=with_time)
+    gather()
+    if (seen.decided_after is None and lease.done() and not lease.exception()
+            and until - time.monotonic() > 1.0):
+        # read again: the lease may have gone stale while the probe pod waited
+        with contextlib.suppress(Exception):  # the first reading stands
+            seen.lease = read_lease(kube, "kube-scheduler")
+    return seen
+
+
 def probe_control_plane(lab: Lab, run_id: str) -> KubeSeen:
     """The nodes, the scheduler and the controller manager, as the API shows them (the
     API's own readiness is :func:`probe_kubernetes`, run beside this)."""
-    from stackcheck.kubernetes.health import (
-        RawApi,
-        lease_renewed,
-        nodes_ready,
-        scheduler_decides,
-    )
+    from stackcheck.kubernetes.health import RawApi, lease_renewed, nodes_ready
 
     assert lab.kubernetes is not None
+    until = time.monotonic() + probe_budget(lab) - SCHEDULER_MARGIN
     seen = KubeSeen()
     kube = RawApi(str(lab.kubernetes.kubeconfig))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler-probe")
+    scheduler = pool.submit(probe_scheduler, lab, kube, run_id, until)
+    pool.shutdown(wait=False)
     try:
         seen.nodes = nodes_ready(kube)
     except Exception as exc:  # noqa: BLE001
         seen.nodes_error = f"nodes not read ({network_reason(exc) or short(exc)})"
-    try:
-        seen.scheduler = scheduler_decides(kube, run_id)
-    except Exception as exc:  # noqa: BLE001
-        seen.scheduler = f"the scheduler probe failed ({network_reason(exc) or short(exc)})"
     try:
         seen.controller_manager = lease_renewed(kube, "kube-controller-manager")
     except LookupError:
         seen.controller_manager = ""  # leader election off: its host says
     except Exception as exc:  # noqa: BLE001
         seen.controller_manager = f"its lease not read ({network_reason(exc) or short(exc)})"
+    seen.scheduler = scheduler.result()
     return seen
 
 
@@ -127,9 +277,7 @@ def _kube_failures(kube: KubeSeen) -> dict[str, tuple[str, str]]:
     """line -> (service on the masters, why) for the control plane's failures."""
     if kube.api is not None:
         return {API: ("kube-apiserver", kube.api)}
-    out = {}
-    if kube.scheduler:
-        out[SCHEDULER] = ("kube-scheduler", kube.scheduler)
+    out = {}  # the scheduler's masters' word is part of its probe (SchedulerSeen.units)
     if kube.controller_manager is not None:
         out[CONTROLLER_MANAGER] = ("kube-controller-manager", kube.controller_manager)
     return out
@@ -155,10 +303,8 @@ def control_plane_lines(lab: Lab, kube: KubeSeen, masters_word: dict[str, str]
         for layer in ("scheduler", "controller-manager"):
             out[layer] = LayerHealth(DEGRADED, f"not probed: {kube.unprobed}")
         return out
-    scheduler = failures.get("scheduler")
-    out["scheduler"] = (
-        LayerHealth(DOWN, with_word("scheduler", scheduler[1]), masters) if scheduler
-        else LayerHealth(OK, "a probe pod got a scheduling decision"))
+    out["scheduler"] = (judge_scheduler(kube.scheduler, masters) if kube.scheduler is not None
+                        else LayerHealth(DEGRADED, "not probed"))
     manager = failures.get("controller-manager")
     if manager is None:
         out["controller-manager"] = LayerHealth(OK, "its leader lease is renewed")
@@ -203,7 +349,7 @@ class KubernetesPreflight(LayerPreflight):
     def unanswered(self, key: str, why: str) -> Any:
         if key == "api":
             return why
-        return KubeSeen(nodes_error=why, scheduler=None, controller_manager=None, unprobed=why)
+        return KubeSeen(nodes_error=why, controller_manager=None, unprobed=why)
 
     def judge(self, seen: Seen) -> dict[str, LayerHealth]:
         lab = seen.lab
