@@ -44,26 +44,6 @@ def connect(cloud: str) -> Any:
         raise ProvisionerError(f"openstack: cloud {cloud!r}: {short_error(exc)}") from None
 
 
-WAIT_OPTIONS = {"ssh_timeout": "ssh_timeout", "active_timeout": "active_timeout"}
-
-
-def _flag(value: str | None) -> bool:
-    return str(value or "").lower() in ("1", "true", "yes", "on")
-
-
-def waits_from_options(waits: Waits, options: dict[str, str]) -> Waits:
-    """``--option ssh_timeout=S`` / ``active_timeout=S`` (seconds) shorten or lengthen waits."""
-    changes = {}
-    for key, attr in WAIT_OPTIONS.items():
-        if key in options:
-            try:
-                changes[attr] = float(options[key])
-            except ValueError:
-                raise ProvisionerError(f"openstack: --option {key} expects seconds, got "
-                                       f"{options[key]!r}") from None
-    return replace(waits, **changes)
-
-
 def cleanup(conn: Any, older_than: timedelta, dry_run: bool,
             deleter: Deleter | None = None) -> list[str]:
     """Find (dry run) or delete leaked resources of earlier runs by tag and age."""
@@ -98,11 +78,15 @@ class OpenStackProvisioner(Provisioner):
 
     def create(self, config: ProvisionConfig) -> Lab:
         run_id = check_run_id(config.run_id)
-        if "spec" not in config.options:
+        options = self.parse_options(config.options)
+        assert isinstance(options, OpenStackOptions)
+        if options.spec is None:
             raise ProvisionerError("the 'openstack' provisioner needs a lab spec: "
                                    "pass --option spec=FILE")
-        spec = load_spec(config.options["spec"])
-        waits = waits_from_options(self.waits, config.options)
+        spec = load_spec(options.spec)
+        waits = replace(self.waits, **{
+            key: seconds for key in ("ssh_timeout", "active_timeout")
+            if (seconds := getattr(options, key)) is not None})
         hosts = [BuiltHost(h) for h in spec.host_list(config.hosts)]
         conn = self.connect(spec.cloud)
         try:
@@ -123,7 +107,7 @@ class OpenStackProvisioner(Provisioner):
         try:
             return self._build(builder, config, hosts, image, flavor, external, existing)
         except Exception as exc:
-            if _flag(config.options.get("keep_on_failure")):
+            if options.keep_on_failure:
                 raise self._kept(state, builder.step, exc) from exc
             raise self._rolled_back(conn, state, builder.step, exc) from exc
 
