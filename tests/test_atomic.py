@@ -314,7 +314,7 @@ def _wrap(cls):
 _wrap(LocalProvisioner)
 _wrap(ExistingProvisioner)
 if MODE == "rollback-noop":
-    backends.Ostree.rollback = lambda self: backends.Result("(no-op)", 0, "", "")
+    backends.Ostree.rollback = lambda self, status=None: backends.Result("(no-op)", 0, "", "")
 if MODE == "allow-downgrade":
     _older = backends.Ostree.upgrade_to_older
 

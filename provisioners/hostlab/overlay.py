@@ -14,7 +14,6 @@ import json
 import shutil
 import time
 
-from stackcheck.flannel import etcd_store
 from stackcheck.flannel import model as flannel
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
 from stackcheck_provisioners.base import ProvisionerError
@@ -87,6 +86,8 @@ def program_routes(host: HostPlan, peers: list[tuple[HostPlan, str]],
 
 def write_model(layout: Layout, macs: dict[str, str]) -> None:
     """Write flannel's network config and one lease per host into etcd (flannel's format)."""
+    from stackcheck.flannel import etcd_store  # here: the control CLI starts without it
+
     cli = etcd.client(layout, layout.etcd_hosts[0], timeout=5)
     etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG)
     lease = cli.lease(ttl=LEASE_TTL)
@@ -98,6 +99,8 @@ def write_model(layout: Layout, macs: dict[str, str]) -> None:
 
 def write_config(layout: Layout) -> None:
     """Only the network config (what an operator writes before starting flanneld)."""
+    from stackcheck.flannel import etcd_store
+
     etcd_store.write_config(etcd.client(layout, layout.etcd_hosts[0], timeout=5), PREFIX,
                             NETWORK_CONFIG)
 

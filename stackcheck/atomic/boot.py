@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from stackcheck.lab import Host, Lab
@@ -88,38 +87,19 @@ def reboot(lab: Lab, provisioner: Provisioner, host: Host,
     return Reboot(host.name, before, after, time.monotonic() - started)
 
 
-def _active(lab: Lab, provisioner: Provisioner, host: Host, service: str) -> bool:
-    return provisioner.service(lab, host, service, "is_active", timeout=30).ok
-
-
-def _inactive(lab: Lab, provisioner: Provisioner, host: Host, services: list[str]) -> list[str]:
-    """Those of ``services`` that are not active (asked in parallel: each may be an SSH call)."""
-    with ThreadPoolExecutor(max_workers=min(8, len(services) or 1)) as pool:
-        active = list(pool.map(lambda s: _active(lab, provisioner, host, s), services))
-    return [s for s, ok in zip(services, active, strict=True) if not ok]
-
-
 def active_services(lab: Lab, provisioner: Provisioner, host: Host) -> list[str]:
-    """The host's services (from the inventory's service_control units) that are active now."""
+    """The host's services (from the inventory's service_control units) that are active now
+    (asked in one go: ``Provisioner.inactive``)."""
     units = list(lab.control_for(host).units)
-    inactive = _inactive(lab, provisioner, host, units)
+    inactive = provisioner.inactive(lab, host, units)
     return [s for s in units if s not in inactive]
 
 
 def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list[str],
                   timeout: float = SERVICES_TIMEOUT) -> list[str]:
-    """Wait until every one of ``services`` is active; return those still inactive at the end."""
-    left = list(services)
-
-    def all_active() -> bool:
-        left[:] = _inactive(lab, provisioner, host, services)
-        return not left
-
-    with contextlib.suppress(WaitTimeout):
-        wait_for(all_active, timeout=timeout, interval=1, retry_errors=False,
-                 what=f"{host.name}'s services {', '.join(services)} to be active",
-                 describe=lambda: f"inactive: {', '.join(left)}")
-    return left
+    """Wait (bounded) until every one of ``services`` is active; return those still inactive
+    at the end. One remote command polls on the host (``Provisioner.inactive``)."""
+    return provisioner.inactive(lab, host, services, timeout=timeout)
 
 
 def node_state(lab: Lab, host: Host) -> str:

@@ -84,13 +84,13 @@ def upgrade_reboot_and_rollback(
         pytest.skip(f"{name}: the booted deployment follows {old.follows()}: plain ostree "
                     "upgrades only an origin refspec (an image origin needs rpm-ostree or bootc)")
     with step(f"{name}: is there a newer commit for {old.follows()}?"):
-        check = atomic.check_upgrade()
+        check = atomic.check_upgrade(start_status)
         attach_text(f"{name}: upgrade check", check.detail)
     if not check.available:
         pytest.skip(f"{name}: nothing to upgrade: {check.detail}")
 
     with step(f"{name}: upgrade from {old.checksum}"):
-        atomic.upgrade()
+        atomic.upgrade(start_status)
         staged = _status(atomic, lab_host, "after the upgrade")
     new = staged.default
     assert new is not None and new.checksum != old.checksum, (
@@ -114,7 +114,7 @@ def upgrade_reboot_and_rollback(
         f"deployment; the rollback deployment is {_name(upgraded.rollback)}")
 
     with step(f"{name}: roll back to {old.checksum}"):
-        atomic.rollback()
+        atomic.rollback(upgraded)
         swapped = _status(atomic, lab_host, "after the rollback")
     assert swapped.default is not None and swapped.default.checksum == old.checksum, (
         f"{name}: after rollback expected the default deployment {old.checksum}; the default "
