@@ -102,8 +102,12 @@ def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list
     return provisioner.inactive(lab, host, services, timeout=timeout)
 
 
-def node_state(lab: Lab, host: Host) -> str:
-    """``Ready``, or what the API says about ``host``'s Node (its Ready condition)."""
+def node_state(lab: Lab, host: Host, since: float | None = None) -> str:
+    """``Ready``, or what the API says about ``host``'s Node (its Ready condition).
+
+    ``since`` (epoch s, e.g. when a reboot began): a Ready condition counts only if the
+    kubelet posted it since then; before, the API still shows what the old kubelet said, and
+    the new one first reports NotReady ("PLEG is not healthy") for a few seconds."""
     from stackcheck.kubernetes import connect
 
     assert lab.kubernetes is not None
@@ -114,11 +118,19 @@ def node_state(lab: Lab, host: Host) -> str:
     ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
     if ready is None:
         return "no Ready condition yet"
-    return "Ready" if ready.status == "True" else f"NotReady ({ready.reason}: {ready.message})"
+    if ready.status != "True":
+        return f"NotReady ({ready.reason}: {ready.message})"
+    beat = ready.last_heartbeat_time
+    if since is not None and beat is not None and beat.timestamp() < since - 1:
+        return (f"Ready as posted at {beat:%H:%M:%S} UTC, before the reboot: no status from "
+                "the restarted kubelet yet")
+    return "Ready"
 
 
-def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT) -> str | None:
-    """After a reboot: wait (bounded) until ``host``'s Kubernetes Node is Ready again.
+def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT,
+                    since: float | None = None) -> str | None:
+    """After a reboot: wait (bounded) until ``host``'s Kubernetes Node is Ready again
+    (``since``: as posted by its kubelet since then, see :func:`node_state`).
 
     None when it is (or the host is no node of the lab's Kubernetes), else what was last seen.
     """
@@ -127,7 +139,7 @@ def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT) -
     seen = [""]
 
     def ready() -> bool:
-        seen[0] = node_state(lab, host)
+        seen[0] = node_state(lab, host, since)
         return seen[0] == "Ready"
 
     with contextlib.suppress(WaitTimeout):

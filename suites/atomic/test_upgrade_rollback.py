@@ -10,6 +10,8 @@ deployment behind it, the same origins and serials.
 
 from __future__ import annotations
 
+import time
+
 import allure
 import pytest
 
@@ -39,6 +41,7 @@ def _reboot(lab: Lab, provisioner: Provisioner, host: Host, policy: RebootPolicy
             services: list[str], why: str) -> None:
     """Reboot, then wait for the services that were active before."""
     with step(f"reboot {host.name} ({why}); {policy.reason}"):
+        began = time.time()
         record = reboot(lab, provisioner, host)
         attach_text(f"{host.name}: boot id", f"before {record.before}\nafter  {record.after}")
         measure("atomic reboot", record.seconds)
@@ -50,7 +53,7 @@ def _reboot(lab: Lab, provisioner: Provisioner, host: Host, policy: RebootPolicy
     )
     if lab.kubernetes is not None and host.has_role("node"):
         with step(f"{host.name}: Kubernetes node Ready again"):
-            seen = wait_node_ready(lab, host)
+            seen = wait_node_ready(lab, host, since=began)
         assert seen is None, (
             f"{host.name}: after the reboot ({why}) expected its Kubernetes node Ready again "
             f"within {NODE_READY_TIMEOUT:g}s; the API says: {seen}")
