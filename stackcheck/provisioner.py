@@ -182,6 +182,50 @@ class Provisioner(ABC):
         result = host_connection(lab, host).run(command)
         return ServiceResult(host.name, command, result.rc, result.stdout, result.stderr)
 
+    def inactive(self, lab: Lab, host: Host, services: list[str], timeout: float = 0.0,
+                 interval: float = 1.0) -> list[str]:
+        """Those of ``services`` that are not active on ``host``. With ``timeout``: wait
+        (bounded) until every one is active; those still inactive at the deadline.
+
+        Default: ONE command over SSH, however many services and however long the wait: it
+        asks each service's ``is_active`` template and, while one is inactive, asks again
+        every ``interval`` s on the host itself until ``timeout`` (a new SSH command per
+        poll and service costs both ends far more CPU than the question). The wait is
+        recorded like every ``wait_for`` (the slowest-waits report).
+        """
+        from stackcheck.errors import command_failure
+        from stackcheck.ssh import host_connection
+        from stackcheck.waits import record_wait
+
+        if not services:
+            return []
+        control = lab.control_for(host)
+        asks = "\n".join(
+            f"timeout 30 sh -c {shlex.quote(control.command('is_active', s))} "
+            f'>/dev/null 2>&1 </dev/null || left="$left {i}"'
+            for i, s in enumerate(services))
+        script = (f"end=$(( $(date +%s) + {int(timeout)} )); polls=0\n"
+                  "while :; do\n  left=; polls=$((polls + 1))\n"
+                  f"{asks}\n"
+                  '  if [ -z "$left" ] || [ "$(date +%s)" -ge "$end" ]; then\n'
+                  '    echo "polls=$polls inactive=$left"; exit 0\n  fi\n'
+                  f"  sleep {interval:g}\ndone")
+        command = f"timeout {int(timeout) + 60} sh -c {shlex.quote(script)}"
+        started, start = time.time(), time.monotonic()
+        result = host_connection(lab, host).run(command)
+        last = (result.stdout.strip().splitlines() or [""])[-1]
+        if result.rc != 0 or not last.startswith("polls="):
+            raise ProvisionerError(command_failure(
+                f"is the service active? ({', '.join(services)})", result.rc, result.stdout,
+                result.stderr, host=host.name))
+        polls, _, left = last.partition(" inactive=")
+        inactive = [services[int(i)] for i in left.split()]
+        if timeout:
+            record_wait(f"{host.name}'s services {', '.join(services)} to be active",
+                        time.monotonic() - start, not inactive, int(polls.split("=")[1]),
+                        interval, timeout, started)
+        return inactive
+
     def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
         """Reboot a host and return once it is back (new boot id)."""
         from stackcheck.ssh import host_connection, reconnect, run_checked

@@ -77,6 +77,13 @@ def current_test() -> str:
     return current.rsplit(" (", 1)[0]  # "<nodeid> (call)" -> "<nodeid>"
 
 
+def record_wait(what: str, seconds: float, ok: bool, polls: int, interval: float,
+                timeout: float, started: float) -> None:
+    """Record a wait done elsewhere (e.g. polled on a host by one remote command)."""
+    RECORDS.append(WaitRecord(what, seconds, ok, polls, interval, timeout, started,
+                              started + seconds, current_test()))
+
+
 def wait_for(
     condition: Callable[[], T],
     *,

@@ -314,7 +314,7 @@ def _wrap(cls):
 _wrap(LocalProvisioner)
 _wrap(ExistingProvisioner)
 if MODE == "rollback-noop":
-    backends.Ostree.rollback = lambda self: backends.Result("(no-op)", 0, "", "")
+    backends.Ostree.rollback = lambda self, status=None: backends.Result("(no-op)", 0, "", "")
 if MODE == "allow-downgrade":
     _older = backends.Ostree.upgrade_to_older
 
@@ -580,3 +580,33 @@ def test_missing_ref_is_one_line_naming_host_and_cause(lab: Lab, commits: dict[s
     assert ("h2: upgrade of stackcheck:os/missing failed: refspec os/missing not found"
             in result.stdout), out(result)
     assert "backends.py" not in result.stdout and "Traceback" not in result.stdout, out(result)
+
+
+@pytest.mark.lab
+@needs_root
+def test_inactive_services_asked_and_awaited_in_one_command(lab: Lab) -> None:
+    """Issue 27: ``Provisioner.inactive`` (the cycle's services before and after a reboot):
+    over SSH one command, however many services and however long the wait, bounded, saying
+    which are still inactive; the local provisioner's in-process answer agrees."""
+    from stackcheck.provisioner import Provisioner
+    from stackcheck.waits import RECORDS
+    from stackcheck_provisioners.existing import ExistingProvisioner
+
+    over_ssh, local = ExistingProvisioner(), get_provisioner("local")
+    assert type(over_ssh).inactive is Provisioner.inactive  # the default, over SSH
+    h3 = lab.host("h3")
+    services = ["sshd", "docker", "etcd"]
+    assert over_ssh.inactive(lab, h3, services) == []
+    assert local.inactive(lab, h3, services) == []
+    assert local.service(lab, h3, "docker", "stop").ok
+    try:
+        assert local.inactive(lab, h3, services) == ["docker"]
+        started = len(RECORDS)
+        assert over_ssh.inactive(lab, h3, services, timeout=2) == ["docker"]
+        waited = RECORDS[started:]
+        assert [(w.ok, w.polls >= 2, 2 <= w.seconds < 20) for w in waited] == [
+            (False, True, True)], waited
+        assert over_ssh.inactive(lab, h3, ["nosuchservice"]) == ["nosuchservice"]
+    finally:
+        assert local.service(lab, h3, "docker", "start").ok
+    assert over_ssh.inactive(lab, h3, services, timeout=30) == []

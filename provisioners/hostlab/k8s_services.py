@@ -10,14 +10,16 @@ any other service.
 from __future__ import annotations
 
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from stackcheck_provisioners.base import ProvisionerError
 from stackcheck_provisioners.hostlab import etcd, kubelet, state
 from stackcheck_provisioners.hostlab.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
 from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
 from stackcheck_provisioners.hostlab.proc import run
+
+if TYPE_CHECKING:
+    import requests
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy")
@@ -132,6 +134,8 @@ def argv(layout: Layout, data: state.State, host: HostPlan, service: str) -> lis
 
 def session(layout: Layout, client_cert: bool = True) -> requests.Session:
     """A requests session trusting only the lab CA, with the admin client certificate."""
+    import requests  # here: the control CLI starts without it
+
     s = requests.Session()
     s.trust_env = False  # REQUESTS_CA_BUNDLE must not replace the lab CA
     s.verify = str(layout.pki_dir / "ca.crt")
@@ -146,6 +150,8 @@ def api_url(host: HostPlan, path: str) -> str:
 
 
 def _https_ok(layout: Layout, url: str, client_cert: bool) -> bool:
+    import requests
+
     try:
         with session(layout, client_cert) as s:
             return s.get(url, timeout=2).status_code == 200

@@ -14,11 +14,8 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from etcd3gw.client import Etcd3Client
-
-from stackcheck.errors import etcd_error
-from stackcheck.flannel import etcd_store
 from stackcheck.flannel import model as flannel
 from stackcheck.lab import DEFAULT_FLANNEL_PREFIX
 from stackcheck_provisioners.base import ProvisionerError
@@ -32,6 +29,9 @@ from stackcheck_provisioners.hostlab.layout import (
 )
 from stackcheck_provisioners.hostlab.pki import tls_files
 from stackcheck_provisioners.hostlab.proc import run
+
+if TYPE_CHECKING:
+    from etcd3gw.client import Etcd3Client
 
 PREFIX = DEFAULT_FLANNEL_PREFIX
 LEASE_TTL = 24 * 3600
@@ -97,6 +97,7 @@ WRITE_TRIES = 2
 
 def write_model(layout: Layout, macs: dict[str, str]) -> None:
     """Write flannel's network config and one lease per host into etcd (flannel's format)."""
+    from stackcheck.flannel import etcd_store  # here: the control CLI starts without it
 
     def write(cli: Etcd3Client) -> None:
         etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG)
@@ -111,6 +112,8 @@ def write_model(layout: Layout, macs: dict[str, str]) -> None:
 
 def write_config(layout: Layout) -> None:
     """Only the network config (what an operator writes before starting flanneld)."""
+    from stackcheck.flannel import etcd_store
+
     _write_etcd(layout, "flannel's network config",
                 lambda cli: etcd_store.write_config(cli, PREFIX, NETWORK_CONFIG))
 
@@ -118,6 +121,8 @@ def write_config(layout: Layout) -> None:
 def _write_etcd(layout: Layout, what: str, write: Callable[[Etcd3Client], None]) -> None:
     """Run ``write`` against the first etcd member, retried once; a failure names what was
     written, where, and etcd's own reason."""
+    from stackcheck.errors import etcd_error
+
     member = layout.etcd_hosts[0]
     for attempt in range(1, WRITE_TRIES + 1):
         try:

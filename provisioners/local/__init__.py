@@ -39,11 +39,28 @@ sysctl files, runc wrapper).
 
 from __future__ import annotations
 
-from stackcheck_provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
-from stackcheck_provisioners.local.provisioner import (
-    LocalProvisioner,
-    destroy_state_dir,
-    healthy,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackcheck_provisioners.hostlab.layout import DEFAULT_NAME, DEFAULT_SUBNET
+    from stackcheck_provisioners.local.provisioner import (
+        LocalProvisioner,
+        destroy_state_dir,
+        healthy,
+    )
+
+#: imported when first used, so the control CLI (``-m``, a reboot) starts without them
+_LAZY = {"DEFAULT_NAME": "stackcheck_provisioners.hostlab.layout",
+         "DEFAULT_SUBNET": "stackcheck_provisioners.hostlab.layout",
+         "destroy_state_dir": "stackcheck_provisioners.local.provisioner",
+         "LocalProvisioner": "stackcheck_provisioners.local.provisioner",
+         "healthy": "stackcheck_provisioners.local.provisioner"}
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_SUBNET", "LocalProvisioner", "destroy_state_dir", "healthy"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

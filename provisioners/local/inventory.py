@@ -13,6 +13,8 @@ from stackcheck_provisioners.hostlab.proc import REPO_ROOT
 from stackcheck_provisioners.local import control, kubernetes, unitstate
 
 UNITSTATE = Path(unitstate.__file__)
+#: s the reboot command's session waits to be ended by the reboot (bounded if it is not)
+REBOOT_SESSION_S = 20
 
 
 def control_templates(layout: Layout, host: str | None) -> ServiceControl:
@@ -36,7 +38,10 @@ def control_templates(layout: Layout, host: str | None) -> ServiceControl:
         status=f"{unitstate_cli} {shlex.quote(str(layout.state_dir))} {target} {{unit}}",
         journal=(f"tail -n {control.JOURNAL_LINES} {shlex.quote(str(layout.state_dir))}"
                  f"/hosts/{target}/logs/{{unit}}.log"),
-        reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null",
+        # like a real reboot, the session ends when the host goes down (the control CLI
+        # ends every SSH session first): whoever waits for the new boot id starts asking
+        # then, not over new SSH connections while the host still runs its old boot
+        reboot=f"setsid -f {base} reboot >/dev/null 2>&1 </dev/null; sleep {REBOOT_SESSION_S}",
         logs=f"tail -n {{lines}} {shlex.quote(str(layout.state_dir / 'hosts'))}/{target}/logs/"
              "{unit}.log",
         units=units,

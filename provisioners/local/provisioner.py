@@ -76,6 +76,31 @@ class LocalProvisioner(HostLabProvisioner):
             _close_ssh(lab, host)
         return result
 
+    def inactive(self, lab: Lab, host: Host, services: list[str], timeout: float = 0.0,
+                 interval: float = 1.0) -> list[str]:
+        """In-process (the lab's own records, no SSH), waiting up to ``timeout``."""
+        import contextlib
+
+        from stackcheck.waits import WaitTimeout, wait_for
+
+        layout, data = control.layout_of(self._sd(lab))
+        runs = set(control.services_of(data, layout.host(host.name)))
+        left = list(services)
+
+        def all_active() -> bool:
+            left[:] = [s for s in services
+                       if s not in runs or not control.is_active(layout, host.name, s)]
+            return not left
+
+        if not timeout:
+            all_active()
+            return left
+        with contextlib.suppress(WaitTimeout):
+            wait_for(all_active, timeout=timeout, interval=interval, retry_errors=False,
+                     what=f"{host.name}'s services {', '.join(services)} to be active",
+                     describe=lambda: f"inactive: {', '.join(left)}")
+        return left
+
     def reboot(self, lab: Lab, host: Host, timeout: float = 600) -> None:
         _close_ssh(lab, host)
         control.reboot(self._sd(lab), host.name, timeout)

@@ -135,9 +135,10 @@ class Backend(ABC):
     def describe(self) -> str:
         return self.kind
 
-    def booted(self) -> Deployment:
-        """The booted deployment (raises when the host is not booted into one)."""
-        status = self.status()
+    def booted(self, status: Status | None = None) -> Deployment:
+        """The booted deployment (raises when the host is not booted into one); ``status``:
+        one just read (no need to ask the host again)."""
+        status = status or self.status()
         if status.booted is None:
             ids = ", ".join(d.id for d in status.deployments) or "none"
             raise AtomicError(f"{self.host}: not booted into an ostree deployment "
@@ -148,16 +149,19 @@ class Backend(ABC):
     def status(self) -> Status:
         """Every deployment, default first."""
 
+    # ``status`` of the next three: the host's deployments as just read, if the caller has
+    # them (each read is a remote command; some backends need none)
+
     @abstractmethod
-    def check_upgrade(self) -> UpgradeCheck:
+    def check_upgrade(self, status: Status | None = None) -> UpgradeCheck:
         """Is there a newer commit for the booted deployment's origin?"""
 
     @abstractmethod
-    def upgrade(self) -> Result:
+    def upgrade(self, status: Status | None = None) -> Result:
         """Stage the newest commit of the origin as the default deployment."""
 
     @abstractmethod
-    def rollback(self) -> Result:
+    def rollback(self, status: Status | None = None) -> Result:
         """Make the previous deployment the default again (before a reboot)."""
 
     @abstractmethod
@@ -196,11 +200,28 @@ class Backend(ABC):
         """An ``ostree`` command on the system repository (unwrapped)."""
         return ["ostree", f"--repo={self.repo}", *args]
 
+    def origin_path(self, dep: Deployment) -> str:
+        root = "" if self.sysroot == "/" else self.sysroot
+        return f"{root}/ostree/deploy/{dep.osname}/deploy/{dep.id}.origin"
+
     def origin_text(self, dep: Deployment) -> str:
         """The deployment's origin file as it is (any origin type)."""
-        root = "" if self.sysroot == "/" else self.sysroot
-        path = f"{root}/ostree/deploy/{dep.osname}/deploy/{dep.id}.origin"
-        return self.check(self.wrap(["cat", path]), f"reading the origin of {dep.id}").stdout
+        return self.check(self.wrap(["cat", self.origin_path(dep)]),
+                          f"reading the origin of {dep.id}").stdout
+
+    def origin_texts(self, deps: list[Deployment]) -> list[str]:
+        """The origin files of ``deps``, read by one remote command."""
+        if len(deps) < 2:
+            return [self.origin_text(d) for d in deps]
+        script = 'for f; do cat "$f" || exit; printf "\\0"; done'
+        out = self.check(self.wrap(["sh", "-c", script, "sh",
+                                    *(self.origin_path(d) for d in deps)]),
+                         f"reading the origins of {', '.join(d.id for d in deps)}").stdout
+        texts = out.split("\0")[:len(deps)]
+        if len(texts) != len(deps):
+            raise AtomicError(f"{self.host}: reading {len(deps)} origin files printed "
+                              f"{len(texts)}", "origin files", out)
+        return texts
 
     def redeploy(self, osname: str, checksum: str, origin: str, *, as_default: bool,
                  replace: int | None = None) -> None:
@@ -252,7 +273,7 @@ class RpmOstree(Backend):
         except StatusFormatError as exc:
             raise AtomicError(f"{self.host}: {exc}", result.command, result.output) from None
 
-    def check_upgrade(self) -> UpgradeCheck:
+    def check_upgrade(self, status: Status | None = None) -> UpgradeCheck:
         result = self.run(["rpm-ostree", "upgrade", "--check", "--unchanged-exit-77"])
         if result.rc == 77:
             return UpgradeCheck(False, None, "rpm-ostree upgrade --check: no update available")
@@ -261,10 +282,10 @@ class RpmOstree(Backend):
         m = re.search(r"Commit: ([0-9a-f]{64})", result.stdout)
         return UpgradeCheck(True, m[1] if m else None, result.stdout.strip())
 
-    def upgrade(self) -> Result:
+    def upgrade(self, status: Status | None = None) -> Result:
         return self.check(self._driven("upgrade"), "upgrade")
 
-    def rollback(self) -> Result:
+    def rollback(self, status: Status | None = None) -> Result:
         return self.check(self._driven("rollback"), "rollback")
 
     def upgrade_to_older(self, checksum: str) -> Result:
@@ -309,7 +330,7 @@ class Bootc(Backend):
         except StatusFormatError as exc:
             raise AtomicError(f"{self.host}: {exc}", result.command, result.output) from None
 
-    def check_upgrade(self) -> UpgradeCheck:
+    def check_upgrade(self, status: Status | None = None) -> UpgradeCheck:
         """``bootc upgrade --check`` records what it found as the booted entry's
         ``cachedUpdate``: an update is available when its digest is not the booted one."""
         found = self.check(["bootc", "upgrade", "--check"], "checking for an upgrade").output
@@ -320,10 +341,10 @@ class Bootc(Backend):
             return UpgradeCheck(False, None, found or "bootc upgrade --check: no update")
         return UpgradeCheck(True, None, f"{found}\nupdate: {digest}".strip())
 
-    def upgrade(self) -> Result:
+    def upgrade(self, status: Status | None = None) -> Result:
         return self.check(["bootc", "upgrade"], "upgrade")
 
-    def rollback(self) -> Result:
+    def rollback(self, status: Status | None = None) -> Result:
         return self.check(["bootc", "rollback"], "rollback")
 
     def upgrade_to_older(self, checksum: str) -> Result:
@@ -386,8 +407,8 @@ class Ostree(Backend):
     def status(self) -> Status:
         return parse_ostree_status(self.check(self.admin("status"), "reading deployments").stdout)
 
-    def check_upgrade(self) -> UpgradeCheck:
-        booted = self.booted()
+    def check_upgrade(self, status: Status | None = None) -> UpgradeCheck:
+        booted = self.booted(status)
         if not booted.origin:
             raise AtomicError(f"{self.host}: the booted deployment {booted.id} has no origin "
                               "refspec to upgrade from")
@@ -399,11 +420,12 @@ class Ostree(Backend):
             return UpgradeCheck(False, None, f"{booted.origin} is at the booted commit {target}")
         return UpgradeCheck(True, target, f"{booted.origin} is at {target}")
 
-    def upgrade(self) -> Result:
-        return self.check(self.admin("upgrade", f"--os={self.booted().osname}"), "upgrade")
+    def upgrade(self, status: Status | None = None) -> Result:
+        return self.check(self.admin("upgrade", f"--os={self.booted(status).osname}"),
+                          "upgrade")
 
-    def rollback(self) -> Result:
-        status = self.status()
+    def rollback(self, status: Status | None = None) -> Result:
+        status = status or self.status()
         booted = status.booted
         if booted is None:
             raise AtomicError(f"{self.host}: rollback: not booted into an ostree deployment")

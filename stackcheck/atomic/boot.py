@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from stackcheck.lab import Host, Lab
@@ -88,42 +87,27 @@ def reboot(lab: Lab, provisioner: Provisioner, host: Host,
     return Reboot(host.name, before, after, time.monotonic() - started)
 
 
-def _active(lab: Lab, provisioner: Provisioner, host: Host, service: str) -> bool:
-    return provisioner.service(lab, host, service, "is_active", timeout=30).ok
-
-
-def _inactive(lab: Lab, provisioner: Provisioner, host: Host, services: list[str]) -> list[str]:
-    """Those of ``services`` that are not active (asked in parallel: each may be an SSH call)."""
-    with ThreadPoolExecutor(max_workers=min(8, len(services) or 1)) as pool:
-        active = list(pool.map(lambda s: _active(lab, provisioner, host, s), services))
-    return [s for s, ok in zip(services, active, strict=True) if not ok]
-
-
 def active_services(lab: Lab, provisioner: Provisioner, host: Host) -> list[str]:
-    """The host's services (from the inventory's service_control units) that are active now."""
+    """The host's services (from the inventory's service_control units) that are active now
+    (asked in one go: ``Provisioner.inactive``)."""
     units = list(lab.control_for(host).units)
-    inactive = _inactive(lab, provisioner, host, units)
+    inactive = provisioner.inactive(lab, host, units)
     return [s for s in units if s not in inactive]
 
 
 def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list[str],
                   timeout: float = SERVICES_TIMEOUT) -> list[str]:
-    """Wait until every one of ``services`` is active; return those still inactive at the end."""
-    left = list(services)
-
-    def all_active() -> bool:
-        left[:] = _inactive(lab, provisioner, host, services)
-        return not left
-
-    with contextlib.suppress(WaitTimeout):
-        wait_for(all_active, timeout=timeout, interval=1, retry_errors=False,
-                 what=f"{host.name}'s services {', '.join(services)} to be active",
-                 describe=lambda: f"inactive: {', '.join(left)}")
-    return left
+    """Wait (bounded) until every one of ``services`` is active; return those still inactive
+    at the end. One remote command polls on the host (``Provisioner.inactive``)."""
+    return provisioner.inactive(lab, host, services, timeout=timeout)
 
 
-def node_state(lab: Lab, host: Host) -> str:
-    """``Ready``, or what the API says about ``host``'s Node (its Ready condition)."""
+def node_state(lab: Lab, host: Host, since: float | None = None) -> str:
+    """``Ready``, or what the API says about ``host``'s Node (its Ready condition).
+
+    ``since`` (epoch s, e.g. when a reboot began): a Ready condition counts only if the
+    kubelet posted it since then; before, the API still shows what the old kubelet said, and
+    the new one first reports NotReady ("PLEG is not healthy") for a few seconds."""
     from stackcheck.kubernetes import connect
 
     assert lab.kubernetes is not None
@@ -134,11 +118,19 @@ def node_state(lab: Lab, host: Host) -> str:
     ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
     if ready is None:
         return "no Ready condition yet"
-    return "Ready" if ready.status == "True" else f"NotReady ({ready.reason}: {ready.message})"
+    if ready.status != "True":
+        return f"NotReady ({ready.reason}: {ready.message})"
+    beat = ready.last_heartbeat_time
+    if since is not None and beat is not None and beat.timestamp() < since - 1:
+        return (f"Ready as posted at {beat:%H:%M:%S} UTC, before the reboot: no status from "
+                "the restarted kubelet yet")
+    return "Ready"
 
 
-def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT) -> str | None:
-    """After a reboot: wait (bounded) until ``host``'s Kubernetes Node is Ready again.
+def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT,
+                    since: float | None = None) -> str | None:
+    """After a reboot: wait (bounded) until ``host``'s Kubernetes Node is Ready again
+    (``since``: as posted by its kubelet since then, see :func:`node_state`).
 
     None when it is (or the host is no node of the lab's Kubernetes), else what was last seen.
     """
@@ -147,7 +139,7 @@ def wait_node_ready(lab: Lab, host: Host, timeout: float = NODE_READY_TIMEOUT) -
     seen = [""]
 
     def ready() -> bool:
-        seen[0] = node_state(lab, host)
+        seen[0] = node_state(lab, host, since)
         return seen[0] == "Ready"
 
     with contextlib.suppress(WaitTimeout):

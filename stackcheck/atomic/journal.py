@@ -44,9 +44,10 @@ def snapshot(backend: Backend, status: Status, reboot_allowed: bool) -> Entry:
     booted = status.booted
     if booted is None:
         raise AtomicError(f"{backend.host}: not booted into an ostree deployment")
+    origins = backend.origin_texts(status.deployments)
     layout = [{"osname": d.osname, "checksum": d.checksum, "serial": d.serial,
-               "booted": d.booted, "origin": backend.origin_text(d)}
-              for d in status.deployments]
+               "booted": d.booted, "origin": origin}
+              for d, origin in zip(status.deployments, origins, strict=True)]
     return Entry(booted.checksum, booted.source, reboot_allowed, layout)
 
 
@@ -86,20 +87,28 @@ class DeploymentJournal(JsonJournal):
 def restore(lab: Lab, provisioner: Provisioner, host: Host, entry: Entry,
             timeout: float = REBOOT_TIMEOUT) -> list[str]:
     """Put ``host`` back as ``entry`` found it (booted, then the layout); say what was done."""
+    return restore_status(lab, provisioner, host, entry, timeout)[0]
+
+
+def restore_status(lab: Lab, provisioner: Provisioner, host: Host, entry: Entry,
+                   timeout: float = REBOOT_TIMEOUT) -> tuple[list[str], Status]:
+    """:func:`restore`, and the host's deployments as last read (after the restore)."""
     backend = backend_for(lab, host, bypass_driver=True)  # putting back is never optional
-    actions = _restore_booted(lab, provisioner, host, backend, entry, timeout)
+    actions, status = _restore_booted(lab, provisioner, host, backend, entry, timeout)
     if entry.layout:
-        actions += _restore_layout(backend, entry)
-    return actions
+        done, status = _restore_layout(backend, entry, status)
+        actions += done
+    return actions, status
 
 
 def _restore_booted(lab: Lab, provisioner: Provisioner, host: Host, backend: Backend,
-                    entry: Entry, timeout: float) -> list[str]:
+                    entry: Entry, timeout: float) -> tuple[list[str], Status]:
+    """Booted and default on ``entry``'s commit; what was done and the status last read."""
     status = backend.status()
     booted, default = status.booted, status.default
     if (booted is not None and booted.checksum == entry.checksum and default is not None
             and default.checksum == entry.checksum):
-        return []
+        return [], status
     actions: list[str] = []
     if default is None or default.checksum != entry.checksum:
         backend.make_default(entry.checksum, entry.origin)
@@ -118,15 +127,15 @@ def _restore_booted(lab: Lab, provisioner: Provisioner, host: Host, backend: Bac
             f"{host.name}: could not restore {entry.checksum}: booted "
             f"{final.booted.checksum if final.booted else 'nothing'}, default "
             f"{final.default.checksum if final.default else 'nothing'}")
-    return actions
+    return actions, final
 
 
-def _restore_layout(backend: Backend, entry: Entry) -> list[str]:
-    """With the right deployment booted: the others back in place, with their origins."""
-    status = backend.status()
+def _restore_layout(backend: Backend, entry: Entry, status: Status) -> tuple[list[str], Status]:
+    """With the right deployment booted (``status``: as just read): the others back in
+    place, with their origins; what was done and the status last read."""
     want = recorded_layout(entry)
     if layout_of(status) == want and _origins_match(backend, status, entry):
-        return []
+        return [], status
     booted = status.booted
     assert booted is not None  # _restore_booted made sure
     for index in reversed(range(len(status.deployments))):
@@ -138,16 +147,16 @@ def _restore_layout(backend: Backend, entry: Entry) -> list[str]:
         backend.redeploy(dep["osname"], dep["checksum"], dep["origin"], as_default=False)
     for dep in reversed(entry.layout[:split]):
         backend.redeploy(dep["osname"], dep["checksum"], dep["origin"], as_default=True)
-    final = layout_of(backend.status())
+    status = backend.status()
+    final = layout_of(status)
     if final != want:
         raise RestoreError(f"{backend.host}: deployments not as found: expected "
                            f"{' '.join(want)}, now {' '.join(final)} (* booted)")
-    return [f"deployments put back as found: {' '.join(want)}"]
+    return [f"deployments put back as found: {' '.join(want)}"], status
 
 
 def _origins_match(backend: Backend, status: Status, entry: Entry) -> bool:
-    return all(backend.origin_text(d) == recorded["origin"]
-               for d, recorded in zip(status.deployments, entry.layout, strict=True))
+    return backend.origin_texts(status.deployments) == [d["origin"] for d in entry.layout]
 
 
 def heal(lab: Lab, provisioner: Provisioner, root: Path) -> list[str]:

@@ -13,8 +13,11 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import testinfra
+if TYPE_CHECKING:
+    import testinfra
+
 
 VXLAN_OVERHEAD = 50
 DEFAULT_VNI = 1

@@ -21,6 +21,7 @@ from stackcheck.atomic.journal import (
     RestoreError,
     journal_path,
     restore,
+    restore_status,
     snapshot,
 )
 from stackcheck.atomic.model import Status, majority
@@ -205,7 +206,7 @@ def started_on(lab: Lab, lab_host: Host, provisioner: Provisioner, atomic: Backe
     finally:
         with step(f"put {name} back as found: booted {entry.checksum}, "
                   f"{len(entry.layout)} deployment(s) in place"):
-            actions = restore(lab, provisioner, lab_host, entry)
+            actions, final = restore_status(lab, provisioner, lab_host, entry)
             attach_text(f"{name}: restore", "\n".join(actions) or "nothing to do")
-            attach_table(f"{name}: deployments after the restore", atomic.status().summary())
+            attach_table(f"{name}: deployments after the restore", final.summary())
         deployment_journal.clear(name)

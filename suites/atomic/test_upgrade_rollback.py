@@ -10,6 +10,8 @@ deployment behind it, the same origins and serials.
 
 from __future__ import annotations
 
+import time
+
 import allure
 import pytest
 
@@ -39,6 +41,7 @@ def _reboot(lab: Lab, provisioner: Provisioner, host: Host, policy: RebootPolicy
             services: list[str], why: str) -> None:
     """Reboot, then wait for the services that were active before."""
     with step(f"reboot {host.name} ({why}); {policy.reason}"):
+        began = time.time()
         record = reboot(lab, provisioner, host)
         attach_text(f"{host.name}: boot id", f"before {record.before}\nafter  {record.after}")
         measure("atomic reboot", record.seconds)
@@ -50,7 +53,7 @@ def _reboot(lab: Lab, provisioner: Provisioner, host: Host, policy: RebootPolicy
     )
     if lab.kubernetes is not None and host.has_role("node"):
         with step(f"{host.name}: Kubernetes node Ready again"):
-            seen = wait_node_ready(lab, host)
+            seen = wait_node_ready(lab, host, since=began)
         assert seen is None, (
             f"{host.name}: after the reboot ({why}) expected its Kubernetes node Ready again "
             f"within {NODE_READY_TIMEOUT:g}s; the API says: {seen}")
@@ -84,13 +87,13 @@ def upgrade_reboot_and_rollback(
         pytest.skip(f"{name}: the booted deployment follows {old.follows()}: plain ostree "
                     "upgrades only an origin refspec (an image origin needs rpm-ostree or bootc)")
     with step(f"{name}: is there a newer commit for {old.follows()}?"):
-        check = atomic.check_upgrade()
+        check = atomic.check_upgrade(start_status)
         attach_text(f"{name}: upgrade check", check.detail)
     if not check.available:
         pytest.skip(f"{name}: nothing to upgrade: {check.detail}")
 
     with step(f"{name}: upgrade from {old.checksum}"):
-        atomic.upgrade()
+        atomic.upgrade(start_status)
         staged = _status(atomic, lab_host, "after the upgrade")
     new = staged.default
     assert new is not None and new.checksum != old.checksum, (
@@ -114,7 +117,7 @@ def upgrade_reboot_and_rollback(
         f"deployment; the rollback deployment is {_name(upgraded.rollback)}")
 
     with step(f"{name}: roll back to {old.checksum}"):
-        atomic.rollback()
+        atomic.rollback(upgraded)
         swapped = _status(atomic, lab_host, "after the rollback")
     assert swapped.default is not None and swapped.default.checksum == old.checksum, (
         f"{name}: after rollback expected the default deployment {old.checksum}; the default "
