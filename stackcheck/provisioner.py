@@ -8,6 +8,7 @@ the library so that the library never imports ``provisioners`` (the implementati
 
 from __future__ import annotations
 
+import math
 import shlex
 import time
 import uuid
@@ -204,13 +205,15 @@ class Provisioner(ABC):
             f"timeout 30 sh -c {shlex.quote(control.command('is_active', s))} "
             f'>/dev/null 2>&1 </dev/null || left="$left {i}"'
             for i, s in enumerate(services))
-        script = (f"end=$(( $(date +%s) + {int(timeout)} )); polls=0\n"
+        # the host's clock counts whole seconds: one more keeps the wait at least ``timeout``
+        script = (f"end=$(( $(date +%s) + {math.ceil(timeout) + 1 if timeout else 0} )); "
+                  "polls=0\n"
                   "while :; do\n  left=; polls=$((polls + 1))\n"
                   f"{asks}\n"
                   '  if [ -z "$left" ] || [ "$(date +%s)" -ge "$end" ]; then\n'
                   '    echo "polls=$polls inactive=$left"; exit 0\n  fi\n'
                   f"  sleep {interval:g}\ndone")
-        command = f"timeout {int(timeout) + 60} sh -c {shlex.quote(script)}"
+        command = f"timeout {math.ceil(timeout) + 60} sh -c {shlex.quote(script)}"
         started, start = time.time(), time.monotonic()
         result = host_connection(lab, host).run(command)
         last = (result.stdout.strip().splitlines() or [""])[-1]

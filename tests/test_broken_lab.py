@@ -91,6 +91,10 @@ class Run:
         return {name: self.durations.get(name, 0.0) for name, (_, msg) in self.outcomes.items()
                 if msg.startswith("blocked:") and self.durations.get(name, 0.0) > limit}
 
+    def slowest(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` checks that took longest (junit time), for a message."""
+        return sorted(self.durations.items(), key=lambda x: -x[1])[:n]
+
     def with_outcome(self, outcome: str) -> dict[str, str]:
         return {name: msg for name, (out, msg) in self.outcomes.items() if out == outcome}
 
@@ -272,7 +276,11 @@ def test_docker_stopped_on_one_host_blocks_that_host_only(lab: Lab, tmp_path: Pa
                  "test_daemon::test_bridge_is_inside_the_flannel_lease[h2]"):
         assert name in broken.with_outcome("passed"), f"{name}: {broken.outcomes.get(name)}"
     _assert_no_library_traceback(broken)
-    assert broken.seconds <= healthy.seconds + 15, (broken.seconds, healthy.seconds)
+    assert not broken.slow_blocked(), broken.slow_blocked()
+    # nothing waits it out: blocked checks fail at once (above); the whole run only has a loose
+    # bound, as a loaded machine stretches every wall time (speed targets: benchmarks/)
+    assert broken.seconds <= 2 * healthy.seconds + 60, (broken.seconds, healthy.seconds,
+                                                        broken.slowest(), healthy.slowest())
 
 
 @KUBE_FAULTS

@@ -125,6 +125,10 @@ def wait_accepts_pods(kube: Kube, namespace: str, timeout: float = 30) -> None:
              what=f"the API to admit pods in {namespace} (its service account token)")
 
 
+#: the taint the node lifecycle controller puts on a cordoned node
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+
+
 class NodeChanges:
     """Labels, taints and cordons put on nodes by one test, reverted afterwards."""
 
@@ -142,9 +146,24 @@ class NodeChanges:
         new = [*taints, {"key": key, "value": value, "effect": effect}]
         self.kube.core.patch_node(node, {"spec": {"taints": new}})
 
-    def cordon(self, node: str) -> None:
+    def cordon(self, node: str, timeout: float = 30) -> None:
+        """Cordon ``node`` and wait (bounded) until the control plane has seen it: the node
+        lifecycle controller puts its ``unschedulable`` taint on. Pods made at once could
+        otherwise meet a scheduler whose cache still shows the node schedulable (seen on a
+        loaded machine: a healthy cluster placed new pods on a node cordoned ms before)."""
         self._undo.append((node, {"spec": {"unschedulable": None}}))
         self.kube.core.patch_node(node, {"spec": {"unschedulable": True}})
+
+        def tainted() -> bool | NotYet:
+            taints = self.kube.core.read_node(node).spec.taints or []
+            if any(t.key == UNSCHEDULABLE_TAINT for t in taints):
+                return True
+            return NotYet(f"{node} is cordoned, but its taints are "
+                          f"{[f'{t.key}:{t.effect}' for t in taints] or 'none'}: the "
+                          "controller-manager has not marked it unschedulable")
+
+        wait_for(tainted, timeout=timeout, interval=0.2,
+                 what=f"the control plane to see {node} cordoned ({UNSCHEDULABLE_TAINT} taint)")
 
     def revert(self) -> None:
         errors = []
