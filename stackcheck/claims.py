@@ -22,7 +22,8 @@ own host and the lab-wide readers (the data path, which uses every host), not ev
 etcd scenario; cycles of etcd members hold a quorum slot, so at most ``tolerance`` members
 are down at once, and never run beside an etcd scenario. Locks are taken in one
 global order (:func:`order`), so holders of several never deadlock; each lock prefers
-writers (:mod:`stackcheck.locks`).
+writers (:mod:`stackcheck.locks`); a reader takes its claims all at once or none, so it
+never holds a host a disruptive check waits for while it waits for another.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def hold(claims: Sequence[Claim], lock_dir: Path, timeout: float = 3600,
     :class:`LockCancelled` once ``cancelled()`` says so."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
+    if all(c.mode == SHARED for c in claims):
+        with _all_at_once(sorted(claims, key=order), lock_dir, deadline, cancelled):
+            yield
+        return
     with contextlib.ExitStack() as stack:
         for claim in sorted(claims, key=order):
             left = max(0.0, deadline - time.monotonic())
@@ -147,6 +152,35 @@ def hold(claims: Sequence[Claim], lock_dir: Path, timeout: float = 3600,
                                              exclusive=claim.mode == EXCLUSIVE, timeout=left,
                                              cancelled=cancelled))
         yield
+
+
+@contextlib.contextmanager
+def _all_at_once(claims: Sequence[Claim], lock_dir: Path, deadline: float,
+                 cancelled: Callable[[], bool] | None) -> Iterator[None]:
+    """Shared claims, all or none: each is tried without waiting; if one is busy, the ones
+    taken are let go, and only once that one is free are they all tried again. A reader of
+    many hosts (the data-path pods, a lab-wide check) held some while it waited for a host
+    being rebooted, and so kept the etcd members' cycles, queued on a host it held, waiting
+    for every other host's cycle."""
+    while True:
+        busy = None
+        with contextlib.ExitStack() as stack:
+            for claim in claims:
+                try:
+                    stack.enter_context(lab_lock(_file(lock_dir, claim.resource),
+                                                 exclusive=False, timeout=0))
+                except LockTimeout:
+                    busy = claim
+                    break
+            if busy is None:
+                yield
+                return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LockTimeout(f"no shared {busy.resource} lock after waiting for it")
+        with lab_lock(_file(lock_dir, busy.resource), exclusive=False, timeout=left,
+                      cancelled=cancelled):
+            pass  # free now (holding nothing else meanwhile): try them all again
 
 
 # --- the record: who held what, when ---------------------------------------------------------

@@ -140,6 +140,21 @@ def test_an_etcd_scenario_runs_beside_the_cycle_of_a_host_that_is_no_member(tmp_
     assert spans["etcd scenario"].start < spans["cycle h4"].end
 
 
+def test_a_reader_of_the_lab_holds_no_host_while_it_waits_for_another(tmp_path) -> None:
+    """Issue 27 (48 hosts, 4 workers): the data-path pods' setup held h1 (an etcd member)
+    shared while it waited for h4's cycle, so h1's cycle, queued on h1, waited for every
+    other host's cycle, and the etcd chain with it. A reader takes all its claims or none."""
+    lab = make_lab(tmp_path, 6, etcd=3)
+    held = _run(lab, tmp_path, [("cycle h4", "host", "h4", 0.0, 2.0),
+                                ("data path", "reads-lab", None, 0.2, 0.3),
+                                ("cycle h1", "host", "h1", 0.5, 0.3)])
+    spans = {h.check: h for h in held}
+    assert violations(held) == []
+    assert spans["cycle h1"].end < spans["cycle h4"].end, (
+        f"h1's cycle waited for h4's: {spans['cycle h1']}")
+    assert spans["data path"].start >= spans["cycle h4"].end
+
+
 def test_the_overlap_check_can_fail() -> None:
     def held(name: str, claims: list[str], start: float, end: float) -> Held:
         return Held(name, claims, start, start, end, "gw0")

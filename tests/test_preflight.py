@@ -263,6 +263,17 @@ def test_xdist_runs_select_loadgroup_unless_told_otherwise(
     config = _config(args, workers, dist)
     pytest_cmdline_main(config)  # type: ignore[arg-type]
     assert config.option.dist == expected
+    # loadgroup hands work out in fixtures.claims' order (disruptive groups first), not
+    # largest group first
+    assert getattr(config.option, "loadscopereorder", True) is (expected != "loadgroup")
+
+
+def test_loadscope_reorder_asked_for_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    config = _config(["-n", "2", "--dist", "loadgroup", "--loadscope-reorder"], 2, "loadgroup")
+    config.option.loadscopereorder = True
+    pytest_cmdline_main(config)  # type: ignore[arg-type]
+    assert config.option.loadscopereorder is True
 
 
 def test_n_auto_is_one_worker_per_cpu_plus_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -250,3 +250,50 @@ def test_lab_up_help_options_lists_keys_and_defaults() -> None:
     bad = CliRunner().invoke(main, ["lab", "up", "--option", "kubernets=false"])
     assert bad.exit_code == 2
     assert "unknown option 'kubernets'" in bad.output
+
+
+ORDERED = """
+import os, time
+import pytest
+
+def log(lab, name):
+    with open(os.environ["COUNTING_LOG"] + ".order", "a") as f:
+        f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {name}\\n")
+
+@pytest.fixture
+def pods():
+    return []
+
+@pytest.mark.parametrize("n", range(4))
+def test_ordinary(lab, n):
+    log(lab, f"ordinary{n}")
+
+@pytest.mark.parametrize("n", range(3))
+def test_uses_pods(lab, pods, n):
+    log(lab, f"pods{n}")
+
+@pytest.mark.disruptive
+def test_disruptive(lab):
+    log(lab, "disruptive")
+    time.sleep(1)
+"""
+
+
+def test_xdist_hands_out_the_disruptive_group_first_and_pod_checks_as_one_group(
+    pytester: pytest.Pytester, counting: Path
+) -> None:
+    """Issue 27: the disruptive checks (the run's longest chain) start at once, whatever
+    their place in the collection; the checks that use the data-path pods run on one worker
+    (one set of pods per run), handed out before the ordinary checks."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nmarkers =\n    disruptive: changes the lab\n")
+    pytester.makepyfile(test_suite=ORDERED)
+    result = pytester.runpytest_subprocess("-n", "2", "--provisioner", "counting",
+                                           "-p", "no:testinfra", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    ran = [line.split() for line in Path(str(counting) + ".order").read_text().splitlines()]
+    first = {}
+    for worker, name in ran:
+        first.setdefault(worker, name)
+    assert sorted(first.values()) == ["disruptive", "pods0"], ran
+    assert len({worker for worker, name in ran if name.startswith("pods")}) == 1, ran

@@ -10,7 +10,9 @@ from stackcheck.lab import Host, Lab
 from stackcheck.runtime.detect import UNKNOWN, read_cni
 from stackcheck_reports import evidence
 
-pytestmark = [allure.feature("pod network")]
+#: with the other checks that use the data-path pods (made once per run, on one worker); the
+#: bridge check asks for them on Kubernetes nodes only, so the plugin cannot see it
+pytestmark = [allure.feature("pod network"), pytest.mark.xdist_group("datapath")]
 
 
 @pytest.mark.role("flannel")
