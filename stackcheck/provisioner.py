@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackcheck.lab import Host, Lab
+from stackcheck.provisioner_types import ProvisionerError, ServiceResult
 
-
-class ProvisionerError(RuntimeError):
-    """A provisioner could not do what was asked; the message is for an operator."""
+__all__ = ["ENTRY_POINT_GROUP", "ProvisionConfig", "Provisioner", "ProvisionerError",
+           "ProvisionerOptions", "ServiceResult", "available", "get_provisioner"]
 
 
 class ProvisionerOptions(BaseModel):
@@ -81,19 +81,6 @@ class ProvisionConfig:
     inventory: Path | None = None
     hosts: int = 3
     options: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ServiceResult:
-    host: str
-    command: str
-    exit_status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
 
 
 class Provisioner(ABC):

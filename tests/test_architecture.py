@@ -340,6 +340,7 @@ CORE: dict[str, str] = {
     "preflight": "the preflight runner, over every layer",
     "hostlayers": "the preflight's one-command probe of the layers on each host",
     "provisioner": "the provisioner contract and its registry",
+    "provisioner_types": "the contract's plain types, light enough for a host-side control CLI",
     "layers": "the layer descriptions' registry that the core reads instead of naming layers",
 }
 

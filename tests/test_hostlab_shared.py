@@ -91,3 +91,25 @@ def test_one_kubelet_command_line_differs_only_in_paths(tmp_path: Path) -> None:
     assert _flag_names(proxy) == _flag_names(kubelet.proxy_flags(host, files))
     assert {a for a in proxy if "=/" not in a} - {proxy[0]} <= set(
         kubelet.proxy_flags(host, files))
+
+
+def test_the_control_cli_loads_neither_pydantic_nor_cryptography() -> None:
+    """Issue 27: the local lab runs its control CLI over SSH for every service stop, start
+    and reboot, a hundred times in a 48-host run, on the etcd chain too. Importing the
+    inventory model (pydantic), the entry points and the certificate code cost ~0.5 s of CPU
+    per call; the CLI needs none of them."""
+    import subprocess
+    import sys
+
+    heavy = ("pydantic", "cryptography", "yaml", "importlib.metadata")
+    code = ("import sys, stackcheck_provisioners.local.control; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "", f"the control CLI imports {done.stdout.strip()}"
+    # and the contract is still there for everything else, the same classes
+    from stackcheck import provisioner
+    from stackcheck_provisioners import base
+
+    assert base.ProvisionerError is provisioner.ProvisionerError
+    assert base.Provisioner is provisioner.Provisioner

@@ -8,14 +8,13 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackcheck.lab import EtcdAccess, Host
-from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
-from stackcheck_provisioners.hostlab.pki import tls_files
+from stackcheck_provisioners.hostlab.layout import HostPlan, Layout, tls_files
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # stackcheck.lab (pydantic) is imported where used: the control CLI needs none
     from etcd3gw.client import Etcd3Client
 
     from stackcheck.etcd.cluster import Member
+    from stackcheck.lab import EtcdAccess
 
 # the etcd client (etcd3gw, requests) is imported where it is used: the lab's control CLI
 # (a reboot, a restart, over SSH) then starts without it, ~0.2 s of CPU less each time
@@ -36,6 +35,8 @@ def endpoints(layout: Layout) -> list[str]:
 def access(layout: Layout) -> EtcdAccess:
     """How the lab's inventory, and the lab itself, reach etcd: every member, the lab's
     client certificate, its CA."""
+    from stackcheck.lab import EtcdAccess
+
     files = tls_files(layout)
     return EtcdAccess(endpoints=endpoints(layout), ca_file=files["ca"],
                       cert_file=files["cert"], key_file=files["key"])
@@ -90,6 +91,7 @@ def client(layout: Layout, host: HostPlan, timeout: float = 3) -> Etcd3Client:
 def members(layout: Layout, timeout: float = 3) -> list[Member]:
     """The library's members of the lab's cluster."""
     from stackcheck.etcd.cluster import members_at
+    from stackcheck.lab import Host
 
     hosts = [Host(name=h.name, address=h.address, roles=["etcd"]) for h in layout.etcd_hosts]
     return members_at(access(layout), hosts, timeout)

@@ -27,24 +27,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from stackcheck_provisioners.hostlab.k8s_paths import (  # noqa: F401 (re-exported)
+    API_PORT,
+    SERVICE_CIDR,
+    SERVICE_IP,
+    k8s_dir,
+    node_dir,
+)
 from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
 
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"  # the first address of SERVICE_CIDR: the ``kubernetes`` Service
-API_PORT = 6443
 VALID_DAYS = 365
 API_NAMES = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
              "kubernetes.default.svc.cluster.local", "localhost"]
 
 Key = ec.EllipticCurvePrivateKey
-
-
-def k8s_dir(layout: Layout) -> Path:
-    return layout.state_dir / "kubernetes"
-
-
-def node_dir(host: HostPlan) -> Path:
-    return host.dir / "k8s"
 
 
 def admin_kubeconfig(layout: Layout) -> Path:

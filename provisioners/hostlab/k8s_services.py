@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from stackcheck_provisioners.base import ProvisionerError
 from stackcheck_provisioners.hostlab import etcd, kubelet, state
-from stackcheck_provisioners.hostlab.k8s_pki import API_PORT, SERVICE_CIDR, k8s_dir
+from stackcheck_provisioners.hostlab.k8s_paths import API_PORT, SERVICE_CIDR, k8s_dir
 from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
 from stackcheck_provisioners.hostlab.proc import run
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackcheck_provisioners.hostlab import cgroups, containerd, state
-from stackcheck_provisioners.hostlab.k8s_pki import k8s_dir, node_dir
+from stackcheck_provisioners.hostlab.k8s_paths import k8s_dir, node_dir
 from stackcheck_provisioners.hostlab.layout import FLANNEL_NETWORK, HostPlan, Layout
 from stackcheck_provisioners.hostlab.proc import signal_pids, wait_gone
 

@@ -172,3 +172,9 @@ class Layout:
     def env(self) -> dict[str, str]:
         """Environment marking every lab process, so leaks can be traced to a run."""
         return {"STACKCHECK_LAB": self.name, "STACKCHECK_RUN_ID": self.run_id}
+
+
+def tls_files(layout: Layout) -> dict[str, Path]:
+    """The harness's etcd client files (made by ``pki``)."""
+    d = layout.pki_dir
+    return {"ca": d / "ca.crt", "cert": d / "client.crt", "key": d / "client.key"}

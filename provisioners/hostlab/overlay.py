@@ -26,8 +26,8 @@ from stackcheck_provisioners.hostlab.layout import (
     VXLAN_PORT,
     HostPlan,
     Layout,
+    tls_files,
 )
-from stackcheck_provisioners.hostlab.pki import tls_files
 from stackcheck_provisioners.hostlab.proc import run
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stackcheck_provisioners.hostlab.layout import Layout
+from stackcheck_provisioners.hostlab.layout import Layout, tls_files  # noqa: F401 (re-exported)
 
 VALID_DAYS = 365
 
@@ -144,7 +144,3 @@ def make_ssh(layout: Layout) -> None:
     (d / "known_hosts").write_text("".join(lines))
 
 
-def tls_files(layout: Layout) -> dict[str, Path]:
-    """The harness's etcd client files."""
-    d = layout.pki_dir
-    return {"ca": d / "ca.crt", "cert": d / "client.crt", "key": d / "client.key"}

@@ -38,7 +38,6 @@ from stackcheck_provisioners.hostlab import (
     k8s_services,
     kubelet,
     ostree,
-    overlay,
     state,
 )
 from stackcheck_provisioners.hostlab.layout import HostPlan, Layout
@@ -96,7 +95,9 @@ def command(layout: Layout, data: state.State, host: HostPlan, service: str) -> 
         return docker.argv(layout, host, bip)
     if service == "containerd":
         return containerd.argv(layout, host)
-    if service == "flannel":
+    if service == "flannel":  # a real flanneld only: its module loads the inventory model
+        from stackcheck_provisioners.hostlab import overlay
+
         return overlay.argv(layout, host)
     if service in k8s_services.SERVICES:
         return k8s_services.argv(layout, data, host, service)
@@ -106,8 +107,11 @@ def command(layout: Layout, data: state.State, host: HostPlan, service: str) -> 
 def ready(layout: Layout, host: HostPlan, service: str) -> bool:
     if service in k8s_services.SERVICES:
         return k8s_services.ready(layout, host, service)
-    mod = {"sshd": sshd, "etcd": etcd, "docker": docker, "containerd": containerd,
-           "flannel": overlay}[service]
+    if service == "flannel":
+        from stackcheck_provisioners.hostlab import overlay
+
+        return overlay.ready(layout, host)
+    mod = {"sshd": sshd, "etcd": etcd, "docker": docker, "containerd": containerd}[service]
     return mod.ready(layout, host)
 
 
