@@ -202,7 +202,7 @@ def test_an_interrupted_wave_restores_every_host_it_started(tmp_path) -> None:
         try:
             if host.name == "h2":
                 _thread.interrupt_main()  # Ctrl-C while the wave runs
-            time.sleep(0.5)
+            time.sleep(2.0)  # long enough for a loaded main thread to see it meanwhile
         finally:
             restored.append(host.name)
         return waves.Outcome()

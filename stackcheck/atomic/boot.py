@@ -22,6 +22,7 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 REBOOT_TIMEOUT = 600.0  # s: a real host may take minutes
 SERVICES_TIMEOUT = 180.0  # s: services active again after a reboot
 NODE_READY_TIMEOUT = 180.0  # s: a Kubernetes node Ready again after a reboot
+ETCD_MEMBER_TIMEOUT = 60.0  # s: an etcd member serving again after its host's reboot
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -100,6 +101,33 @@ def wait_services(lab: Lab, provisioner: Provisioner, host: Host, services: list
     """Wait (bounded) until every one of ``services`` is active; return those still inactive
     at the end. One remote command polls on the host (``Provisioner.inactive``)."""
     return provisioner.inactive(lab, host, services, timeout=timeout)
+
+
+def wait_etcd_member(lab: Lab, host: Host, timeout: float = ETCD_MEMBER_TIMEOUT) -> str | None:
+    """After a reboot: wait (bounded) until ``host``'s etcd member serves again: it answers,
+    names a leader, and a linearizable read through it works (so it has caught up).
+
+    Its process running is not enough: a rolling wave then stopped the next member while
+    this one was still rejoining, and the cluster lost quorum for a moment (seen on a
+    loaded 5-host lab). None when it serves (or the host is no member), else what it said.
+    """
+    if lab.etcd is None or not host.has_role("etcd"):
+        return None
+    from stackcheck.etcd.cluster import health, members
+
+    mine = [m for m in members(lab) if m.host.name == host.name]
+    if not mine:
+        return None
+    seen = ["not asked yet"]
+
+    def serves() -> bool:
+        seen[0] = health(mine)[host.name]
+        return seen[0].startswith("ok ")
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(serves, timeout=timeout, interval=0.5, retry_errors=False,
+                 what=f"{host.name}'s etcd member to serve again", describe=lambda: seen[0])
+    return None if seen[0].startswith("ok ") else seen[0]
 
 
 def node_state(lab: Lab, host: Host, since: float | None = None) -> str:

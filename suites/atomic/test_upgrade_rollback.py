@@ -17,10 +17,12 @@ import pytest
 
 from stackcheck.atomic.backends import Backend
 from stackcheck.atomic.boot import (
+    ETCD_MEMBER_TIMEOUT,
     NODE_READY_TIMEOUT,
     RebootPolicy,
     active_services,
     reboot,
+    wait_etcd_member,
     wait_node_ready,
     wait_services,
 )
@@ -51,6 +53,14 @@ def _reboot(lab: Lab, provisioner: Provisioner, host: Host, policy: RebootPolicy
         f"{host.name}: after the reboot ({why}) expected {', '.join(services)} active again; "
         f"inactive: {', '.join(inactive)}"
     )
+    if lab.etcd is not None and host.has_role("etcd"):
+        # before this cycle lets go of its quorum slot: the next member must not stop while
+        # this one is still rejoining
+        with step(f"{host.name}: etcd member serving again"):
+            said = wait_etcd_member(lab, host)
+        assert said is None, (
+            f"{host.name}: after the reboot ({why}) expected its etcd member to serve again "
+            f"(a leader, a linearizable read) within {ETCD_MEMBER_TIMEOUT:g}s; it says: {said}")
     if lab.kubernetes is not None and host.has_role("node"):
         with step(f"{host.name}: Kubernetes node Ready again"):
             seen = wait_node_ready(lab, host, since=began)
