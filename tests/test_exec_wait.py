@@ -166,3 +166,21 @@ def test_a_sandbox_that_keeps_failing_is_final_once_retried() -> None:
     message = 'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to start'
     assert not pod_word(pending, [_event("FailedCreatePodSandBox", message, 1)]).final
     assert pod_word(pending, [_event("FailedCreatePodSandBox", message, 3)]).final
+
+
+def test_the_api_servers_word_in_one_line() -> None:
+    """The body is the Status kube-apiserver v1.20.2 answered in our machines lab's CI run
+    (2026-12-03, etcd rejoining after a member's reboot): a person sees its message, not
+    the client's dump of headers."""
+    from kubernetes.client import ApiException
+
+    from stackcheck.kubernetes import api_said
+
+    exc = ApiException(status=500, reason="Internal Server Error")
+    exc.body = ('{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+                '"message":"etcdserver: request timed out","code":500}')
+    assert api_said(exc) == "500 Internal Server Error: etcdserver: request timed out"
+    exc.body = b"upstream connect error"
+    assert api_said(exc) == "500 Internal Server Error: upstream connect error"
+    exc.body = None
+    assert api_said(exc) == "500 Internal Server Error"

@@ -4,6 +4,7 @@ node changes that can be reverted. No pytest (its fixtures: ``fixtures/kubernete
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,6 +86,18 @@ def pod_exec(kube: Kube, namespace: str, name: str, argv: list[str], timeout: fl
         raise ExecError(f"exec in {namespace}/{name}: the stream {why} {timeout + 10:g} s "
                         "with no output and no exit status")
     return output
+
+
+def api_said(exc: client.ApiException) -> str:
+    """What the API server answered, in one line: ``500 Internal Server Error: etcdserver:
+    request timed out`` (its Status message, not the client's dump of headers and body)."""
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else exc.body or ""
+    try:
+        message = str(json.loads(body).get("message", ""))
+    except (ValueError, AttributeError):
+        message = body.strip()
+    said = f"{exc.status} {exc.reason}".strip()
+    return f"{said}: {message[:300]}" if message else said
 
 
 @contextlib.contextmanager
